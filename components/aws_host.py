@@ -1,0 +1,353 @@
+"""The AWS target: one EC2 VM running LocalAI, weights on an EBS volume that outlives it."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+from pydantic import SecretStr
+
+from components.api_key import endpoint_api_key
+from components.aws_launch import (
+    HostIdentity,
+    HostImage,
+    metadata_options,
+    resolve_ami,
+)
+from components.cloud_init import BootstrapSpec, render_user_data
+from components.instance_types import InstanceType
+from components.readiness_command import wait_for_endpoint
+
+MOUNT_POINT = "/var/lib/localai"
+ATTACH_DEVICE_NAME = "/dev/sdf"  # the API needs one; on Nitro the disk shows up as NVMe
+WEIGHTS_VOLUME_IOPS = 3000  # gp3 baseline, included in the price
+
+
+@dataclass(frozen=True)
+class AwsHostArgs:
+    """Everything the host needs, already validated and sized."""
+
+    instance: InstanceType
+    image: HostImage
+    cpu_image: str
+    gpu_image: str
+    gpu_capable: bool
+    """Try the GPU at boot (the type has one and the stack did not ask for CPU)."""
+    cpu_model_files: Mapping[str, str]
+    gpu_model_files: Mapping[str, str]
+    default_model: str
+    api_key: SecretStr | None
+    port: int
+    public: bool
+    allowed_cidrs: Sequence[str]
+    volume_size_gb: int
+    volume_throughput: int
+    keep_volume_on_destroy: bool
+    root_volume_size_gb: int
+    cpu_limit: float
+    memory_limit_mb: int
+    threads: int
+    parallel_requests: int
+    single_active_backend: bool
+    log_retention_days: int
+    wait_for_ready: bool
+    ready_timeout_seconds: int
+    resource_prefix: str
+    """Stable prefix for cloud-side names (SSM parameter, log group): project-stack."""
+    ssh_key_name: str | None = None
+    ssh_cidrs: Sequence[str] = ()
+    vpc_id: str | None = None
+    subnet_id: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class AwsHost(pulumi.ComponentResource):
+    """One EC2 instance serving LocalAI's OpenAI-compatible API."""
+
+    base_url: pulumi.Output[str]
+    api_key: pulumi.Output[str]
+    health_url: pulumi.Output[str]
+    instance_id: pulumi.Output[str]
+    volume_id: pulumi.Output[str]
+    public_ip: pulumi.Output[str | None]
+    private_ip: pulumi.Output[str]
+    region: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    ssm_port_forward: pulumi.Output[str]
+    """The full `aws ssm start-session ...` port-forward command."""
+
+    def __init__(
+        self, name: str, args: AwsHostArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("localai:aws:Host", name, None, opts)
+        tags = {"localai:stack": args.resource_prefix, **args.tags}
+        self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        self.api_key = endpoint_api_key(name, args.api_key, parent=self)
+
+        subnet_id, availability_zone, vpc_id = self._placement(args)
+        security_group = self._create_security_group(name, args, vpc_id, tags)
+
+        key_parameter = aws.ssm.Parameter(
+            f"{name}-api-key",
+            name=f"/localai/{args.resource_prefix}/api-key",
+            type="SecureString",
+            value=self.api_key,
+            description="API key of the LocalAI endpoint (read by the host at start)",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/localai/{args.resource_prefix}",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        identity = HostIdentity(
+            f"{name}-identity",
+            key_parameter_arn=key_parameter.arn,
+            log_group_arn=log_group.arn,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        # The weights volume depends on the subnet's AZ only, never on the instance:
+        # changing the instance type, AMI or user data replaces the instance, not this.
+        volume = aws.ebs.Volume(
+            f"{name}-weights",
+            availability_zone=availability_zone,
+            size=args.volume_size_gb,
+            type="gp3",
+            iops=WEIGHTS_VOLUME_IOPS,
+            throughput=args.volume_throughput,
+            encrypted=True,
+            tags={**tags, "Name": f"{args.resource_prefix}-weights", "localai:role": "weights"},
+            opts=pulumi.ResourceOptions(
+                parent=self, retain_on_delete=args.keep_volume_on_destroy
+            ),
+        )
+
+        user_data = pulumi.Output.all(
+            volume.id, self.region, log_group.name, key_parameter.name
+        ).apply(lambda v: render_user_data(bootstrap_spec(args, v[0], v[1], v[2], v[3])))
+
+        instance = aws.ec2.Instance(
+            f"{name}-instance",
+            ami=resolve_ami(args.image, parent=self),
+            instance_type=args.instance.name,
+            subnet_id=subnet_id,
+            vpc_security_group_ids=[security_group.id],
+            iam_instance_profile=identity.instance_profile_name,
+            associate_public_ip_address=args.public,
+            key_name=args.ssh_key_name,
+            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(**metadata_options()),
+            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                volume_type="gp3",
+                volume_size=args.root_volume_size_gb,
+                encrypted=True,
+                delete_on_termination=True,
+            ),
+            user_data=user_data,
+            user_data_replace_on_change=True,
+            tags={**tags, "Name": args.resource_prefix},
+            volume_tags=None,
+            # A new AMI release must not replace a running host by surprise; see the
+            # README ("Updating the AMI") for the explicit way to move to a newer one.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+        )
+        attachment = aws.ec2.VolumeAttachment(
+            f"{name}-weights-attachment",
+            device_name=ATTACH_DEVICE_NAME,
+            volume_id=volume.id,
+            instance_id=instance.id,
+            # On replacement: stop the old host (clean unmount), detach, then attach.
+            stop_instance_before_detaching=True,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+
+        if args.public:
+            address = aws.ec2.Eip(
+                f"{name}-address",
+                domain="vpc",
+                tags={**tags, "Name": args.resource_prefix},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            association = aws.ec2.EipAssociation(
+                f"{name}-address-association",
+                allocation_id=address.allocation_id,
+                instance_id=instance.id,
+                opts=pulumi.ResourceOptions(parent=address),
+            )
+            self.public_ip = address.public_ip
+            endpoint_host: pulumi.Output[str] = address.public_ip
+            ready_after: list[pulumi.Resource] = [association, attachment]
+        else:
+            self.public_ip = pulumi.Output.from_input(None)
+            endpoint_host = pulumi.Output.from_input("127.0.0.1")  # via SSM port forward
+            ready_after = [attachment]
+
+        self.base_url = pulumi.Output.format("http://{0}:{1}/v1", endpoint_host, args.port)
+        self.health_url = pulumi.Output.format("http://{0}:{1}/readyz", endpoint_host, args.port)
+        self.instance_id = instance.id
+        self.volume_id = volume.id
+        self.private_ip = instance.private_ip
+        self.log_group_name = log_group.name
+        self.ssm_port_forward = pulumi.Output.all(instance.id, self.region).apply(
+            lambda v: ssm_port_forward_command(v[0], v[1], args.port)
+        )
+
+        if args.public and args.wait_for_ready:
+            wait_for_endpoint(
+                f"{name}-ready",
+                base_url=self.base_url,
+                api_key=self.api_key,
+                model=args.default_model,
+                timeout_s=args.ready_timeout_seconds,
+                triggers=[instance.id, volume.id],
+                parent=self,
+                depends_on=ready_after,
+            )
+        elif not args.public:
+            self.ssm_port_forward.apply(
+                lambda cmd: pulumi.log.info(
+                    "private endpoint: readiness is not checked from here. Forward the "
+                    f"port with `{cmd}`, then `curl -fsS http://127.0.0.1:{args.port}/readyz` "
+                    "and run examples/python/chat.py",
+                    resource=self,
+                )
+                if not pulumi.runtime.is_dry_run()
+                else None
+            )
+
+        self.register_outputs(
+            {
+                "base_url": self.base_url,
+                "api_key": self.api_key,
+                "health_url": self.health_url,
+                "instance_id": self.instance_id,
+                "volume_id": self.volume_id,
+                "public_ip": self.public_ip,
+                "private_ip": self.private_ip,
+                "region": self.region,
+                "log_group_name": self.log_group_name,
+                "ssm_port_forward": self.ssm_port_forward,
+            }
+        )
+
+    def _placement(
+        self, args: AwsHostArgs
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]]:
+        """Subnet, its availability zone and its VPC (default VPC unless configured)."""
+        invoke_opts = pulumi.InvokeOutputOptions(parent=self)
+        if args.subnet_id is not None:
+            subnet_id: pulumi.Output[str] = pulumi.Output.from_input(args.subnet_id)
+        else:
+            if args.vpc_id is not None:
+                vpc = aws.ec2.get_vpc_output(id=args.vpc_id, opts=invoke_opts)
+                filters = [{"name": "vpc-id", "values": [vpc.id]}]
+            else:
+                vpc = aws.ec2.get_vpc_output(default=True, opts=invoke_opts)
+                filters = [
+                    {"name": "vpc-id", "values": [vpc.id]},
+                    {"name": "default-for-az", "values": ["true"]},
+                ]
+            subnets = aws.ec2.get_subnets_output(filters=filters, opts=invoke_opts)
+            subnet_id = subnets.ids.apply(_first_subnet)
+        subnet = aws.ec2.get_subnet_output(id=subnet_id, opts=invoke_opts)
+        return subnet_id, subnet.availability_zone, subnet.vpc_id
+
+    def _create_security_group(
+        self,
+        name: str,
+        args: AwsHostArgs,
+        vpc_id: pulumi.Output[str],
+        tags: dict[str, str],
+    ) -> aws.ec2.SecurityGroup:
+        ingress = [
+            _ingress_rule(args.port, cidr, "LocalAI API") for cidr in args.allowed_cidrs
+        ]
+        ingress += [_ingress_rule(22, cidr, "SSH (opted in)") for cidr in args.ssh_cidrs]
+        return aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            description="LocalAI endpoint: API port from allowedCidrs only",
+            vpc_id=vpc_id,
+            ingress=ingress,
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="-1",
+                    from_port=0,
+                    to_port=0,
+                    cidr_blocks=["0.0.0.0/0"],
+                    ipv6_cidr_blocks=["::/0"],
+                    description="image pulls, model downloads, SSM, CloudWatch",
+                )
+            ],
+            tags={**tags, "Name": f"{args.resource_prefix}-endpoint"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def _first_subnet(ids: list[str]) -> str:
+    if not ids:
+        raise pulumi.RunError(
+            "no subnet found for the LocalAI host: set localai:subnetId (or localai:vpcId "
+            "with at least one subnet, or create a default VPC)"
+        )
+    return sorted(ids)[0]
+
+
+def _ingress_rule(port: int, cidr: str, description: str) -> aws.ec2.SecurityGroupIngressArgs:
+    v6 = ipaddress.ip_network(cidr).version == 6
+    return aws.ec2.SecurityGroupIngressArgs(
+        protocol="tcp",
+        from_port=port,
+        to_port=port,
+        cidr_blocks=None if v6 else [cidr],
+        ipv6_cidr_blocks=[cidr] if v6 else None,
+        description=description,
+    )
+
+
+def weights_device_path(volume_id: str) -> str:
+    """The stable NVMe path of an EBS volume on Nitro (the serial is the volume id)."""
+    return "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_" + volume_id.replace("-", "")
+
+
+def ssm_port_forward_command(instance_id: str, region: str, port: int) -> str:
+    return (
+        f"aws ssm start-session --region {region} --target {instance_id} "
+        "--document-name AWS-StartPortForwardingSession "
+        f"--parameters portNumber={port},localPortNumber={port}"
+    )
+
+
+def bootstrap_spec(
+    args: AwsHostArgs, volume_id: str, region: str, log_group: str, key_parameter: str
+) -> BootstrapSpec:
+    return BootstrapSpec(
+        volume_device=weights_device_path(volume_id),
+        mount_point=MOUNT_POINT,
+        cpu_image=args.cpu_image,
+        gpu_image=args.gpu_image,
+        install_docker=args.image.install_docker,
+        gpu_capable=args.gpu_capable,
+        port=args.port,
+        api_key_parameter=key_parameter,
+        region=region,
+        log_group=log_group,
+        cpu_models=dict(args.cpu_model_files),
+        gpu_models=dict(args.gpu_model_files),
+        default_model=args.default_model,
+        cpu_limit=args.cpu_limit,
+        memory_limit_mb=args.memory_limit_mb,
+        threads=args.threads,
+        parallel_requests=args.parallel_requests,
+        extra_env={
+            **({"SINGLE_ACTIVE_BACKEND": "true"} if args.single_active_backend else {}),
+            **args.extra_env,
+        },
+    )

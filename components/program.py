@@ -1,0 +1,295 @@
+"""The whole Pulumi program as a callable: settings in, one target, contract out.
+
+``__main__.py`` calls :func:`build_from_stack_config`; tests call :func:`build` with
+settings they made. Every decision that can fail (catalog, sizing, image, GPU) is made
+before the first resource is declared, so bad input stops ``pulumi preview`` cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components.aws_launch import host_image, root_volume_size_gb
+from components.docker_daemon import DaemonInfo, query_daemon
+from components.errors import ConfigError
+from components.instance_types import lookup
+from components.local_host import local_host_resources
+from components.model_catalog import (
+    ALL_GPU_LAYERS,
+    ModelConfig,
+    config_file_name,
+    load_catalog,
+    render_model_yaml,
+)
+from components.model_facts import ModelFacts, load_model_facts
+from components.settings import Settings, load_settings, read_stack_config
+from components.sizing import HostResources, SizingError, SizingPlan, plan, volume_size_gb
+
+STACK_RESOURCE_NAME = "localai"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the program reads from outside its settings (stubbed in tests)."""
+
+    project: str
+    stack: str
+    daemon_query: Callable[[], DaemonInfo] = query_daemon
+
+
+def build_from_stack_config() -> dict[str, Any]:
+    """Read and validate ``localai:*`` config, then build. Used by ``__main__``."""
+    catalog = load_catalog()
+    raw, secret_keys = read_stack_config()
+    settings = load_settings(raw, catalog=catalog, secret_keys=secret_keys)
+    env = Environment(project=pulumi.get_project(), stack=pulumi.get_stack())
+    return build(settings, env, catalog=catalog)
+
+
+def build(
+    settings: Settings,
+    env: Environment,
+    *,
+    catalog: Mapping[str, ModelConfig] | None = None,
+) -> dict[str, Any]:
+    """Declare the target for ``settings``; return the stack outputs to export."""
+    catalog = catalog if catalog is not None else load_catalog()
+    models = [catalog[name] for name in settings.models]
+    facts = [(m.name, load_model_facts(m.name)) for m in models]
+    for key in settings.ignored_keys():
+        pulumi.log.warn(f"localai:{key} has no effect on the '{settings.target}' target")
+    if settings.target == "docker":
+        return _build_docker(settings, env, models, facts)
+    return _build_aws(settings, env, models, facts)
+
+
+def _context_sizes(settings: Settings, models: list[ModelConfig]) -> dict[str, int]:
+    return {m.name: settings.context_size or m.context_size for m in models}
+
+
+def _plan(
+    settings: Settings,
+    host: HostResources,
+    models: list[ModelConfig],
+    facts: list[tuple[str, ModelFacts | None]],
+    *,
+    use_gpu: bool,
+) -> SizingPlan:
+    try:
+        return plan(
+            host,
+            facts,
+            use_gpu=use_gpu,
+            context_size=_context_sizes(settings, models),
+            parallel_requests=settings.parallel_requests or 1,
+            threads=settings.threads,
+            cpu_limit=settings.cpu_limit,
+            memory_limit_mb=settings.memory_limit_mb,
+        )
+    except SizingError as exc:
+        raise ConfigError(f"localai sizing: {exc}") from None
+
+
+def _render(
+    settings: Settings,
+    models: list[ModelConfig],
+    sizing: SizingPlan,
+    *,
+    gpu: bool,
+) -> dict[str, str]:
+    contexts = _context_sizes(settings, models)
+    return {
+        config_file_name(m): render_model_yaml(
+            m,
+            gpu_layers=sizing.gpu_layers.get(m.name, ALL_GPU_LAYERS) if gpu else 0,
+            threads=sizing.threads,
+            context_size=contexts[m.name],
+        )
+        for m in models
+    }
+
+
+def _warn(sizing: SizingPlan) -> None:
+    for warning in sizing.warnings:
+        pulumi.log.warn(warning)
+
+
+def _contract(
+    settings: Settings, base_url: pulumi.Output[str], api_key: pulumi.Output[str]
+) -> dict[str, Any]:
+    return {
+        "OPENAI_BASE_URL": base_url,
+        "OPENAI_API_KEY": pulumi.Output.secret(api_key),
+        "OPENAI_MODEL": settings.default_model,
+    }
+
+
+def _estimates(sizing: SizingPlan) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if sizing.estimated_tokens_per_second is not None:
+        out["estimatedTokensPerSecond"] = round(sizing.estimated_tokens_per_second, 1)
+    if sizing.estimated_ttft_ms is not None:
+        out["estimatedTtftMs"] = round(sizing.estimated_ttft_ms)
+    if sizing.hourly_cost_usd is not None:
+        out["hourlyCostUsd"] = round(sizing.hourly_cost_usd, 4)
+    return out
+
+
+# -- local Docker ---------------------------------------------------------------------------
+
+
+def docker_uses_gpu(accelerator: str, daemon: DaemonInfo) -> bool:
+    """``gpu`` forces CUDA, ``cpu`` forbids it, ``auto`` asks the daemon (never fails)."""
+    if accelerator == "gpu":
+        return True
+    if accelerator == "cpu":
+        return False
+    return daemon.has_nvidia_runtime
+
+
+def docker_host_resources(daemon: DaemonInfo) -> HostResources:
+    """Size from what the daemon offers (a Docker Desktop VM is smaller than its host)."""
+    local = local_host_resources()
+    if not daemon.reachable or daemon.ncpu is None or daemon.mem_total_bytes is None:
+        return local
+    same_machine = daemon.ncpu == local.vcpus
+    return HostResources.local(
+        cpu_count=daemon.ncpu,
+        physical_cores=local.physical_cores if same_machine else daemon.ncpu,
+        memory_mib=daemon.mem_total_bytes // (1024 * 1024),
+    )
+
+
+def _build_docker(
+    settings: Settings,
+    env: Environment,
+    models: list[ModelConfig],
+    facts: list[tuple[str, ModelFacts | None]],
+) -> dict[str, Any]:
+    from components.docker_target import DockerTargetArgs, LocalDockerTarget
+
+    daemon = env.daemon_query()
+    use_gpu = docker_uses_gpu(settings.accelerator, daemon)
+    if settings.accelerator == "gpu" and not daemon.has_nvidia_runtime:
+        pulumi.log.warn(
+            "localai:accelerator is 'gpu' but the Docker daemon reports no NVIDIA runtime"
+            + (f" ({daemon.error})" if daemon.error else "")
+            + "; the CUDA container will fail to load models without it"
+        )
+    host = docker_host_resources(daemon)
+    # The daemon cannot tell VRAM: size host memory as for CPU, offload every layer.
+    sizing = _plan(settings, host, models, facts, use_gpu=False)
+    _warn(sizing)
+    name = STACK_RESOURCE_NAME
+    target = LocalDockerTarget(
+        name,
+        DockerTargetArgs(
+            image=settings.cuda_image if use_gpu else settings.cpu_image,
+            use_gpu=use_gpu,
+            model_files=_render(settings, models, sizing, gpu=use_gpu),
+            default_model=settings.default_model,
+            api_key=settings.api_key,
+            port=settings.port,
+            bind_address=settings.bind_address,
+            cpu_limit=sizing.cpu_limit,
+            memory_limit_mb=sizing.memory_limit_mb,
+            threads=sizing.threads,
+            parallel_requests=settings.parallel_requests or 1,
+            single_active_backend=sizing.single_active_backend,
+            volume_name=f"{env.project}-{env.stack}-models",
+            container_name=f"{env.project}-{env.stack}",
+            keep_volume_on_destroy=settings.keep_volume_on_destroy,
+            wait_for_ready=settings.wait_for_ready is not False,
+            ready_timeout_seconds=settings.ready_timeout_seconds,
+            extra_env=settings.extra_env,
+        ),
+    )
+    return {
+        **_contract(settings, target.base_url, target.api_key),
+        "healthUrl": target.health_url,
+        "accelerator": "gpu" if use_gpu else "cpu",
+        "containerName": target.container_name,
+        "modelsVolume": target.volume_name,
+        **_estimates(sizing),
+    }
+
+
+# -- AWS ------------------------------------------------------------------------------------
+
+
+def _build_aws(
+    settings: Settings,
+    env: Environment,
+    models: list[ModelConfig],
+    facts: list[tuple[str, ModelFacts | None]],
+) -> dict[str, Any]:
+    from components.aws_host import AwsHost, AwsHostArgs
+
+    instance = lookup(settings.aws_instance_type)
+    image = host_image(instance)
+    gpu_capable = instance.gpu_count > 0 and settings.accelerator != "cpu"
+    host = HostResources.from_instance_type(instance)
+    sizing = _plan(settings, host, models, facts, use_gpu=gpu_capable)
+    _warn(sizing)
+    if settings.volume_size_gb is not None:
+        volume_gb = settings.volume_size_gb
+    else:
+        volume_gb = volume_size_gb(facts)
+    target = AwsHost(
+        STACK_RESOURCE_NAME,
+        AwsHostArgs(
+            instance=instance,
+            image=image,
+            cpu_image=settings.cpu_image,
+            gpu_image=settings.cuda_image,
+            gpu_capable=gpu_capable,
+            cpu_model_files=_render(settings, models, sizing, gpu=False),
+            gpu_model_files=_render(settings, models, sizing, gpu=True) if gpu_capable else {},
+            default_model=settings.default_model,
+            api_key=settings.api_key,
+            port=settings.port,
+            public=settings.public,
+            allowed_cidrs=settings.allowed_cidrs,
+            volume_size_gb=volume_gb,
+            volume_throughput=settings.volume_throughput,
+            keep_volume_on_destroy=settings.keep_volume_on_destroy,
+            root_volume_size_gb=root_volume_size_gb(instance, settings.root_volume_size_gb),
+            cpu_limit=sizing.cpu_limit,
+            memory_limit_mb=sizing.memory_limit_mb,
+            threads=sizing.threads,
+            parallel_requests=settings.parallel_requests or 1,
+            single_active_backend=sizing.single_active_backend,
+            log_retention_days=settings.log_retention_days,
+            wait_for_ready=(
+                settings.wait_for_ready
+                if settings.wait_for_ready is not None
+                else settings.public
+            ),
+            ready_timeout_seconds=settings.ready_timeout_seconds,
+            resource_prefix=f"{env.project}-{env.stack}",
+            ssh_key_name=settings.ssh_key_name,
+            ssh_cidrs=settings.ssh_cidrs,
+            vpc_id=settings.vpc_id,
+            subnet_id=settings.subnet_id,
+            extra_env=settings.extra_env,
+            tags=settings.tags,
+        ),
+    )
+    return {
+        **_contract(settings, target.base_url, target.api_key),
+        "healthUrl": target.health_url,
+        "instanceId": target.instance_id,
+        "instanceType": instance.name,
+        "weightsVolumeId": target.volume_id,
+        "privateIp": target.private_ip,
+        "logGroup": target.log_group_name,
+        "region": target.region,
+        # Stack outputs must be single shell words: `export $(pulumi stack output
+        # --shell)` splits on whitespace. The script prints and runs the full command.
+        "ssmPortForwardCommand": "scripts/port-forward.sh",
+        **_estimates(sizing),
+    }

@@ -1,0 +1,62 @@
+"""Run the readiness waiter during ``pulumi up`` (never during preview).
+
+A ``command.local.Command`` runs ``python -m components.readiness`` on the machine
+running Pulumi, with the API key in its environment (not on its command line). It
+re-runs whenever one of ``triggers`` changes (a new container or instance), so
+``pulumi up`` returns only when the default model answers a one-token completion,
+or fails with what the endpoint last said.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pulumi
+import pulumi_command as command
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def readiness_command_line(base_url: str, model: str, timeout_s: int) -> str:
+    """The shell command the Command resource runs (the key comes from the env)."""
+    return " ".join(
+        shlex.quote(part)
+        for part in (
+            sys.executable,
+            "-m",
+            "components.readiness",
+            "--base-url",
+            base_url,
+            "--model",
+            model,
+            "--timeout",
+            str(timeout_s),
+        )
+    )
+
+
+def wait_for_endpoint(
+    name: str,
+    *,
+    base_url: pulumi.Input[str],
+    api_key: pulumi.Input[str],
+    model: str,
+    timeout_s: int,
+    triggers: Sequence[pulumi.Input[object]],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+) -> command.local.Command:
+    create = pulumi.Output.from_input(base_url).apply(
+        lambda url: readiness_command_line(url, model, timeout_s)
+    )
+    return command.local.Command(
+        name,
+        create=create,
+        dir=str(PROJECT_ROOT),
+        environment={"OPENAI_API_KEY": pulumi.Output.secret(api_key)},
+        triggers=list(triggers),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )

@@ -1,0 +1,417 @@
+"""Stack configuration (namespace ``localai:``), validated once, before any resource.
+
+The flow is one-way: stack config -> :class:`Settings` -> Args of one target component.
+Every default lives here (Pulumi.yaml ``config:`` defaults are not applied under test
+mocks). A bad value stops the program with ONE message naming the key, the value and
+what is allowed; see :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from components.errors import ConfigError
+
+NAMESPACE = "localai"
+DEFAULT_MODEL = "phi-3.5-mini-instruct"
+DEFAULT_LOCALAI_VERSION = "v2.24.0"
+DEFAULT_CPU_INSTANCE_TYPE = "c7i.xlarge"
+DEFAULT_GPU_INSTANCE_TYPE = "g6.xlarge"
+CPU_IMAGE_TEMPLATE = "localai/localai:{version}-ffmpeg-core"
+GPU_IMAGE_TEMPLATE = "localai/localai:{version}-cublas-cuda12"
+CLOUDWATCH_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+# Keys whose stack-config value is JSON (Pulumi stores lists and objects as JSON text).
+_JSON_KEYS = frozenset({"models", "allowedCidrs", "sshCidrs", "fleet", "extraEnv", "tags"})
+_AWS_ONLY_KEYS = (
+    "instanceType",
+    "volumeSizeGb",
+    "volumeThroughput",
+    "allowedCidrs",
+    "allowAnywhere",
+    "public",
+    "fleet",
+    "sshKeyName",
+    "sshCidrs",
+    "vpcId",
+    "subnetId",
+    "logRetentionDays",
+    "rootVolumeSizeGb",
+)
+_DOCKER_ONLY_KEYS = ("bindAddress",)
+_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
+_IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$", re.IGNORECASE)
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a CIDR block; write it like '203.0.113.7/32' or '10.0.0.0/16'"
+            ) from None
+        raise ValueError(f"{value!r} has host bits set; did you mean '{loose}'?") from None
+    if "/" not in value:
+        raise ValueError(f"{value!r} needs a prefix length, for example '{network}'")
+    return str(network)
+
+
+def _check_image(value: str) -> str:
+    if not _IMAGE_REF.match(value):
+        raise ValueError(
+            f"{value!r} is not a container image reference, for example "
+            "'localai/localai:v2.24.0-ffmpeg-core'"
+        )
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+ImageRef = Annotated[str, AfterValidator(_check_image)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        hide_input_in_errors=False,
+    )
+
+
+class FleetSettings(_Section):
+    """``localai:fleet``: an autoscaled fleet behind a load balancer (growth path)."""
+
+    min_size: int = Field(ge=0, le=100)
+    max_size: int = Field(ge=1, le=100)
+    desired_size: int | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _sizes_are_ordered(self) -> FleetSettings:
+        if self.min_size > self.max_size:
+            raise ValueError(f"minSize ({self.min_size}) must not exceed maxSize ({self.max_size})")
+        desired = self.desired_size
+        if desired is not None and not self.min_size <= desired <= self.max_size:
+            raise ValueError(f"desiredSize ({desired}) must lie between minSize and maxSize")
+        return self
+
+
+class Settings(_Section):
+    """Everything a stack can configure, with defaults. Keys are the camelCase names."""
+
+    target: Literal["docker", "aws"] = "docker"
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    models: list[str] = Field(default_factory=lambda: [DEFAULT_MODEL], min_length=1)
+    localai_version: str = DEFAULT_LOCALAI_VERSION
+    image: ImageRef | None = None
+    gpu_image: ImageRef | None = None
+    api_key: SecretStr | None = None
+    port: int = Field(default=8080, ge=1, le=65535)
+    threads: int | None = Field(default=None, gt=0, le=512)
+    context_size: int | None = Field(default=None, ge=256, le=1_048_576)
+    parallel_requests: int | None = Field(default=None, gt=0, le=64)
+    cpu_limit: float | None = Field(default=None, gt=0, le=512)
+    memory_limit_mb: int | None = Field(default=None, ge=512, le=4_194_304)
+    extra_env: dict[str, str] = Field(default_factory=dict)
+    # Readiness: `pulumi up` returns when the default model answers.
+    wait_for_ready: bool | None = None
+    ready_timeout_seconds: int = Field(default=3600, ge=30, le=6 * 3600)
+    keep_volume_on_destroy: bool = True
+    # docker target
+    bind_address: str = "127.0.0.1"
+    # aws target
+    instance_type: str | None = None
+    volume_size_gb: int | None = Field(default=None, ge=8, le=16_384)
+    volume_throughput: int = Field(default=250, ge=125, le=1000)
+    root_volume_size_gb: int | None = Field(default=None, ge=8, le=16_384)
+    allowed_cidrs: list[Cidr] = Field(default_factory=list)
+    allow_anywhere: bool = False
+    public: bool = True
+    fleet: FleetSettings | None = None
+    ssh_key_name: str | None = None
+    ssh_cidrs: list[Cidr] = Field(default_factory=list)
+    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
+    subnet_id: str | None = Field(default=None, pattern=r"^subnet-[0-9a-f]{8,17}$")
+    log_retention_days: int = 30
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    # -- single-key checks ---------------------------------------------------------------
+
+    @field_validator("models")
+    @classmethod
+    def _models_exist(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        duplicates = sorted({m for m in value if value.count(m) > 1})
+        if duplicates:
+            raise ValueError(f"lists {duplicates} more than once")
+        catalog = (info.context or {}).get("catalog")
+        if catalog is not None:
+            unknown = [m for m in value if m not in catalog]
+            if unknown:
+                raise ValueError(
+                    f"{unknown} not in model_configs/; available: {sorted(catalog)} "
+                    "(add a model by dropping <name>.yaml into model_configs/)"
+                )
+        return value
+
+    @field_validator("localai_version")
+    @classmethod
+    def _version_is_a_tag(cls, value: str) -> str:
+        if not _VERSION.match(value):
+            raise ValueError(f"must be a release tag like 'v2.24.0' (got {value!r})")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_usable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        raw = value.get_secret_value()
+        if len(raw) < 16 or any(c.isspace() or c in "'\"\\$`" for c in raw):
+            raise ValueError(
+                "must be at least 16 characters without spaces or quotes "
+                "(leave it unset to have one generated)"
+            )
+        return value
+
+    @field_validator("bind_address")
+    @classmethod
+    def _bind_is_an_ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"must be an IP address such as '127.0.0.1' (got {value!r})") from None
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_is_allowed(cls, value: int) -> int:
+        if value not in CLOUDWATCH_RETENTION_DAYS:
+            raise ValueError(
+                f"must be one of CloudWatch's retention periods {CLOUDWATCH_RETENTION_DAYS}"
+            )
+        return value
+
+    @field_validator("extra_env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not _ENV_NAME.match(k)]
+        if bad:
+            raise ValueError(f"environment variable names must be UPPER_SNAKE_CASE: {bad}")
+        secret_like = [k for k in value if k in {"API_KEY", "LOCALAI_API_KEY"}]
+        if secret_like:
+            raise ValueError("the API key is set with 'localai:apiKey' (a secret), not here")
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type_is_supported(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from components.instance_types import lookup  # static catalog, no I/O
+
+        lookup(value)  # raises ValueError naming the supported families/sizes
+        return value
+
+    # -- cross-key checks -----------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _aws_is_secure_by_default(self) -> Settings:
+        if self.target != "aws":
+            return self
+        if self.public and not self.allowed_cidrs:
+            raise ValueError(
+                "[allowedCidrs] a public AWS endpoint needs 'allowedCidrs': the networks "
+                "that may call it, for example '[\"203.0.113.7/32\"]'. Or set "
+                "'localai:public false' and reach it through an SSM port forward"
+            )
+        open_world = [c for c in self.allowed_cidrs if c in ("0.0.0.0/0", "::/0")]
+        if open_world and not self.allow_anywhere:
+            raise ValueError(
+                f"[allowedCidrs] {open_world} opens the endpoint to the whole internet; "
+                "set 'localai:allowAnywhere true' as well if that is really intended"
+            )
+        if bool(self.ssh_key_name) != bool(self.ssh_cidrs):
+            raise ValueError(
+                "[sshKeyName] SSH needs both 'sshKeyName' and 'sshCidrs' (access is by SSM "
+                "Session Manager otherwise, with no port 22 open)"
+            )
+        if self.fleet is not None:
+            raise ValueError(
+                "[fleet] the autoscaled fleet target is not available in this version; "
+                "remove 'localai:fleet' to deploy one VM"
+            )
+        if self.accelerator == "gpu" and self.instance_type is not None:
+            from components.instance_types import lookup
+
+            if lookup(self.instance_type).gpu_count == 0:
+                raise ValueError(
+                    f"[accelerator] 'gpu' needs a GPU instance type, but "
+                    f"{self.instance_type} has no GPU; use e.g. '{DEFAULT_GPU_INSTANCE_TYPE}' "
+                    "or set accelerator to 'auto' or 'cpu'"
+                )
+        return self
+
+    # -- derived values -------------------------------------------------------------------
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
+
+    @property
+    def cpu_image(self) -> str:
+        return self.image or CPU_IMAGE_TEMPLATE.format(version=self.localai_version)
+
+    @property
+    def cuda_image(self) -> str:
+        return self.gpu_image or GPU_IMAGE_TEMPLATE.format(version=self.localai_version)
+
+    @property
+    def aws_instance_type(self) -> str:
+        if self.instance_type:
+            return self.instance_type
+        if self.accelerator == "gpu":
+            return DEFAULT_GPU_INSTANCE_TYPE
+        return DEFAULT_CPU_INSTANCE_TYPE
+
+    def ignored_keys(self) -> list[str]:
+        """Keys that were set but mean nothing for the chosen target (for a warning)."""
+        other = _AWS_ONLY_KEYS if self.target == "docker" else _DOCKER_ONLY_KEYS
+        return [key for key in other if key in self.model_fields_set_aliases()]
+
+    def model_fields_set_aliases(self) -> set[str]:
+        return {to_camel(name) for name in self.model_fields_set}
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _format_errors(error: ValidationError, raw: Mapping[str, Any]) -> str:
+    lines = [f"{NAMESPACE} configuration is invalid:"]
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            key = loc[-1] if loc else "?"
+            allowed = ", ".join(sorted(to_camel(f) for f in Settings.model_fields))
+            nested = len(loc) > 1
+            lines.append(
+                f"  - {NAMESPACE}:{'.'.join(loc)}: unknown key"
+                + ("" if nested else f"; the keys are: {allowed}")
+                + (f" (value {_describe(raw.get(key))})" if not nested else "")
+            )
+            continue
+        match = re.match(r"^\[(\w+)\] (.*)$", message, re.DOTALL)
+        if match:  # a cross-key rule names its key itself
+            key, message = match.group(1), match.group(2)
+            lines.append(f"  - {NAMESPACE}:{key} = {_describe(raw.get(key))}: {message}")
+            continue
+        key = loc[0] if loc else "?"
+        where = ".".join(loc)
+        value = item.get("input") if loc else None
+        if key == "apiKey":
+            value = "[secret]"
+        lines.append(f"  - {NAMESPACE}:{where} = {_describe(value)}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    raw: Mapping[str, Any],
+    *,
+    catalog: Iterable[str],
+    secret_keys: Iterable[str] = (),
+) -> Settings:
+    """Validate the namespace's raw values (strings as Pulumi stores them).
+
+    ``raw`` maps keys without the namespace prefix (``"port"``) to values. Raises
+    :class:`ConfigError` with one message covering every problem.
+    """
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        if key in _JSON_KEYS and isinstance(value, str):
+            try:
+                values[key] = json.loads(value)
+            except json.JSONDecodeError:
+                if key in ("models", "allowedCidrs", "sshCidrs") and value.strip():
+                    # `pulumi config set localai:models phi` stores a bare string.
+                    values[key] = [part.strip() for part in value.split(",") if part.strip()]
+                else:
+                    problems.append(
+                        f"  - {NAMESPACE}:{key} = {_describe(value)}: is not valid JSON; "
+                        f"set it with `pulumi config set --path` or as a YAML list/map"
+                    )
+        else:
+            values[key] = value
+    if "apiKey" in values and "apiKey" not in set(secret_keys):
+        problems.append(
+            f"  - {NAMESPACE}:apiKey is stored in plain text; set it with "
+            f"`pulumi config set --secret {NAMESPACE}:apiKey <key>` (or remove it to have "
+            "one generated)"
+        )
+    if problems:
+        raise ConfigError("\n".join([f"{NAMESPACE} configuration is invalid:", *problems]))
+    try:
+        return Settings.model_validate(values, context={"catalog": set(catalog)})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, values)) from None
+
+
+def read_stack_config() -> tuple[dict[str, Any], set[str]]:
+    """All ``localai:*`` values of the running stack, and which of them are secrets."""
+    from pulumi.runtime import config as runtime_config
+
+    prefix = f"{NAMESPACE}:"
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    raw = {k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
+    env_secrets = set(runtime_config.get_config_secret_keys_env())
+    secrets = {
+        key
+        for key in raw
+        if runtime_config.is_config_secret(prefix + key) or prefix + key in env_secrets
+    }
+    return raw, secrets
