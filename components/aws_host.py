@@ -126,9 +126,7 @@ class AwsHost(pulumi.ComponentResource):
             throughput=args.volume_throughput,
             encrypted=True,
             tags={**tags, "Name": f"{args.resource_prefix}-weights", "localai:role": "weights"},
-            opts=pulumi.ResourceOptions(
-                parent=self, retain_on_delete=args.keep_volume_on_destroy
-            ),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.keep_volume_on_destroy),
         )
 
         user_data = pulumi.Output.all(
@@ -213,14 +211,16 @@ class AwsHost(pulumi.ComponentResource):
             )
         elif not args.public:
             self.ssm_port_forward.apply(
-                lambda cmd: pulumi.log.info(
-                    "private endpoint: readiness is not checked from here. Forward the "
-                    f"port with `{cmd}`, then `curl -fsS http://127.0.0.1:{args.port}/readyz` "
-                    "and run examples/python/chat.py",
-                    resource=self,
+                lambda cmd: (
+                    pulumi.log.info(
+                        "private endpoint: readiness is not checked from here. Forward the "
+                        f"port with `{cmd}`, then `curl -fsS http://127.0.0.1:{args.port}/readyz` "
+                        "and run examples/python/chat.py",
+                        resource=self,
+                    )
+                    if not pulumi.runtime.is_dry_run()
+                    else None
                 )
-                if not pulumi.runtime.is_dry_run()
-                else None
             )
 
         self.register_outputs(
@@ -267,9 +267,7 @@ class AwsHost(pulumi.ComponentResource):
         vpc_id: pulumi.Output[str],
         tags: dict[str, str],
     ) -> aws.ec2.SecurityGroup:
-        ingress = [
-            _ingress_rule(args.port, cidr, "LocalAI API") for cidr in args.allowed_cidrs
-        ]
+        ingress = [_ingress_rule(args.port, cidr, "LocalAI API") for cidr in args.allowed_cidrs]
         ingress += [_ingress_rule(22, cidr, "SSH (opted in)") for cidr in args.ssh_cidrs]
         return aws.ec2.SecurityGroup(
             f"{name}-sg",

@@ -20,8 +20,7 @@ UBUNTU_AMI_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
 )
 DLAMI_AMI_PARAMETER = (
-    "/aws/service/deeplearning/ami/x86_64/"
-    "base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
+    "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
 )
 """AWS Deep Learning Base OSS NVIDIA Driver GPU AMI: driver, Docker and the NVIDIA
 container toolkit preinstalled."""
@@ -58,9 +57,7 @@ def host_image(instance: InstanceType) -> HostImage:
             )
         return HostImage(DLAMI_AMI_PARAMETER, "x86_64", gpu_ami=True)
     ubuntu_arch = {"x86_64": "amd64", "arm64": "arm64"}[instance.arch]
-    return HostImage(
-        UBUNTU_AMI_PARAMETER.format(arch=ubuntu_arch), instance.arch, gpu_ami=False
-    )
+    return HostImage(UBUNTU_AMI_PARAMETER.format(arch=ubuntu_arch), instance.arch, gpu_ami=False)
 
 
 def resolve_ami(image: HostImage, parent: pulumi.Resource) -> pulumi.Output[str]:

@@ -15,7 +15,7 @@ import pulumi
 
 from components.aws_launch import host_image, root_volume_size_gb
 from components.docker_daemon import DaemonInfo, query_daemon
-from components.errors import ConfigError
+from components.errors import ConfigError, ModelConfigError
 from components.instance_types import lookup
 from components.local_host import local_host_resources
 from components.model_catalog import (
@@ -25,7 +25,7 @@ from components.model_catalog import (
     load_catalog,
     render_model_yaml,
 )
-from components.model_facts import ModelFacts, load_model_facts
+from components.model_facts import ModelFacts, ModelFactsError, load_facts_for
 from components.settings import Settings, load_settings, read_stack_config
 from components.sizing import HostResources, SizingError, SizingPlan, plan, volume_size_gb
 
@@ -41,12 +41,16 @@ class Environment:
     daemon_query: Callable[[], DaemonInfo] = query_daemon
 
 
-def build_from_stack_config() -> dict[str, Any]:
+def build_from_stack_config(
+    daemon_query: Callable[[], DaemonInfo] = query_daemon,
+) -> dict[str, Any]:
     """Read and validate ``localai:*`` config, then build. Used by ``__main__``."""
     catalog = load_catalog()
     raw, secret_keys = read_stack_config()
     settings = load_settings(raw, catalog=catalog, secret_keys=secret_keys)
-    env = Environment(project=pulumi.get_project(), stack=pulumi.get_stack())
+    env = Environment(
+        project=pulumi.get_project(), stack=pulumi.get_stack(), daemon_query=daemon_query
+    )
     return build(settings, env, catalog=catalog)
 
 
@@ -59,7 +63,10 @@ def build(
     """Declare the target for ``settings``; return the stack outputs to export."""
     catalog = catalog if catalog is not None else load_catalog()
     models = [catalog[name] for name in settings.models]
-    facts = [(m.name, load_model_facts(m.name)) for m in models]
+    try:
+        facts = load_facts_for(settings.models)
+    except ModelFactsError as exc:
+        raise ModelConfigError(str(exc)) from None
     for key in settings.ignored_keys():
         pulumi.log.warn(f"localai:{key} has no effect on the '{settings.target}' target")
     if settings.target == "docker":
@@ -265,9 +272,7 @@ def _build_aws(
             single_active_backend=sizing.single_active_backend,
             log_retention_days=settings.log_retention_days,
             wait_for_ready=(
-                settings.wait_for_ready
-                if settings.wait_for_ready is not None
-                else settings.public
+                settings.wait_for_ready if settings.wait_for_ready is not None else settings.public
             ),
             ready_timeout_seconds=settings.ready_timeout_seconds,
             resource_prefix=f"{env.project}-{env.stack}",

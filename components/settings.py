@@ -326,6 +326,8 @@ class Settings(_Section):
 
 
 def _describe(value: Any) -> str:
+    if value is None:
+        return "(not set)"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Deploy one stack: ./scripts/deploy.sh [STACK] [extra `pulumi up` flags]
+#
+# STACK defaults to `local` (LocalAI on this machine's Docker daemon). On a fresh
+# machine this creates the Python virtualenv, uses a local state backend (no Pulumi
+# Cloud account needed) with a generated passphrase kept in ~/.config/localai, creates
+# the stack if it is missing, runs `pulumi up`, and prints how to use the endpoint.
+set -euo pipefail
+
+stack="${1:-local}"
+shift || true
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+die() { printf 'deploy: %s\n' "$*" >&2; exit 1; }
+
+command -v pulumi >/dev/null 2>&1 ||
+  die "the Pulumi CLI is not installed: see https://www.pulumi.com/docs/iac/download-install/"
+if [ ! -f "stacks/Pulumi.${stack}.yaml" ]; then
+  known=""
+  for file in stacks/Pulumi.*.yaml; do
+    name="${file#stacks/Pulumi.}"
+    known="${known} ${name%.yaml}"
+  done
+  die "no stacks/Pulumi.${stack}.yaml; the stacks are:${known}"
+fi
+if grep -Eq '^[[:space:]]*localai:target:[[:space:]]*docker' "stacks/Pulumi.${stack}.yaml"; then
+  command -v docker >/dev/null 2>&1 || die "the local stack needs Docker: install Docker Engine or Docker Desktop"
+  docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable (is it running? can this user use it?)"
+fi
+
+# Python dependencies, reinstalled only when requirements.txt changes.
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+stamp=".venv/.requirements.sha256"
+want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -r requirements.txt
+  printf '%s\n' "$want" >"$stamp"
+fi
+
+# State: a local backend unless the user chose one (PULUMI_BACKEND_URL or `pulumi login`).
+if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then
+  state_dir="${XDG_STATE_HOME:-$HOME/.local/state}/localai/pulumi-state"
+  mkdir -p "$state_dir"
+  export PULUMI_BACKEND_URL="file://${state_dir}"
+  echo "deploy: using the local state backend ${PULUMI_BACKEND_URL}"
+fi
+# Secrets in a local backend are encrypted with a passphrase: generate one, once.
+if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  passphrase_file="${XDG_CONFIG_HOME:-$HOME/.config}/localai/pulumi-passphrase"
+  if [ ! -s "$passphrase_file" ]; then
+    mkdir -p "$(dirname "$passphrase_file")"
+    (umask 077 && head -c 32 /dev/urandom | base64 >"$passphrase_file")
+    echo "deploy: generated a state passphrase in $passphrase_file (keep it: it decrypts the stack's secrets)"
+  fi
+  export PULUMI_CONFIG_PASSPHRASE_FILE="$passphrase_file"
+fi
+
+pulumi stack select --create "$stack" >/dev/null
+pulumi up --yes --stack "$stack" "$@"
+
+cat <<EOT
+
+Endpoint ready. Use it from any OpenAI SDK:
+  export \$(pulumi stack output --stack ${stack} --shell --show-secrets)
+  .venv/bin/python examples/python/chat.py "Say hello"
+Tear down:  pulumi destroy --stack ${stack}   (model weights are kept; see README)
+EOT

@@ -1,0 +1,192 @@
+"""components/settings.py: defaults, and one clear message per bad value (no Pulumi needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.errors import ConfigError
+from components.settings import Settings, load_settings
+
+CATALOG = {"phi-3.5-mini-instruct", "llama-3.1-8b-instruct", "qwen2.5-0.5b-instruct"}
+AWS_OK = {"target": "aws", "allowedCidrs": '["203.0.113.0/24"]'}
+
+
+def load(raw: dict[str, str], secret_keys: tuple[str, ...] = ()) -> Settings:
+    return load_settings(raw, catalog=CATALOG, secret_keys=secret_keys)
+
+
+def test_empty_config_gives_the_documented_defaults() -> None:
+    settings = load({})
+    assert settings.target == "docker"
+    assert settings.accelerator == "auto"
+    assert settings.models == ["phi-3.5-mini-instruct"]
+    assert settings.default_model == "phi-3.5-mini-instruct"
+    assert settings.port == 8080
+    assert settings.bind_address == "127.0.0.1"
+    assert settings.cpu_image == "localai/localai:v2.24.0-ffmpeg-core"
+    assert settings.cuda_image == "localai/localai:v2.24.0-cublas-cuda12"
+    assert settings.api_key is None
+    assert settings.keep_volume_on_destroy is True
+    assert settings.aws_instance_type == "c7i.xlarge"
+
+
+def test_version_drives_both_images_and_overrides_win() -> None:
+    settings = load({"localaiVersion": "v2.24.2", "gpuImage": "registry.example/la:cuda"})
+    assert settings.cpu_image == "localai/localai:v2.24.2-ffmpeg-core"
+    assert settings.cuda_image == "registry.example/la:cuda"
+
+
+def test_values_arrive_as_strings_and_are_coerced() -> None:
+    settings = load(
+        {
+            "port": "9000",
+            "threads": "6",
+            "public": "false",
+            "models": '["llama-3.1-8b-instruct"]',
+            "cpuLimit": "3.5",
+            "target": "aws",
+        }
+    )
+    assert (settings.port, settings.threads, settings.public) == (9000, 6, False)
+    assert settings.cpu_limit == 3.5
+    assert settings.default_model == "llama-3.1-8b-instruct"
+
+
+def test_a_plain_string_models_value_is_a_one_item_list() -> None:
+    assert load({"models": "qwen2.5-0.5b-instruct"}).models == ["qwen2.5-0.5b-instruct"]
+
+
+def test_gpu_accelerator_defaults_to_a_gpu_instance_type() -> None:
+    assert load({"accelerator": "gpu"}).aws_instance_type == "g6.xlarge"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"target": "kubernetes"},
+            r"localai:target = 'kubernetes': Input should be 'docker' or 'aws'",
+        ),
+        (
+            {"accelerator": "tpu"},
+            r"localai:accelerator = 'tpu': Input should be 'auto', 'cpu' or 'gpu'",
+        ),
+        (
+            {"models": '["gpt-5"]'},
+            r"localai:models = \['gpt-5'\]: \['gpt-5'\] not in model_configs/; available: \[",
+        ),
+        ({"models": "[]"}, r"localai:models = \[\]: List should have at least 1 item"),
+        ({"models": '["phi-3.5-mini-instruct", "phi-3.5-mini-instruct"]'}, r"more than once"),
+        ({"port": "0"}, r"localai:port = '0': Input should be greater than or equal to 1"),
+        ({"port": "70000"}, r"localai:port = '70000': Input should be less than or equal to 65535"),
+        ({"port": "http"}, r"localai:port = 'http': Input should be a valid integer"),
+        ({"threads": "-2"}, r"localai:threads = '-2': Input should be greater than 0"),
+        ({"cpuLimit": "0"}, r"localai:cpuLimit = '0': Input should be greater than 0"),
+        (
+            {"memoryLimitMb": "-1"},
+            r"localai:memoryLimitMb = '-1': Input should be greater than or equal to 512",
+        ),
+        ({"contextSize": "0"}, r"localai:contextSize"),
+        ({"localaiVersion": "latest"}, r"localai:localaiVersion = 'latest': must be a release tag"),
+        ({"bindAddress": "localhost"}, r"localai:bindAddress = 'localhost': must be an IP address"),
+        (
+            {"image": "not an image"},
+            r"localai:image = 'not an image': 'not an image' is not a container image",
+        ),
+        (
+            {**AWS_OK, "allowedCidrs": '["10.0.0.1/8"]'},
+            r"has host bits set; did you mean '10.0.0.0/8'",
+        ),
+        ({**AWS_OK, "allowedCidrs": '["my-office"]'}, r"'my-office' is not a CIDR block"),
+        (
+            {**AWS_OK, "allowedCidrs": '["203.0.113.7"]'},
+            r"needs a prefix length, for example '203.0.113.7/32'",
+        ),
+        ({"logRetentionDays": "10"}, r"localai:logRetentionDays = '10': must be one of CloudWatch"),
+        ({"tragetx": "aws"}, r"localai:tragetx: unknown key; the keys are: .*target"),
+        ({"fleet": '{"minSize": 3, "maxSize": 1}'}, r"minSize \(3\) must not exceed maxSize \(1\)"),
+        ({"extraEnv": '{"API_KEY": "x"}'}, r"the API key is set with 'localai:apiKey'"),
+        ({"allowedCidrs": "{not json"}, r"localai:allowedCidrs"),
+        ({"fleet": "{not json"}, r"localai:fleet = '\{not json': is not valid JSON"),
+        ({"instanceType": "x9z.large"}, r"localai:instanceType = 'x9z.large'"),
+        ({"vpcId": "my-vpc"}, r"localai:vpcId = 'my-vpc': String should match pattern"),
+    ],
+)
+def test_bad_value_is_named_with_what_is_allowed(raw: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load(raw)
+    assert str(caught.value).startswith("localai configuration is invalid:")
+    assert "Traceback" not in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"target": "k8s", "port": "0", "accelerator": "tpu"})
+    message = str(caught.value)
+    assert all(key in message for key in ("localai:target", "localai:port", "localai:accelerator"))
+
+
+def test_public_aws_without_allowed_cidrs_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match=r"localai:allowedCidrs = \(not set\): a public AWS endpoint needs"
+    ):
+        load({"target": "aws"})
+
+
+def test_private_aws_needs_no_cidrs() -> None:
+    assert load({"target": "aws", "public": "false"}).allowed_cidrs == []
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_the_whole_internet_needs_an_explicit_opt_in(cidr: str) -> None:
+    raw = {"target": "aws", "allowedCidrs": f'["{cidr}"]'}
+    with pytest.raises(ConfigError, match="opens the endpoint to the whole internet"):
+        load(raw)
+    assert load({**raw, "allowAnywhere": "true"}).allowed_cidrs == [cidr]
+
+
+def test_ssh_needs_both_a_key_and_cidrs() -> None:
+    with pytest.raises(ConfigError, match=r"localai:sshKeyName = 'ops': SSH needs both"):
+        load({**AWS_OK, "sshKeyName": "ops"})
+    ok = load({**AWS_OK, "sshKeyName": "ops", "sshCidrs": '["198.51.100.0/24"]'})
+    assert ok.ssh_cidrs == ["198.51.100.0/24"]
+
+
+def test_gpu_accelerator_on_a_cpu_only_type_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match=r"'gpu' needs a GPU instance type, but c7i.xlarge has no GPU"
+    ):
+        load({**AWS_OK, "accelerator": "gpu", "instanceType": "c7i.xlarge"})
+
+
+def test_unknown_instance_family_lists_the_supported_ones() -> None:
+    with pytest.raises(ConfigError, match=r"c7i.*g6"):
+        load({**AWS_OK, "instanceType": "p5.48xlarge"})
+
+
+def test_fleet_is_refused_until_the_fleet_target_exists() -> None:
+    with pytest.raises(ConfigError, match="fleet target is not available"):
+        load({**AWS_OK, "fleet": '{"minSize": 1, "maxSize": 3}'})
+
+
+def test_api_key_must_be_a_secret() -> None:
+    with pytest.raises(
+        ConfigError, match=r"stored in plain text; set it with `pulumi config set --secret"
+    ):
+        load({"apiKey": "sk-0123456789abcdef0123"})
+    settings = load({"apiKey": "sk-0123456789abcdef0123"}, secret_keys=("apiKey",))
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == "sk-0123456789abcdef0123"
+
+
+def test_a_bad_api_key_is_reported_without_its_value() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"apiKey": "short key"}, secret_keys=("apiKey",))
+    assert "localai:apiKey = '[secret]'" in str(caught.value)
+    assert "short key" not in str(caught.value)
+
+
+def test_keys_for_the_other_target_are_reported_as_ignored() -> None:
+    assert load({"instanceType": "c7i.xlarge"}).ignored_keys() == ["instanceType"]
+    assert load({**AWS_OK, "bindAddress": "0.0.0.0"}).ignored_keys() == ["bindAddress"]
+    assert load({}).ignored_keys() == []

@@ -1,0 +1,196 @@
+"""Pulumi mocks for the cloud APIs only: every registration is recorded for assertions.
+
+Our own code (settings, sizing, rendering, components) runs for real; only the AWS,
+Docker and random providers are replaced, returning the few computed outputs the
+program reads. An invoke this program does not make raises, so a new cloud lookup
+cannot silently get an empty answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime.mocks import MockMonitor
+
+PROJECT = "localai"
+ROOT = Path(__file__).resolve().parents[2]
+STACKS_DIR = ROOT / "stacks"
+
+FAKE_AMI = {
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id": (
+        "ami-0ubuntuamd64000001"
+    ),
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id": (
+        "ami-0ubuntuarm64000001"
+    ),
+    "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id": (
+        "ami-0dlaminvidia000001"
+    ),
+}
+
+
+@dataclass
+class Registration:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    resource_id: str
+    custom: bool = True
+    urn: str = ""
+    parent: str = ""
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+
+
+class RecordingMonitor(MockMonitor):
+    """Also records the resource options the mocks API does not pass on."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request):
+        before = len(self.recording.resources)
+        response = super().RegisterResource(request)
+        if len(self.recording.resources) > before:
+            registration = self.recording.resources[-1]
+            registration.urn = response.urn
+            registration.parent = request.parent
+            registration.retain_on_delete = bool(request.retainOnDelete)
+            registration.delete_before_replace = bool(request.deleteBeforeReplace)
+            registration.ignore_changes = tuple(request.ignoreChanges)
+            registration.dependencies = tuple(request.dependencies)
+        return response
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[Registration] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    # -- helpers for tests ------------------------------------------------------------------
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str) -> Registration:
+        found = self.of_type(typ)
+        assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
+        return found[0]
+
+    # -- pulumi.runtime.Mocks -------------------------------------------------------------
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        outputs = dict(args.inputs)
+        typ, name = args.typ, args.name
+        rid = f"{name}-id"
+        if typ == "aws:ec2/instance:Instance":
+            rid = "i-0123456789abcdef0"
+            outputs.update(privateIp="10.0.1.23", publicIp="", arn=f"arn:aws:ec2:::{rid}")
+        elif typ == "aws:ebs/volume:Volume":
+            rid = "vol-0fedcba9876543210"
+            outputs.update(arn=f"arn:aws:ec2:::volume/{rid}")
+        elif typ == "aws:ec2/eip:Eip":
+            rid = "eipalloc-0123"
+            outputs.update(publicIp="198.51.100.7", allocationId=rid)
+        elif typ == "aws:ec2/securityGroup:SecurityGroup":
+            rid = "sg-0123456789abcdef0"
+        elif typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
+            outputs.update(name=f"{name}-physical", arn=f"arn:aws:iam::123456789012:{name}")
+        elif typ == "aws:ssm/parameter:Parameter":
+            outputs.update(arn=f"arn:aws:ssm:us-east-1:123456789012:parameter{args.inputs['name']}")
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            outputs.update(
+                arn=f"arn:aws:logs:us-east-1:123456789012:log-group:{args.inputs['name']}"
+            )
+        elif typ == "random:index/randomPassword:RandomPassword":
+            outputs.update(result="GeneratedGeneratedGeneratedGenerated0001")
+        elif typ == "docker:index/remoteImage:RemoteImage":
+            outputs.update(imageId=f"sha256:feed{len(self.resources):04d}", repoDigest="")
+        self.resources.append(Registration(typ, name, dict(args.inputs), rid, custom=args.custom))
+        return rid, outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.calls.append((args.token, dict(args.args)))
+        token = args.token
+        if token == "aws:ssm/getParameter:getParameter":
+            name = args.args["name"]
+            value = FAKE_AMI[name]  # KeyError = the program asked for an unexpected AMI
+            return {
+                "name": name,
+                "type": "String",
+                "value": value,
+                "insecureValue": value,
+                "arn": f"arn:aws:ssm:us-east-1::parameter{name}",
+                "version": 1,
+            }
+        if token == "aws:index/getRegion:getRegion":
+            return {
+                "id": "us-east-1",
+                "name": "us-east-1",
+                "region": "us-east-1",
+                "description": "US East (N. Virginia)",
+                "endpoint": "ec2.us-east-1.amazonaws.com",
+            }
+        if token == "aws:ec2/getVpc:getVpc":
+            return {
+                "id": args.args.get("id") or "vpc-0default0000000",
+                "cidrBlock": "172.31.0.0/16",
+                "default": True,
+            }
+        if token == "aws:ec2/getSubnets:getSubnets":
+            return {
+                "id": "us-east-1",
+                "ids": ["subnet-0bbbb000000000000", "subnet-0aaaa000000000000"],
+            }
+        if token == "aws:ec2/getSubnet:getSubnet":
+            return {
+                "id": args.args["id"],
+                "availabilityZone": "us-east-1a",
+                "vpcId": "vpc-0default0000000",
+                "cidrBlock": "172.31.0.0/20",
+            }
+        raise AssertionError(f"unexpected invoke {token} {args.args}")
+
+
+@pytest.fixture
+def pulumi_mocks() -> Iterator[RecordingMocks]:
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack="test", preview=False, monitor=RecordingMonitor(mocks)
+    )
+    pulumi.runtime.set_all_config({}, secret_keys=[])
+    yield mocks
+    pulumi.runtime.set_all_config({}, secret_keys=[])
+
+
+def stack_config(stack: str) -> dict[str, str]:
+    """A stack file's config as the engine hands it to the program (strings, JSON)."""
+    data = yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text()) or {}
+    return {key: encode_config_value(value) for key, value in (data.get("config") or {}).items()}
+
+
+def encode_config_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def stack_names() -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+
+
+def resolve(value: Any) -> Any:
+    """Resolve Outputs inside a test decorated with ``@pulumi.runtime.test``."""
+    return pulumi.Output.from_input(value)
