@@ -106,13 +106,13 @@ def _render(
     models: list[ModelConfig],
     sizing: SizingPlan,
     *,
-    gpu: bool,
+    gpu_layers: Mapping[str, int],
 ) -> dict[str, str]:
     contexts = _context_sizes(settings, models)
     return {
         config_file_name(m): render_model_yaml(
             m,
-            gpu_layers=sizing.gpu_layers.get(m.name, ALL_GPU_LAYERS) if gpu else 0,
+            gpu_layers=gpu_layers[m.name],
             threads=sizing.threads,
             context_size=contexts[m.name],
         )
@@ -197,7 +197,13 @@ def _build_docker(
         DockerTargetArgs(
             image=settings.cuda_image if use_gpu else settings.cpu_image,
             use_gpu=use_gpu,
-            model_files=_render(settings, models, sizing, gpu=use_gpu),
+            # The daemon cannot report VRAM, so a local GPU offloads every layer.
+            model_files=_render(
+                settings,
+                models,
+                sizing,
+                gpu_layers={m.name: ALL_GPU_LAYERS if use_gpu else 0 for m in models},
+            ),
             default_model=settings.default_model,
             api_key=settings.api_key,
             port=settings.port,
@@ -254,8 +260,14 @@ def _build_aws(
             cpu_image=settings.cpu_image,
             gpu_image=settings.cuda_image,
             gpu_capable=gpu_capable,
-            cpu_model_files=_render(settings, models, sizing, gpu=False),
-            gpu_model_files=_render(settings, models, sizing, gpu=True) if gpu_capable else {},
+            cpu_model_files=_render(
+                settings, models, sizing, gpu_layers={m.name: 0 for m in models}
+            ),
+            gpu_model_files=(
+                _render(settings, models, sizing, gpu_layers=sizing.gpu_layers)
+                if gpu_capable
+                else {}
+            ),
             default_model=settings.default_model,
             api_key=settings.api_key,
             port=settings.port,
