@@ -174,7 +174,12 @@ def test_children_are_parented_to_the_component(pulumi_mocks: RecordingMocks) ->
 
 @pytest.mark.parametrize(
     ("bind", "host"),
-    [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("::", "[::1]"), ("10.1.2.3", "10.1.2.3")],
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("0.0.0.0", "127.0.0.1"),
+        ("::", "[::1]"),
+        ("10.1.2.3", "10.1.2.3"),
+    ],
 )
 def test_client_host_for_a_bind_address(bind: str, host: str) -> None:
     assert client_host(bind) == host

@@ -59,16 +59,21 @@ class RecordingMonitor(MockMonitor):
         self.recording = mocks
 
     def RegisterResource(self, request):
-        before = len(self.recording.resources)
         response = super().RegisterResource(request)
-        if len(self.recording.resources) > before:
-            registration = self.recording.resources[-1]
-            registration.urn = response.urn
-            registration.parent = request.parent
-            registration.retain_on_delete = bool(request.retainOnDelete)
-            registration.delete_before_replace = bool(request.deleteBeforeReplace)
-            registration.ignore_changes = tuple(request.ignoreChanges)
-            registration.dependencies = tuple(request.dependencies)
+        # Registrations run on several threads: find this one by type and name.
+        for registration in self.recording.resources:
+            if (registration.typ, registration.name, registration.urn) == (
+                request.type,
+                request.name,
+                "",
+            ):
+                registration.urn = response.urn
+                registration.parent = request.parent
+                registration.retain_on_delete = bool(request.retainOnDelete)
+                registration.delete_before_replace = bool(request.deleteBeforeReplace)
+                registration.ignore_changes = tuple(request.ignoreChanges)
+                registration.dependencies = tuple(request.dependencies)
+                break
         return response
 
 
