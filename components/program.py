@@ -168,6 +168,8 @@ def docker_host_resources(daemon: DaemonInfo) -> HostResources:
         cpu_count=daemon.ncpu,
         physical_cores=local.physical_cores if same_machine else daemon.ncpu,
         memory_mib=daemon.mem_total_bytes // (1024 * 1024),
+        arch=local.arch,
+        cpu_isa=local.cpu_isa,
     )
 
 
