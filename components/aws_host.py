@@ -17,13 +17,15 @@ from components.aws_launch import (
     metadata_options,
     resolve_ami,
 )
-from components.cloud_init import BootstrapSpec, render_user_data
+from components.cloud_init import BootstrapSpec, render_user_data_base64
+from components.errors import ConfigError
 from components.instance_types import InstanceType
 from components.readiness_command import wait_for_endpoint
 
 MOUNT_POINT = "/var/lib/localai"
 ATTACH_DEVICE_NAME = "/dev/sdf"  # the API needs one; on Nitro the disk shows up as NVMe
 WEIGHTS_VOLUME_IOPS = 3000  # gp3 baseline, included in the price
+VOLUME_WAIT_S = 900  # on replacement the old host is stopped before the volume moves
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class AwsHost(pulumi.ComponentResource):
 
         key_parameter = aws.ssm.Parameter(
             f"{name}-api-key",
-            name=f"/localai/{args.resource_prefix}/api-key",
+            name=key_parameter_name(args.resource_prefix),
             type="SecureString",
             value=self.api_key,
             description="API key of the LocalAI endpoint (read by the host at start)",
@@ -102,7 +104,7 @@ class AwsHost(pulumi.ComponentResource):
         )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/localai/{args.resource_prefix}",
+            name=log_group_name(args.resource_prefix),
             retention_in_days=args.log_retention_days,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
@@ -129,9 +131,11 @@ class AwsHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.keep_volume_on_destroy),
         )
 
+        # gzip + base64: cloud-init unpacks it, and EC2's 16 KiB limit then holds about
+        # twice the models. check_user_data() has already rendered it once at preview.
         user_data = pulumi.Output.all(
             volume.id, self.region, log_group.name, key_parameter.name
-        ).apply(lambda v: render_user_data(bootstrap_spec(args, v[0], v[1], v[2], v[3])))
+        ).apply(lambda v: render_user_data_base64(bootstrap_spec(args, v[0], v[1], v[2], v[3])))
 
         instance = aws.ec2.Instance(
             f"{name}-instance",
@@ -149,7 +153,7 @@ class AwsHost(pulumi.ComponentResource):
                 encrypted=True,
                 delete_on_termination=True,
             ),
-            user_data=user_data,
+            user_data_base64=user_data,
             user_data_replace_on_change=True,
             tags={**tags, "Name": args.resource_prefix},
             volume_tags=None,
@@ -310,6 +314,31 @@ def _ingress_rule(port: int, cidr: str, description: str) -> aws.ec2.SecurityGro
     )
 
 
+def key_parameter_name(resource_prefix: str) -> str:
+    return f"/localai/{resource_prefix}/api-key"
+
+
+def log_group_name(resource_prefix: str) -> str:
+    return f"/localai/{resource_prefix}"
+
+
+def check_user_data(args: AwsHostArgs) -> None:
+    """Render the bootstrap once with placeholder ids, so a spec that cannot work (too
+    many models for EC2's user-data limit, a reserved env var) stops the preview with a
+    clear message before any resource exists."""
+    placeholder = bootstrap_spec(
+        args,
+        "vol-00000000000000000",
+        "us-east-1",
+        log_group_name(args.resource_prefix),
+        key_parameter_name(args.resource_prefix),
+    )
+    try:
+        render_user_data_base64(placeholder)
+    except ValueError as exc:
+        raise ConfigError(f"localai configuration cannot be deployed to EC2: {exc}") from None
+
+
 def weights_device_path(volume_id: str) -> str:
     """The stable NVMe path of an EBS volume on Nitro (the serial is the volume id)."""
     return "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_" + volume_id.replace("-", "")
@@ -344,6 +373,7 @@ def bootstrap_spec(
         memory_limit_mb=args.memory_limit_mb,
         threads=args.threads,
         parallel_requests=args.parallel_requests,
+        volume_wait_s=VOLUME_WAIT_S,
         extra_env={
             **({"SINGLE_ACTIVE_BACKEND": "true"} if args.single_active_backend else {}),
             **args.extra_env,

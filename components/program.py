@@ -242,7 +242,7 @@ def _build_aws(
     models: list[ModelConfig],
     facts: list[tuple[str, ModelFacts | None]],
 ) -> dict[str, Any]:
-    from components.aws_host import AwsHost, AwsHostArgs
+    from components.aws_host import AwsHost, AwsHostArgs, check_user_data
 
     instance = lookup(settings.aws_instance_type)
     image = host_image(instance)
@@ -254,50 +254,45 @@ def _build_aws(
         volume_gb = settings.volume_size_gb
     else:
         volume_gb = volume_size_gb(facts)
-    target = AwsHost(
-        STACK_RESOURCE_NAME,
-        AwsHostArgs(
-            instance=instance,
-            image=image,
-            cpu_image=settings.cpu_image,
-            gpu_image=settings.cuda_image,
-            gpu_capable=gpu_capable,
-            cpu_model_files=_render(
-                settings, models, sizing, gpu_layers={m.name: 0 for m in models}
-            ),
-            gpu_model_files=(
-                _render(settings, models, sizing, gpu_layers=sizing.gpu_layers)
-                if gpu_capable
-                else {}
-            ),
-            default_model=settings.default_model,
-            api_key=settings.api_key,
-            port=settings.port,
-            public=settings.public,
-            allowed_cidrs=settings.allowed_cidrs,
-            volume_size_gb=volume_gb,
-            volume_throughput=settings.volume_throughput,
-            keep_volume_on_destroy=settings.keep_volume_on_destroy,
-            root_volume_size_gb=root_volume_size_gb(instance, settings.root_volume_size_gb),
-            cpu_limit=sizing.cpu_limit,
-            memory_limit_mb=sizing.memory_limit_mb,
-            threads=sizing.threads,
-            parallel_requests=settings.parallel_requests or 1,
-            single_active_backend=sizing.single_active_backend,
-            log_retention_days=settings.log_retention_days,
-            wait_for_ready=(
-                settings.wait_for_ready if settings.wait_for_ready is not None else settings.public
-            ),
-            ready_timeout_seconds=settings.ready_timeout_seconds,
-            resource_prefix=f"{env.project}-{env.stack}",
-            ssh_key_name=settings.ssh_key_name,
-            ssh_cidrs=settings.ssh_cidrs,
-            vpc_id=settings.vpc_id,
-            subnet_id=settings.subnet_id,
-            extra_env=settings.extra_env,
-            tags=settings.tags,
+    host_args = AwsHostArgs(
+        instance=instance,
+        image=image,
+        cpu_image=settings.cpu_image,
+        gpu_image=settings.cuda_image,
+        gpu_capable=gpu_capable,
+        cpu_model_files=_render(settings, models, sizing, gpu_layers={m.name: 0 for m in models}),
+        gpu_model_files=(
+            _render(settings, models, sizing, gpu_layers=sizing.gpu_layers) if gpu_capable else {}
         ),
+        default_model=settings.default_model,
+        api_key=settings.api_key,
+        port=settings.port,
+        public=settings.public,
+        allowed_cidrs=settings.allowed_cidrs,
+        volume_size_gb=volume_gb,
+        volume_throughput=settings.volume_throughput,
+        keep_volume_on_destroy=settings.keep_volume_on_destroy,
+        root_volume_size_gb=root_volume_size_gb(instance, settings.root_volume_size_gb),
+        cpu_limit=sizing.cpu_limit,
+        memory_limit_mb=sizing.memory_limit_mb,
+        threads=sizing.threads,
+        parallel_requests=settings.parallel_requests or 1,
+        single_active_backend=sizing.single_active_backend,
+        log_retention_days=settings.log_retention_days,
+        wait_for_ready=(
+            settings.wait_for_ready if settings.wait_for_ready is not None else settings.public
+        ),
+        ready_timeout_seconds=settings.ready_timeout_seconds,
+        resource_prefix=f"{env.project}-{env.stack}",
+        ssh_key_name=settings.ssh_key_name,
+        ssh_cidrs=settings.ssh_cidrs,
+        vpc_id=settings.vpc_id,
+        subnet_id=settings.subnet_id,
+        extra_env=settings.extra_env,
+        tags=settings.tags,
     )
+    check_user_data(host_args)
+    target = AwsHost(STACK_RESOURCE_NAME, host_args)
     return {
         **_contract(settings, target.base_url, target.api_key),
         "healthUrl": target.health_url,

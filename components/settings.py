@@ -240,9 +240,16 @@ class Settings(_Section):
         bad = [k for k in value if not _ENV_NAME.match(k)]
         if bad:
             raise ValueError(f"environment variable names must be UPPER_SNAKE_CASE: {bad}")
-        secret_like = [k for k in value if k in {"API_KEY", "LOCALAI_API_KEY"}]
-        if secret_like:
+        if {"API_KEY", "LOCALAI_API_KEY"} & set(value):
             raise ValueError("the API key is set with 'localai:apiKey' (a secret), not here")
+        from components.cloud_init import RESERVED_ENV  # pure module, no I/O
+
+        reserved = sorted(set(value) & RESERVED_ENV)
+        if reserved:
+            raise ValueError(
+                f"{reserved} are set by the package itself (threads, parallel requests, "
+                "models path and address come from their own keys)"
+            )
         return value
 
     @field_validator("instance_type")

@@ -283,3 +283,72 @@ def test_weights_device_path_and_port_forward_command() -> None:
     assert command.startswith("aws ssm start-session --region eu-west-1 --target i-1 ")
     assert "AWS-StartPortForwardingSession" in command
     assert "portNumber=8080,localPortNumber=8080" in command
+
+
+def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
+    import dataclasses
+    import random
+
+    from components.aws_host import AwsHostArgs, check_user_data
+    from components.aws_launch import host_image
+    from components.errors import ConfigError
+    from components.instance_types import lookup
+
+    instance = lookup("c7i.xlarge")
+    noise = random.Random(7)
+    # Incompressible model files: far beyond what 16 KiB of gzipped user data can hold.
+    bulky = {
+        f"m{i}.yaml": f"name: m{i}\ndescription: "
+        + "".join(noise.choice("abcdefghijklmnop") for _ in range(6000))
+        + "\n"
+        for i in range(6)
+    }
+    args = AwsHostArgs(
+        instance=instance,
+        image=host_image(instance),
+        cpu_image="localai/localai:v2.24.0-ffmpeg-core",
+        gpu_image="localai/localai:v2.24.0-cublas-cuda12",
+        gpu_capable=False,
+        cpu_model_files={"m0.yaml": "name: m0\n"},
+        gpu_model_files={},
+        default_model="m0",
+        api_key=None,
+        port=8080,
+        public=True,
+        allowed_cidrs=["203.0.113.0/24"],
+        volume_size_gb=20,
+        volume_throughput=250,
+        keep_volume_on_destroy=True,
+        root_volume_size_gb=30,
+        cpu_limit=3.5,
+        memory_limit_mb=7168,
+        threads=2,
+        parallel_requests=1,
+        single_active_backend=False,
+        log_retention_days=30,
+        wait_for_ready=True,
+        ready_timeout_seconds=600,
+        resource_prefix="localai-test",
+    )
+    check_user_data(args)  # the normal case passes
+    with pytest.raises(ConfigError, match=r"cannot be deployed to EC2: .*EC2 allows 16384"):
+        check_user_data(dataclasses.replace(args, cpu_model_files=bulky, default_model="m0"))
+
+
+def test_user_data_is_gzipped_and_deterministic(pulumi_mocks: RecordingMocks) -> None:
+    run_program(
+        localai_gpu := {
+            **AWS,
+            "accelerator": "gpu",
+            "models": '["llama-3.1-8b-instruct", "phi-3.5-mini-instruct", "qwen2.5-0.5b-instruct"]',
+        }
+    )
+    first = pulumi_mocks.one(INSTANCE).inputs["userDataBase64"]
+    assert base64.b64decode(first)[:2] == b"\x1f\x8b"
+    assert len(base64.b64decode(first)) <= 16384, "all three models on a GPU host fit"
+    assert user_data(pulumi_mocks).startswith("#cloud-config\n")
+    pulumi_mocks.resources.clear()
+    run_program(localai_gpu)
+    assert pulumi_mocks.one(INSTANCE).inputs["userDataBase64"] == first, (
+        "no replacement for nothing"
+    )

@@ -190,3 +190,11 @@ def test_keys_for_the_other_target_are_reported_as_ignored() -> None:
     assert load({"instanceType": "c7i.xlarge"}).ignored_keys() == ["instanceType"]
     assert load({**AWS_OK, "bindAddress": "0.0.0.0"}).ignored_keys() == ["bindAddress"]
     assert load({}).ignored_keys() == []
+
+
+def test_env_vars_the_package_sets_itself_are_refused_in_extra_env() -> None:
+    with pytest.raises(ConfigError, match=r"\['THREADS'\] are set by the package itself"):
+        load({"extraEnv": '{"THREADS": "4"}'})
+    assert load({"extraEnv": '{"LOCALAI_LOG_LEVEL": "debug"}'}).extra_env == {
+        "LOCALAI_LOG_LEVEL": "debug"
+    }
