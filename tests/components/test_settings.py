@@ -198,3 +198,33 @@ def test_env_vars_the_package_sets_itself_are_refused_in_extra_env() -> None:
     assert load({"extraEnv": '{"LOCALAI_LOG_LEVEL": "debug"}'}).extra_env == {
         "LOCALAI_LOG_LEVEL": "debug"
     }
+
+
+def test_stack_config_is_read_the_way_the_pulumi_cli_passes_it(monkeypatch) -> None:
+    """The CLI hands the program PULUMI_CONFIG (JSON) and PULUMI_CONFIG_SECRET_KEYS."""
+    import json
+
+    import pulumi
+
+    from components.settings import read_stack_config
+
+    pulumi.runtime.set_all_config({}, secret_keys=[])
+    monkeypatch.setenv(
+        "PULUMI_CONFIG",
+        json.dumps(
+            {
+                "localai:target": "aws",
+                "localai:models": '["qwen2.5-0.5b-instruct"]',
+                "localai:apiKey": "sk-0123456789abcdef0123",
+                "aws:region": "eu-west-1",
+            }
+        ),
+    )
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["localai:apiKey"]))
+    raw, secrets = read_stack_config()
+    assert raw == {
+        "target": "aws",
+        "models": '["qwen2.5-0.5b-instruct"]',
+        "apiKey": "sk-0123456789abcdef0123",
+    }
+    assert secrets == {"apiKey"}
