@@ -24,12 +24,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from components.errors import ModelConfigError
+from components.validated_yaml import parse_yaml_model
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
 """Where the catalog lives: one LocalAI model YAML per model."""
@@ -225,32 +225,19 @@ class ModelConfig(_Strict):
         return self.parameters.model
 
 
-def _format_validation_error(source: str, error: ValidationError) -> str:
-    lines = [f"{source} is not a valid LocalAI v2.24 model config:"]
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = (
-                "unknown key: LocalAI v2.24 has no such key here and would silently "
-                "ignore it (check the spelling and the nesting)"
-            )
-        lines.append(f"  - {where}: {message}")
-    return "\n".join(lines)
-
-
 def parse_model_config(text: str, *, source: str = "<model config>") -> ModelConfig:
     """Parse and validate one model YAML document; raise ModelConfigError if invalid."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ModelConfigError(f"{source} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ModelConfigError(f"{source} must be a YAML mapping (a LocalAI model config)")
-    try:
-        return ModelConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ModelConfigError(_format_validation_error(source, exc)) from None
+    return parse_yaml_model(
+        text,
+        ModelConfig,
+        source=source,
+        what="LocalAI v2.24 model config",
+        error=ModelConfigError,
+        unknown_key=(
+            "LocalAI v2.24 has no such key here and would silently ignore it "
+            "(check the spelling and the nesting)"
+        ),
+    )
 
 
 def load_catalog(directory: Path = MODEL_CONFIG_DIR) -> dict[str, ModelConfig]:

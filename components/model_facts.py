@@ -19,8 +19,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from components.validated_yaml import parse_yaml_model
 
 FACTS_DIR = Path(__file__).resolve().parent.parent / "model_configs" / "facts"
 """Where the facts live: ``<model-name>.yaml``, one per model."""
@@ -106,33 +107,16 @@ class ModelFacts(BaseModel):
         return 2 * self.layers * self.kv_heads * self.head_dim * 2
 
 
-def _format(source: str, error: ValidationError) -> str:
-    lines = [f"{source} is not a valid model facts file:"]
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(file)"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            allowed = ", ".join(ModelFacts.model_fields)
-            message = f"unknown key (the keys are: {allowed})"
-        elif item["type"] == "missing":
-            message = "required key is missing"
-        value = f" (got {item['input']!r})" if item["loc"] and item["type"] != "missing" else ""
-        lines.append(f"  - {where}: {message}{value}")
-    return "\n".join(lines)
-
-
 def parse_model_facts(text: str, *, source: str = "<model facts>") -> ModelFacts:
     """Parse and validate one facts YAML document; :class:`ModelFactsError` if invalid."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ModelFactsError(f"{source} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ModelFactsError(f"{source} must be a YAML mapping of model facts")
-    try:
-        return ModelFacts.model_validate(data)
-    except ValidationError as exc:
-        raise ModelFactsError(_format(source, exc)) from None
+    return parse_yaml_model(
+        text,
+        ModelFacts,
+        source=source,
+        what="model facts file",
+        error=ModelFactsError,
+        unknown_key=f"the keys are: {', '.join(ModelFacts.model_fields)}",
+    )
 
 
 def load_model_facts(name: str, facts_dir: Path | None = None) -> ModelFacts | None:

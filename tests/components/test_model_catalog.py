@@ -76,7 +76,7 @@ def test_a_sampling_parameter_at_the_top_level_is_rejected() -> None:
 
 def test_a_missing_filename_is_rejected() -> None:
     text = mutate(lambda d: d["download_files"][0].pop("filename"))
-    with pytest.raises(ModelConfigError, match=r"download_files.0.filename: Field required"):
+    with pytest.raises(ModelConfigError, match=r"download_files.0.filename: required key is missing"):
         parse_model_config(text)
 
 
@@ -118,7 +118,7 @@ def test_parameters_model_must_be_the_downloaded_file() -> None:
 
 def test_a_missing_context_size_is_rejected() -> None:
     text = mutate(lambda d: d.pop("context_size"))
-    with pytest.raises(ModelConfigError, match="context_size: Field required"):
+    with pytest.raises(ModelConfigError, match="context_size: required key is missing"):
         parse_model_config(text)
 
 
