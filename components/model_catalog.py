@@ -48,8 +48,8 @@ _URI_SCHEMES = ("huggingface://", "https://", "http://", "github:", "oci://", "o
 def _check_filename(value: str) -> str:
     if not value or "/" in value or "\\" in value or value in {".", ".."}:
         raise ValueError(
-            f"must be a plain file name inside the models directory, for example "
-            f"'model.Q4_K_M.gguf' (got {value!r}); LocalAI refuses empty or nested paths "
+            "must be a plain file name inside the models directory, for example "
+            "'model.Q4_K_M.gguf'; LocalAI refuses empty or nested paths "
             "with 'path is outside of trusted root' and then downloads nothing"
         )
     return value
@@ -63,12 +63,12 @@ def _check_sha256(value: str) -> str:
             "must be lowercase hex: LocalAI compares the digest case-sensitively, so an "
             f"uppercase digest fails verification on every start (use {value.lower()!r})"
         )
-    raise ValueError(f"must be 64 lowercase hex characters (a SHA-256 digest), got {value!r}")
+    raise ValueError("must be 64 lowercase hex characters (a SHA-256 digest)")
 
 
 def _check_uri(value: str) -> str:
     if not value.startswith(_URI_SCHEMES):
-        raise ValueError(f"must start with one of {', '.join(_URI_SCHEMES)} (got {value!r})")
+        raise ValueError(f"must start with one of {', '.join(_URI_SCHEMES)}")
     if value.startswith("huggingface://") and "/blob/" in value:
         raise ValueError(
             "huggingface:// URIs take owner/repo/file, without '/blob/main/' "
@@ -204,7 +204,7 @@ class ModelConfig(_Strict):
         if not _MODEL_NAME.match(value):
             raise ValueError(
                 "must be lowercase letters, digits, '.', '_' or '-' (at most 64), "
-                f"for example 'phi-3.5-mini-instruct' (got {value!r})"
+                "for example 'phi-3.5-mini-instruct'"
             )
         return value
 
