@@ -1,0 +1,54 @@
+"""The project's own files agree with the code: Pulumi.yaml, README, CI, stacks."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+from pydantic.alias_generators import to_camel
+
+from components.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_KEYS = {to_camel(name) for name in Settings.model_fields}
+
+
+def test_pulumi_yaml_declares_every_settings_key_without_defaults() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "localai"
+    assert project["runtime"]["name"] == "python"
+    assert project["stackConfigDir"] == "stacks"
+    declared = project["config"]
+    assert set(declared) == SETTINGS_KEYS
+    assert all("default" not in spec for spec in declared.values()), (
+        "defaults live in components/settings.py only"
+    )
+    assert declared["apiKey"]["secret"] is True
+
+
+def test_readme_configuration_table_lists_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-zA-Z]+)`", section))
+    missing = SETTINGS_KEYS - documented
+    assert not missing, f"README configuration table lacks {sorted(missing)}"
+
+
+def test_quick_start_is_two_commands_and_ci_runs_the_same_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in quick.strip().splitlines()]
+    assert commands == ["./scripts/deploy.sh", "./scripts/test.sh"]
+    for command in commands:
+        assert os.access(ROOT / command, os.X_OK), f"{command} is not executable"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "scripts/test.sh" in ci
+
+
+def test_stack_files_only_use_known_keys() -> None:
+    for path in sorted((ROOT / "stacks").glob("Pulumi.*.yaml")):
+        config = yaml.safe_load(path.read_text())["config"]
+        ours = {k.split(":", 1)[1] for k in config if k.startswith("localai:")}
+        assert ours <= SETTINGS_KEYS, f"{path.name}: unknown {sorted(ours - SETTINGS_KEYS)}"
