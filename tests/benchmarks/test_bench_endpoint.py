@@ -1,0 +1,380 @@
+"""benchmarks/bench_endpoint.py: statistics and aggregate math (no server), and the CLI run
+for real against a llama.cpp server on a tiny generated GGUF (``llama_server`` fixture)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.bench_endpoint import (
+    METRICS,
+    BenchmarkResult,
+    RequestSample,
+    format_table,
+    percentile,
+    summarize,
+    to_json,
+    ttft_line,
+)
+from tests.support.llama_server import LlamaServer
+from tests.support.stub_openai import StubServer
+
+REPO = Path(__file__).resolve().parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- no server
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        ([1, 2, 3, 4], 50, 2.5),
+        ([1, 2, 3, 4, 5], 50, 3.0),
+        ([10], 95, 10.0),
+        ([5, 1, 4, 2, 3], 0, 1.0),
+        ([5, 1, 4, 2, 3], 100, 5.0),
+        (list(range(1, 101)), 95, 95.05),
+        ([100, 200], 95, 195.0),
+    ],
+)
+def test_percentile_interpolates_linearly_between_ranks(values, q, expected):
+    assert percentile(values, q) == pytest.approx(expected)
+
+
+def test_percentile_matches_numpy_linear_method():
+    np = pytest.importorskip("numpy")
+    values = [0.3, 12.0, 7.5, 7.5, 1.25, 99.0, 42.0]
+    for q in (0, 5, 25, 50, 90, 95, 99, 100):
+        assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_rejects_empty_input_and_bad_q():
+    with pytest.raises(ValueError, match="empty"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        percentile([1.0], 101)
+
+
+def test_summarize_ignores_missing_values_and_reports_none_when_empty():
+    assert summarize([None, 2.0, None, 4.0]) == {
+        "p50": 3.0,
+        "p95": pytest.approx(3.9),
+        "mean": 3.0,
+        "min": 2.0,
+        "max": 4.0,
+        "n": 2,
+    }
+    assert summarize([None])["p50"] is None
+
+
+def _fake_result() -> BenchmarkResult:
+    """Three requests with made-up timestamps (seconds) at concurrency 2 over 1 s of wall time.
+
+    a: usage says 4 tokens; content at 0.1 .. 0.4; ends at 0.5.
+    b: no usage, so its 2 content chunks count as 2 tokens; content at 0.3, 0.5; ends 0.6.
+    c: failed.
+    """
+    a = RequestSample(start=0.0, end=0.5, content_times=[0.1, 0.2, 0.3, 0.4], usage_tokens=4)
+    b = RequestSample(start=0.0, end=0.6, content_times=[0.3, 0.5])
+    c = RequestSample(start=0.5, end=0.55, error="APIConnectionError: refused")
+    return BenchmarkResult(concurrency=2, samples=[a, b, c], wall_s=1.0)
+
+
+def test_per_request_metrics_from_fake_timestamps():
+    a, b, c = _fake_result().samples
+    assert a.ttft_ms == pytest.approx(100.0)
+    assert a.itl_ms == pytest.approx(100.0)
+    assert a.e2e_ms == pytest.approx(500.0)
+    assert a.tokens_per_s == pytest.approx(10.0)  # 3 tokens after the first, in 0.3 s
+    assert a.e2e_tokens_per_s == pytest.approx(8.0)
+    assert (a.token_source, b.token_source) == ("usage", "chunks")
+    assert b.output_tokens == 2
+    assert b.ttft_ms == pytest.approx(300.0)
+    assert b.itl_ms == pytest.approx(200.0)
+    assert b.tokens_per_s == pytest.approx(5.0)
+    assert not c.ok
+    assert (c.ttft_ms, c.e2e_ms, c.tokens_per_s) == (None, None, None)
+
+
+def test_single_chunk_request_has_ttft_but_no_decode_rate():
+    sample = RequestSample(start=1.0, end=1.3, content_times=[1.2], usage_tokens=1)
+    assert sample.ttft_ms == pytest.approx(200.0)
+    assert sample.itl_ms is None
+    assert sample.tokens_per_s is None
+
+
+def test_aggregate_counts_only_successful_tokens_over_wall_time():
+    result = _fake_result()
+    assert (result.requests, result.errors) == (3, 1)
+    assert result.output_tokens == 6
+    assert result.aggregate_tokens_per_s == pytest.approx(6.0)
+    assert result.token_count_source == "mixed"
+    assert result.first_error == "APIConnectionError: refused"
+    ttft = result.metric("ttft_ms")
+    assert ttft["p50"] == pytest.approx(200.0)
+    assert ttft["p95"] == pytest.approx(290.0)
+    assert ttft["mean"] == pytest.approx(200.0)
+    assert result.metric("tokens_per_s")["p50"] == pytest.approx(7.5)
+
+
+def test_json_for_a_single_level_has_run_fields_at_top_level_and_under_runs():
+    data = to_json([_fake_result()], {"model": "m"}, target_ms=250.0, stat="p50")
+    for key in (*METRICS, "aggregate_tokens_per_s", "requests", "errors", "concurrency"):
+        assert key in data
+        assert key in data["runs"][0]
+    assert data["ttft_target_ms"] == 250.0
+    assert data["pass"] is True  # p50 200 ms < 250 ms
+    json.dumps(data)  # serialisable
+
+
+def test_ttft_verdict_uses_the_chosen_statistic():
+    result = _fake_result()
+    assert result.ttft_verdict(250.0, "p50") is True
+    assert result.ttft_verdict(250.0, "p95") is False
+    line = ttft_line([result], 250.0, "p95")
+    assert line.startswith("FAIL: TTFT p95 < 250 ms")
+    assert "c=2: FAIL (290.0 ms)" in line
+
+
+def test_table_lists_every_metric_and_the_aggregate():
+    table = format_table([_fake_result()])
+    for name in METRICS:
+        assert name in table
+    assert "aggregate 6.0 tok/s" in table
+    assert "1 errors" in table
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_endpoint", "--no-progress", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_unreachable_endpoint_fails_every_request_and_exits_non_zero():
+    port = _free_port()  # nothing listens there
+    proc = _run_cli(
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+        "--model",
+        "m",
+        "--requests",
+        "2",
+        "--warmup",
+        "0",
+        env={"OPENAI_API_KEY": "k"},
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "error: all 2 requests failed; first error: APIConnectionError" in proc.stderr
+
+
+def test_missing_endpoint_is_a_usage_error():
+    proc = _run_cli("--model", "m", env={"OPENAI_API_KEY": "k"}, timeout=60)
+    assert proc.returncode == 2
+    assert "OPENAI_BASE_URL" in proc.stderr
+
+
+# --------------------------------------------------------------------------- wire formats
+
+
+def _sse_responder(*, reject_stream_options: bool):
+    """OpenAI-style SSE: role chunk, three content chunks ("a b" each: 2 tokens), and, when
+    the request asked for it, the final usage chunk with empty ``choices`` as the hosted
+    API sends it. With ``reject_stream_options``, answer such a request 400 as servers
+    that predate the option do."""
+
+    def chunk(choices: list, usage: dict | None = None) -> bytes:
+        payload = {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "stub",
+            "choices": choices,
+            "usage": usage,
+        }
+        return f"data: {json.dumps(payload)}\n\n".encode()
+
+    def respond(handler) -> None:
+        body = handler.stub.requests[-1]["body"]
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if wants_usage and reject_stream_options:
+            data = json.dumps(
+                {"error": {"message": "Unrecognized request argument supplied: stream_options"}}
+            ).encode()
+            handler.send_response(400)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.end_headers()
+        handler.wfile.write(chunk([{"index": 0, "delta": {"role": "assistant"}}]))
+        for _ in range(3):
+            handler.wfile.write(chunk([{"index": 0, "delta": {"content": "a b "}}]))
+            handler.wfile.flush()
+        handler.wfile.write(chunk([{"index": 0, "delta": {}, "finish_reason": "length"}]))
+        if wants_usage:
+            usage = {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}
+            handler.wfile.write(chunk([], usage))
+        handler.wfile.write(b"data: [DONE]\n\n")
+        handler.wfile.flush()
+
+    return respond
+
+
+def test_server_usage_counts_tokens_when_the_server_reports_it():
+    with StubServer(_sse_responder(reject_stream_options=False)) as stub:
+        proc = _run_cli(
+            "--base-url", stub.base_url, "--model", "stub", "--requests", "2", "--json",
+            env={"OPENAI_API_KEY": "k"}, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["token_count_source"] == "usage"
+    assert data["output_tokens"] == 12  # 6 per request from usage, not 3 chunks
+    assert data["prompt_tokens"] == 9
+    assert all(r["body"]["stream_options"] == {"include_usage": True} for r in stub.requests)
+
+
+def test_server_rejecting_stream_options_falls_back_to_counting_chunks():
+    with StubServer(_sse_responder(reject_stream_options=True)) as stub:
+        proc = _run_cli(
+            "--base-url", stub.base_url, "--model", "stub", "--requests", "3", "--json",
+            env={"OPENAI_API_KEY": "k"}, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["requests"], data["errors"]) == (3, 0)
+    assert data["token_count_source"] == "chunks"
+    assert data["output_tokens"] == 9  # 3 content chunks per request
+    asked = ["stream_options" in r["body"] for r in stub.requests]
+    assert asked[0] is True  # tried once (the warmup) ...
+    assert not any(asked[2:])  # ... then never again
+
+
+# --------------------------------------------------------------------------- real server
+
+
+class _QueueingServer(LlamaServer):
+    """The fixture's server with ``--interrupt_requests False``: llama-cpp-python's server
+    runs one request at a time and by default ABORTS the running stream when another
+    request arrives (the client sees an empty or cut-short answer), so concurrency > 1
+    needs it to queue instead, as LocalAI does."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--interrupt_requests", "False"]
+
+
+@pytest.fixture(scope="module")
+def queueing_server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("llama_cpp.server")
+    server = _QueueingServer(tiny_gguf, tmp_path_factory.mktemp("queueing") / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _server_env(server) -> dict[str, str]:
+    return {
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": server.api_key,
+        "OPENAI_MODEL": server.model,
+    }
+
+
+def _assert_run_is_consistent(run: dict, requests: int, concurrency: int) -> None:
+    assert run["concurrency"] == concurrency
+    assert run["requests"] == requests
+    assert run["errors"] == 0, run["first_error"]
+    for name in ("ttft_ms", "itl_ms", "e2e_ms", "tokens_per_s"):
+        stats = run[name]
+        assert set(stats) >= {"p50", "p95", "mean"}, name
+        assert stats["p50"] is not None, name
+        assert stats["p50"] <= stats["p95"], name
+        assert stats["p50"] > 0, name
+    assert run["ttft_ms"]["p50"] <= run["e2e_ms"]["p50"]
+    assert run["aggregate_tokens_per_s"] > 0
+    assert run["output_tokens"] >= requests
+
+
+@pytest.mark.slow
+def test_cli_json_against_a_real_server(llama_server):
+    proc = _run_cli(
+        "--requests", "4", "--max-tokens", "16", "--json", env=_server_env(llama_server)
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    _assert_run_is_consistent(data, requests=4, concurrency=1)
+    assert data["model"] == llama_server.model
+    assert data["token_count_source"] in {"usage", "chunks"}
+    assert len(data["runs"]) == 1
+    assert "TTFT p95 < 500 ms" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_sweep_reports_one_run_per_level_and_plots(queueing_server, tmp_path):
+    png = tmp_path / "bench.png"
+    proc = _run_cli(
+        "--requests",
+        "4",
+        "--max-tokens",
+        "12",
+        "--concurrency-sweep",
+        "1,2",
+        "--json",
+        "--plot",
+        str(png),
+        env=_server_env(queueing_server),
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [run["concurrency"] for run in data["runs"]] == [1, 2]
+    for run in data["runs"]:
+        _assert_run_is_consistent(run, requests=4, concurrency=run["concurrency"])
+    content = png.read_bytes()
+    assert content.startswith(PNG_SIGNATURE)
+    assert len(content) > 10_000
+
+
+@pytest.mark.slow
+def test_cli_human_table_against_a_real_server(llama_server):
+    proc = _run_cli("--requests", "2", "--max-tokens", "8", env=_server_env(llama_server))
+    assert proc.returncode == 0, proc.stderr
+    assert "ttft_ms" in proc.stdout
+    assert "aggregate" in proc.stdout
+    assert "TTFT p95 < 500 ms" in proc.stdout
+
+
+@pytest.mark.slow
+def test_wrong_api_key_fails_every_request_with_a_clear_message(llama_server):
+    env = _server_env(llama_server)
+    env["OPENAI_API_KEY"] = "not-the-key"
+    proc = _run_cli("--requests", "3", "--max-tokens", "8", "--json", env=env)
+    assert proc.returncode == 1
+    assert "error: all 3 requests failed; first error: AuthenticationError" in proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["requests"], data["errors"]) == (3, 3)
