@@ -17,6 +17,7 @@ CONTAINER_PORT = 8080
 MODELS_DIR = "/build/models"  # LocalAI v2.24.0: ${WORKDIR}/models, WORKDIR /build
 CONFIG_STAGING_DIR = "/etc/localai/models"
 HEALTHCHECK_START_PERIOD = "60m"  # the port stays closed while weights download
+LOCAL_CPU_SHARES = 512  # Docker's default weight is 1024
 
 # The image's ENTRYPOINT is /build/entrypoint.sh. Rendered configs are uploaded to a
 # staging dir in the container and copied over the volume's configs at each start, so
@@ -142,6 +143,8 @@ class LocalDockerTarget(pulumi.ComponentResource):
                 for file_name, text in sorted(args.model_files.items())
             ],
             cpus=f"{args.cpu_limit:g}",
+            # Half the default weight: under contention the desktop wins, idle CPU is used.
+            cpu_shares=LOCAL_CPU_SHARES,
             memory=args.memory_limit_mb,
             memory_swap=args.memory_limit_mb,  # no swap: a model that does not fit fails fast
             gpus="all" if args.use_gpu else None,

@@ -17,24 +17,28 @@ Where the figures come from
   allocate from), not the marketing "GB": T4 15360 MiB, A10G 23028 MiB, L4 23034 MiB,
   L40S 46068 MiB.
 - ``gpu_memory_bandwidth_gbs``: NVIDIA datasheets: T4 320, A10G 600, L4 300, L40S 864 GB/s.
-- ``memory_bandwidth_gbs`` (host DRAM): the theoretical peak of the full host, channels x
-  transfer rate x 8 bytes x sockets, times the instance's share of the host's vCPUs
-  (``vcpus / host_vcpus``, host_vcpus = the family's largest size). It is the share a
-  small instance can count on; an instance can pull more while its neighbours are idle,
-  and sustained llama.cpp decode reaches ~60-80% of peak (that efficiency lives in
-  ``components.sizing.Calibration``, not here). Per host:
+- ``memory_bandwidth_gbs`` (host DRAM): the achievable (STREAM-like) read bandwidth of
+  the socket the instance runs on: channels x transfer rate x 8 bytes, times 0.8.
+  AWS does not partition memory bandwidth between the instances on a host, so this is
+  what one instance can reach when its neighbours are quiet; how much of it a small
+  instance actually pulls is bounded by its cores (``per_core_bandwidth_gbs`` in
+  ``components.sizing.Calibration``, measured at ~19 GB/s per llama.cpp thread). The
+  first version of this catalog used the vCPU share of the host instead: it put c7a.large
+  at 9.6 GB/s where a 2-vCPU Genoa guest measured 30-35 GB/s (benchmarks/
+  calibration_results.json). Per socket:
 
-    families     CPU (per AWS)                       DRAM per socket   host GB/s  host vCPUs
-    c7i/m7i/r7i  2x Xeon 8488C (Sapphire Rapids)     8ch DDR5-4800     2 x 307.2  192
-    c7a/m7a      2x EPYC 9R14 (Genoa)                12ch DDR5-4800    2 x 460.8  192
-    c7g/m7g      1x Graviton3                        8ch DDR5-4800     1 x 307.2   64
-    c8g          2x Graviton4                        12ch DDR5-5600    2 x 537.6  192
-    t3           2x Xeon 8175M/8259CL (Skylake/CLX)  6ch DDR4-2666     2 x 128.0   96
-    g4dn         2x Xeon 8259CL (Cascade Lake)       6ch DDR4-2933     2 x 140.8   96
-    g5           2x EPYC 7R32 (Rome)                 8ch DDR4-3200     2 x 204.8  192
-    g6/g6e       2x EPYC 7R13 (Milan)                8ch DDR4-3200     2 x 204.8  192
+    families     CPU (per AWS)                       DRAM per socket   peak GB/s
+    c7i/m7i/r7i  Xeon 8488C (Sapphire Rapids)        8ch DDR5-4800     307.2
+    c7a/m7a      EPYC 9R14 (Genoa)                   12ch DDR5-4800    460.8
+    c7g/m7g      Graviton3                           8ch DDR5-4800     307.2
+    c8g          Graviton4                           12ch DDR5-5600    537.6
+    t3           Xeon 8175M/8259CL (Skylake/CLX)     6ch DDR4-2666     128.0
+    g4dn         Xeon 8259CL (Cascade Lake)          6ch DDR4-2933     140.8
+    g5           EPYC 7R32 (Rome)                    8ch DDR4-3200     204.8
+    g6/g6e       EPYC 7R13 (Milan)                   8ch DDR4-3200     204.8
 
-  Example: c7i.xlarge = 614.4 GB/s x 4/192 = 12.8 GB/s; c7g.xlarge = 307.2 x 4/64 = 19.2.
+  Large instances share the socket with neighbours: under contention their estimate is
+  optimistic. Measure after deploy with benchmarks/bench_endpoint.py.
 - ``hourly_usd``: APPROXIMATE on-demand Linux prices in us-east-1 (late 2024 / 2025 price
   list; per-vCPU rates are linear within a family). Use them to compare types, not to
   budget; verify with the AWS pricing calculator.
@@ -113,14 +117,17 @@ class _Family:
     cpu: str
     cpu_isa: CpuIsa
     smt: bool
-    host_bandwidth_gbs: float
-    host_vcpus: int
+    socket_bandwidth_gbs: float
     # size -> (vcpus, memory GiB, GPU count, approx. $/h)
     sizes: dict[str, tuple[int, float, int, float]]
     gpu_model: str | None = None
     gpu_memory_gib: float = 0.0
     gpu_memory_bandwidth_gbs: float = 0.0
     burstable: bool = False
+
+
+ACHIEVABLE_SHARE_OF_PEAK = 0.8
+"""STREAM-like read bandwidth is about 80% of the theoretical DRAM peak."""
 
 
 def _ddr_gbs(channels: int, mt_s: int) -> float:
@@ -146,47 +153,47 @@ _DDR4_3200_8CH = _ddr_gbs(8, 3200)  # 204.8
 
 _FAMILIES: tuple[_Family, ...] = (
     # -- Intel Sapphire Rapids: AVX-512 (and AMX), SMT ------------------------------------
-    _Family("c7i", "x86_64", "Intel Xeon 8488C", "avx512", True, 2 * _SPR, 192,
+    _Family("c7i", "x86_64", "Intel Xeon 8488C", "avx512", True, _SPR,
             _linear_sizes(2, 0.044625)),  # c7i.xlarge $0.1785
-    _Family("m7i", "x86_64", "Intel Xeon 8488C", "avx512", True, 2 * _SPR, 192,
+    _Family("m7i", "x86_64", "Intel Xeon 8488C", "avx512", True, _SPR,
             _linear_sizes(4, 0.0504)),  # m7i.xlarge $0.2016
-    _Family("r7i", "x86_64", "Intel Xeon 8488C", "avx512", True, 2 * _SPR, 192,
+    _Family("r7i", "x86_64", "Intel Xeon 8488C", "avx512", True, _SPR,
             _linear_sizes(8, 0.06615)),  # r7i.xlarge $0.2646
     # -- AMD Genoa: AVX-512, one core per vCPU ---------------------------------------------
-    _Family("c7a", "x86_64", "AMD EPYC 9R14", "avx512", False, 2 * _GENOA, 192,
+    _Family("c7a", "x86_64", "AMD EPYC 9R14", "avx512", False, _GENOA,
             _linear_sizes(2, 0.0513175)),  # c7a.xlarge $0.20527
-    _Family("m7a", "x86_64", "AMD EPYC 9R14", "avx512", False, 2 * _GENOA, 192,
+    _Family("m7a", "x86_64", "AMD EPYC 9R14", "avx512", False, _GENOA,
             _linear_sizes(4, 0.05796)),  # m7a.xlarge $0.23184
     # -- Graviton: arm64, one core per vCPU -------------------------------------------------
-    _Family("c7g", "arm64", "AWS Graviton3", "arm64", False, _SPR, 64,
+    _Family("c7g", "arm64", "AWS Graviton3", "arm64", False, _SPR,
             _linear_sizes(2, 0.03625)),  # c7g.xlarge $0.145; Graviton3 is 8ch DDR5-4800
-    _Family("m7g", "arm64", "AWS Graviton3", "arm64", False, _SPR, 64,
+    _Family("m7g", "arm64", "AWS Graviton3", "arm64", False, _SPR,
             _linear_sizes(4, 0.0408)),  # m7g.xlarge $0.1632
-    _Family("c8g", "arm64", "AWS Graviton4", "arm64", False, 2 * _GRAVITON4, 192,
+    _Family("c8g", "arm64", "AWS Graviton4", "arm64", False, _GRAVITON4,
             _linear_sizes(2, 0.03988)),  # c8g.xlarge $0.15952
     # -- Burstable (baseline CPU share + credits) ------------------------------------------
     _Family("t3", "x86_64", "Intel Xeon 8175M/8259CL", "avx512", True,
-            2 * _ddr_gbs(6, 2666), 96,
+            _ddr_gbs(6, 2666),
             {"medium": (2, 4, 0, 0.0416), "large": (2, 8, 0, 0.0832),
              "xlarge": (4, 16, 0, 0.1664), "2xlarge": (8, 32, 0, 0.3328)},
             burstable=True),
     # -- NVIDIA GPU families -----------------------------------------------------------------
-    _Family("g4dn", "x86_64", "Intel Xeon 8259CL", "avx512", True, 2 * _ddr_gbs(6, 2933), 96,
+    _Family("g4dn", "x86_64", "Intel Xeon 8259CL", "avx512", True, _ddr_gbs(6, 2933),
             {"xlarge": (4, 16, 1, 0.526), "2xlarge": (8, 32, 1, 0.752),
              "4xlarge": (16, 64, 1, 1.204), "8xlarge": (32, 128, 1, 2.176),
              "12xlarge": (48, 192, 4, 3.912), "16xlarge": (64, 256, 1, 4.352)},
             gpu_model="T4", gpu_memory_gib=15360 / 1024, gpu_memory_bandwidth_gbs=320),
-    _Family("g5", "x86_64", "AMD EPYC 7R32", "avx2", True, 2 * _DDR4_3200_8CH, 192,
+    _Family("g5", "x86_64", "AMD EPYC 7R32", "avx2", True, _DDR4_3200_8CH,
             {"xlarge": (4, 16, 1, 1.006), "2xlarge": (8, 32, 1, 1.212),
              "4xlarge": (16, 64, 1, 1.624), "8xlarge": (32, 128, 1, 2.448),
              "12xlarge": (48, 192, 4, 5.672), "16xlarge": (64, 256, 1, 4.096)},
             gpu_model="A10G", gpu_memory_gib=23028 / 1024, gpu_memory_bandwidth_gbs=600),
-    _Family("g6", "x86_64", "AMD EPYC 7R13", "avx2", True, 2 * _DDR4_3200_8CH, 192,
+    _Family("g6", "x86_64", "AMD EPYC 7R13", "avx2", True, _DDR4_3200_8CH,
             {"xlarge": (4, 16, 1, 0.8048), "2xlarge": (8, 32, 1, 0.9776),
              "4xlarge": (16, 64, 1, 1.3232), "8xlarge": (32, 128, 1, 2.0144),
              "12xlarge": (48, 192, 4, 4.6016), "16xlarge": (64, 256, 1, 3.3968)},
             gpu_model="L4", gpu_memory_gib=23034 / 1024, gpu_memory_bandwidth_gbs=300),
-    _Family("g6e", "x86_64", "AMD EPYC 7R13", "avx2", True, 2 * _DDR4_3200_8CH, 192,
+    _Family("g6e", "x86_64", "AMD EPYC 7R13", "avx2", True, _DDR4_3200_8CH,
             {"xlarge": (4, 32, 1, 1.861), "2xlarge": (8, 64, 1, 2.24208),
              "4xlarge": (16, 128, 1, 3.00424), "8xlarge": (32, 256, 1, 4.52856),
              "12xlarge": (48, 384, 4, 10.49264), "16xlarge": (64, 512, 1, 7.57656)},
@@ -204,7 +211,7 @@ def _build(family: _Family, size: str) -> InstanceType:
         arch=family.arch,
         cpu=family.cpu,
         cpu_isa=family.cpu_isa,
-        memory_bandwidth_gbs=round(family.host_bandwidth_gbs * vcpus / family.host_vcpus, 1),
+        memory_bandwidth_gbs=round(family.socket_bandwidth_gbs * ACHIEVABLE_SHARE_OF_PEAK, 1),
         hourly_usd=price,
         gpu_count=gpus,
         gpu_model=family.gpu_model if gpus else None,

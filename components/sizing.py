@@ -129,30 +129,35 @@ class _CapacityError(SizingError):
 class Calibration:
     """Every constant of the speed estimates, in one place.
 
-    Calibrated by benchmarks/calibrate_cpu.py on <machine>, see README performance
-    section. Until that run lands these are literature-based estimates:
+    Calibrated by ``benchmarks/calibrate_cpu.py`` on a 2-vCPU AMD EPYC (Genoa) KVM guest
+    with an AVX2-only llama.cpp build, like LocalAI v2.24's CPU image (random-weight
+    Q4_0 GGUFs with the real shapes of qwen2.5-0.5b and phi-3.5-mini; all runs in
+    ``benchmarks/calibration_results.json``; README "Performance"). Fitted there:
 
-    - ``per_core_bandwidth_gbs``: one core streams ~8-15 GB/s from DRAM (server cores
-      sit at the low end: Sapphire Rapids ~10-12 GB/s).
-    - ``cpu_bandwidth_efficiency``: llama.cpp Q4 decode reaches ~60-80% of DRAM
-      bandwidth when enough cores pull.
+    - ``per_core_bandwidth_gbs`` 19: what one llama.cpp thread streams (1-thread decode).
+    - ``cpu_bandwidth_efficiency`` 0.82: decode speed relative to the achievable (STREAM-
+      like read) bandwidth, which is what ``HostResources.memory_bandwidth_gbs`` holds.
+    - ``decode_overhead_ms`` 3: per-token sampling and scheduling on top of the reads.
+    - ``prefill_gflops_per_core_avx2`` 97.3 (and 145.6 with AVX-512 kernels, which
+      LocalAI's CPU images do not have; see ``LOCALAI_CPU_IMAGE_HAS_AVX512``).
+
+    Not measured here (no such hardware): ``prefill_gflops_per_core_arm64`` is the
+    literature estimate scaled by the factor the x86 fit found over its own literature
+    estimate (x2.4); the GPU figures are literature-based:
+
     - ``gpu_bandwidth_efficiency``: llama.cpp CUDA decode of 7-8B Q4_K_M reaches ~65-75%
       of the GPU's memory bandwidth (Llama-3-8B Q4_K_M: ~40-45 tok/s on an L4).
-    - ``prefill_gflops_per_core_*``: llama.cpp prompt processing of K-quants per
-      physical core: a 16-core desktop Zen 4 processes a 7B Q4_K_M prompt at ~100-150
-      tok/s (~90 GFLOP/s per 5 GHz core); server cores clock at 3-3.5 GHz, and LocalAI
-      v2.24 builds AVX2 kernels only (see ``LOCALAI_CPU_IMAGE_HAS_AVX512``).
     - ``gpu_prefill_tflops``: effective llama.cpp (MMQ) throughput for a short prompt,
       well below datasheet peaks (T4 65, A10G 125, L4 121, L40S 362 TFLOP/s fp16 tensor).
     - ``ttft_overhead_ms``: LocalAI HTTP + template + gRPC + tokenization + sampling.
     """
 
-    per_core_bandwidth_gbs: float = 12.0
-    cpu_bandwidth_efficiency: float = 0.7
+    per_core_bandwidth_gbs: float = 19.0
+    cpu_bandwidth_efficiency: float = 0.82
     gpu_bandwidth_efficiency: float = 0.7
-    prefill_gflops_per_core_avx512: float = 55.0
-    prefill_gflops_per_core_avx2: float = 40.0
-    prefill_gflops_per_core_arm64: float = 35.0
+    prefill_gflops_per_core_avx512: float = 145.6
+    prefill_gflops_per_core_avx2: float = 97.3
+    prefill_gflops_per_core_arm64: float = 85.0
     prefill_gflops_per_core_generic: float = 10.0
     gpu_prefill_tflops: Mapping[str, float] = field(
         default_factory=lambda: MappingProxyType(
@@ -160,9 +165,12 @@ class Calibration:
         )
     )
     gpu_prefill_tflops_unknown: float = 5.0
-    decode_overhead_ms: float = 1.0
+    decode_overhead_ms: float = 3.0
     ttft_overhead_ms: float = 50.0
-    source: str = "literature-based estimates; not yet calibrated on a benchmark machine"
+    source: str = (
+        "benchmarks/calibrate_cpu.py --fit on a 2-vCPU AMD EPYC KVM guest (AVX2 build); "
+        "see benchmarks/calibration_results.json"
+    )
 
     def prefill_gflops_per_core(self, isa: str) -> float:
         return {
@@ -297,7 +305,11 @@ class HostResources:
 
     @property
     def default_cpu_limit(self) -> float:
-        return max(self.vcpus - (self.cpu_reserve or 0.0), 0.25)
+        """vCPUs minus the OS reserve, but never fewer than the default thread count:
+        llama.cpp threads spin, and a quota below them throttles every token (2 threads
+        in 1.5 CPUs decoded 23% slower than in 2, benchmarks/calibration_results.json).
+        On SMT types the reserve comes out of the sibling hyperthreads."""
+        return max(self.vcpus - (self.cpu_reserve or 0.0), float(self.physical_cores), 0.25)
 
 
 @dataclass(frozen=True)
@@ -531,9 +543,11 @@ def _gib(value: float) -> str:
 
 
 def _default_threads(host: HostResources, cpu_limit: float, explicit_cpu_limit: bool) -> int:
+    # Under an explicit lower CPU quota, round up: 2 threads in 1.5 CPUs measured faster
+    # than 1 (benchmarks/calibration_results.json, --cpu-limit 1.5 runs).
     threads = host.physical_cores
     if explicit_cpu_limit and cpu_limit < threads:
-        threads = max(1, math.floor(cpu_limit))
+        threads = max(1, math.ceil(cpu_limit))
     return threads
 
 

@@ -174,5 +174,5 @@ docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
 log "starting $CONTAINER: port $LOCALAI_PORT, cpus $LOCALAI_CPUS, memory ${LOCALAI_MEMORY_MB}m, threads $LOCALAI_THREADS, parallel $LOCALAI_PARALLEL_REQUESTS"
 exec docker run --rm --name "$CONTAINER" --init --pull never --security-opt no-new-privileges \
     -p "$LOCALAI_PORT:8080" -v "$models:/build/models" \
-    --cpus "$LOCALAI_CPUS" --memory "${LOCALAI_MEMORY_MB}m" \
+    --cpus "$LOCALAI_CPUS" --cpu-shares 512 --memory "${LOCALAI_MEMORY_MB}m" \
     "${args[@]}" "${log_args[@]}" "$image"

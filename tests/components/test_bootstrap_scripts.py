@@ -364,6 +364,7 @@ def test_run_on_cpu_host_starts_the_cpu_container(tmp_path: Path):
     assert option_values(argv, "-p") == ["8080:8080"]
     assert option_values(argv, "-v") == [f"{host.mount}/models:/build/models"]
     assert option_values(argv, "--cpus") == ["3.5"]
+    assert option_values(argv, "--cpu-shares") == ["512"]  # the OS wins under contention
     assert option_values(argv, "--memory") == ["7168m"]
     assert option_values(argv, "-e") == ["THREADS=4"]  # parallel_requests 1: no slots
     assert option_values(argv, "--pull") == ["never"]

@@ -75,7 +75,8 @@ def test_limits_are_derived_from_the_daemon_when_not_configured(
     small = DaemonInfo(reachable=True, ncpu=4, mem_total_bytes=8 * 1024**3, runtimes=frozenset())
     run_program({}, daemon=small)
     inputs = container(pulumi_mocks)
-    assert 0 < float(inputs["cpus"]) < 4, "leave CPU for the host"
+    assert float(inputs["cpus"]) == 4, "no quota below the thread count"
+    assert inputs["cpuShares"] == 512, "the desktop wins under contention"
     assert 2048 < inputs["memory"] < 8192, "leave memory for the host"
 
 

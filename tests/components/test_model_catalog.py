@@ -76,7 +76,9 @@ def test_a_sampling_parameter_at_the_top_level_is_rejected() -> None:
 
 def test_a_missing_filename_is_rejected() -> None:
     text = mutate(lambda d: d["download_files"][0].pop("filename"))
-    with pytest.raises(ModelConfigError, match=r"download_files.0.filename: required key is missing"):
+    with pytest.raises(
+        ModelConfigError, match=r"download_files.0.filename: required key is missing"
+    ):
         parse_model_config(text)
 
 

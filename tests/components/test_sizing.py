@@ -276,9 +276,10 @@ def test_threads_default_to_physical_cores(name: str, threads: int) -> None:
     assert plan_on(name, [QWEN]).threads == threads
 
 
-def test_a_lower_cpu_limit_caps_threads() -> None:
+def test_a_lower_cpu_limit_caps_threads_rounding_up() -> None:
+    """2 threads in a 1.5-CPU quota measured faster than 1 (calibration_results.json)."""
     result = plan_on("c7a.2xlarge", [QWEN], cpu_limit=2.5)
-    assert (result.threads, result.cpu_limit) == (2, 2.5)
+    assert (result.threads, result.cpu_limit) == (3, 2.5)
 
 
 def test_explicit_threads_are_kept_and_oversubscription_is_warned_about() -> None:
@@ -292,8 +293,13 @@ def test_default_limits_leave_room_for_the_os(it: InstanceType) -> None:
     resources = HostResources.from_instance_type(it)
     memory_mib = it.memory_gib * 1024
     assert resources.default_memory_limit_mib <= memory_mib - max(1024, 0.1 * memory_mib)
-    assert resources.default_cpu_limit < it.vcpus
-    assert resources.default_cpu_limit >= it.vcpus - 0.5
+    assert resources.default_cpu_limit <= it.vcpus
+    # A quota below the default thread count throttles every token; the OS keeps its
+    # room through memory, the container's lower CPU weight and, on SMT types, the
+    # sibling hyperthreads.
+    assert resources.default_cpu_limit >= it.physical_cores
+    if it.physical_cores < it.vcpus:
+        assert it.vcpus - 0.5 <= resources.default_cpu_limit < it.vcpus
 
 
 def test_a_local_host_keeps_more_for_the_desktop() -> None:
@@ -364,9 +370,10 @@ def test_decode_speed_follows_memory_bandwidth() -> None:
 
 
 def test_the_calibration_drives_the_estimates() -> None:
-    default = plan_on("c7g.2xlarge", [PHI])
+    base = replace(DEFAULT_CALIBRATION, decode_overhead_ms=0.0)
+    default = plan_on("c7g.2xlarge", [PHI], calibration=base)
     faster = replace(
-        DEFAULT_CALIBRATION,
+        base,
         cpu_bandwidth_efficiency=DEFAULT_CALIBRATION.cpu_bandwidth_efficiency * 2,
         prefill_gflops_per_core_arm64=DEFAULT_CALIBRATION.prefill_gflops_per_core_arm64 * 2,
     )
