@@ -152,7 +152,7 @@ class Settings(_Section):
     port: int = Field(default=8080, ge=1, le=65535)
     threads: int | None = Field(default=None, gt=0, le=512)
     context_size: int | None = Field(default=None, ge=256, le=1_048_576)
-    parallel_requests: int | None = Field(default=None, gt=0, le=64)
+    parallel_requests: int = Field(default=1, gt=0, le=64)
     cpu_limit: float | None = Field(default=None, gt=0, le=512)
     memory_limit_mb: int | None = Field(default=None, ge=512, le=4_194_304)
     extra_env: dict[str, str] = Field(default_factory=dict)
