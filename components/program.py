@@ -104,8 +104,8 @@ def _plan(
 def _render(
     settings: Settings,
     models: list[ModelConfig],
-    sizing: SizingPlan,
     *,
+    threads: int,
     gpu_layers: Mapping[str, int],
 ) -> dict[str, str]:
     contexts = _context_sizes(settings, models)
@@ -113,7 +113,7 @@ def _render(
         config_file_name(m): render_model_yaml(
             m,
             gpu_layers=gpu_layers[m.name],
-            threads=sizing.threads,
+            threads=threads,
             context_size=contexts[m.name],
         )
         for m in models
@@ -189,21 +189,19 @@ def _build_docker(
             + (f" ({daemon.error})" if daemon.error else "")
             + "; the CUDA container will fail to load models without it"
         )
-    host = docker_host_resources(daemon)
-    # The daemon cannot tell VRAM: size host memory as for CPU, offload every layer.
-    sizing = _plan(settings, host, models, facts, use_gpu=False)
+    # The daemon cannot report VRAM: check the fit in host memory as for CPU, and let a
+    # local GPU offload every layer.
+    sizing = _plan(settings, docker_host_resources(daemon), models, facts, use_gpu=False)
     _warn(sizing)
-    name = STACK_RESOURCE_NAME
     target = LocalDockerTarget(
-        name,
+        STACK_RESOURCE_NAME,
         DockerTargetArgs(
             image=settings.cuda_image if use_gpu else settings.cpu_image,
             use_gpu=use_gpu,
-            # The daemon cannot report VRAM, so a local GPU offloads every layer.
             model_files=_render(
                 settings,
                 models,
-                sizing,
+                threads=sizing.threads,
                 gpu_layers={m.name: ALL_GPU_LAYERS if use_gpu else 0 for m in models},
             ),
             default_model=settings.default_model,
@@ -260,9 +258,13 @@ def _build_aws(
         cpu_image=settings.cpu_image,
         gpu_image=settings.cuda_image,
         gpu_capable=gpu_capable,
-        cpu_model_files=_render(settings, models, sizing, gpu_layers={m.name: 0 for m in models}),
+        cpu_model_files=_render(
+            settings, models, threads=sizing.threads, gpu_layers={m.name: 0 for m in models}
+        ),
         gpu_model_files=(
-            _render(settings, models, sizing, gpu_layers=sizing.gpu_layers) if gpu_capable else {}
+            _render(settings, models, threads=sizing.threads, gpu_layers=sizing.gpu_layers)
+            if gpu_capable
+            else {}
         ),
         default_model=settings.default_model,
         api_key=settings.api_key,
