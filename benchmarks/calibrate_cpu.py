@@ -63,15 +63,11 @@ import multiprocessing
 import os
 import platform
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
 from dataclasses import fields as dataclass_fields
@@ -85,6 +81,7 @@ from benchmarks.bench_endpoint import (
     run_benchmark,
     tag_prompt,
 )
+from tools.llama_server import LlamaServer
 
 DEFAULT_MODEL = "qwen2.5-0.5b-instruct"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / (
@@ -323,12 +320,6 @@ def weight_bytes_per_token(path: Path) -> int:
 # --------------------------------------------------------------------------- server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def cpu_quota(limit: float | None) -> Iterator[Path | None]:
     """A cgroup with ``limit`` CPUs of quota (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``)."""
@@ -358,111 +349,15 @@ def cpu_quota(limit: float | None) -> Iterator[Path | None]:
             group.rmdir()
 
 
-class Server:
-    """``python -m llama_cpp.server`` for one model file with one thread count."""
-
-    def __init__(
-        self,
-        python: str,
-        model_path: Path,
-        alias: str,
-        threads: int,
-        log_path: Path,
-        cgroup: Path | None = None,
-    ):
-        self.python = python
-        self.model_path = model_path
-        self.alias = alias
-        self.threads = threads
-        self.log_path = log_path
-        self.cgroup = cgroup
-        self.port = _free_port()
-        self.api_key = "calibrate-" + secrets.token_hex(8)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def command(self) -> list[str]:
-        return [
-            self.python, "-m", "llama_cpp.server",
-            "--model", str(self.model_path),
-            "--model_alias", self.alias,
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--api_key", self.api_key,
-            "--n_ctx", str(N_CTX),
-            "--n_threads", str(self.threads),
-            "--n_threads_batch", str(self.threads),
-            "--chat_format", CHAT_FORMAT,
-            "--interrupt_requests", "False",
-            "--verbose", "False",
-        ]  # fmt: skip
-
-    def __enter__(self) -> Server:
-        procs = self.cgroup / "cgroup.procs" if self.cgroup else None
-
-        def join_cgroup() -> None:  # runs in the child, before exec
-            if procs is not None:
-                procs.write_text(str(os.getpid()))
-
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=join_cgroup if procs else None,
-            )
-        self._wait_ready()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        request = urllib.request.Request(
-            f"{self.base_url}/models", headers={"Authorization": f"Bearer {self.api_key}"}
-        )
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"llama server exited ({self.process.returncode}):\n{self._log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"llama server not ready in {SERVER_START_TIMEOUT_S} s")
-
-    def _log_tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system, all threads) the server process has used."""
-        if self.process is None:
-            return 0.0
-        stat = _read(f"/proc/{self.process.pid}/stat")
-        fields = stat.rpartition(")")[2].split()
-        if len(fields) < 15:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system, all threads) process ``pid`` has used."""
+    if pid is None:
+        return 0.0
+    stat = _read(f"/proc/{pid}/stat")
+    fields = stat.rpartition(")")[2].split()
+    if len(fields) < 15:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _system_cpu() -> tuple[float, float]:
@@ -479,7 +374,7 @@ class CpuAccount:
     """How much CPU others used while we measured: (machine busy - server - this process)
     / wall time, in cores; and the hypervisor's steal time, in cores."""
 
-    def __init__(self, server: Server):
+    def __init__(self, server: LlamaServer):
         self.server = server
 
     def __enter__(self) -> CpuAccount:
@@ -500,7 +395,7 @@ class CpuAccount:
             time.monotonic(),
             busy,
             steal,
-            self.server.cpu_seconds(),
+            cpu_seconds(self.server.pid),
             times.user + times.system,
         )
 
@@ -650,8 +545,18 @@ def run_thread_count(
     log_dir: Path,
     cgroup: Path | None,
 ) -> tuple[BenchmarkResult, str, int | None, CpuAccount]:
-    log = log_dir / f"{alias}-t{threads}.log"
-    with Server(args.server_python, model_path, alias, threads, log, cgroup) as server:
+    server = LlamaServer(
+        model_path,
+        log_dir / f"{alias}-t{threads}.log",
+        model=alias,
+        python=args.server_python,
+        threads=threads,
+        n_ctx=N_CTX,
+        chat_format=CHAT_FORMAT,
+        cgroup=cgroup,
+        start_timeout_s=SERVER_START_TIMEOUT_S,
+    )
+    with server:
         factory = make_client_factory(server.base_url, server.api_key)
         counted = None
         if prompt is None:

@@ -22,7 +22,6 @@ from benchmarks.bench_endpoint import (
     to_json,
     ttft_line,
 )
-from tests.support.llama_server import LlamaServer
 from tests.support.stub_openai import StubServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -277,27 +276,6 @@ def test_server_rejecting_stream_options_falls_back_to_counting_chunks():
 # --------------------------------------------------------------------------- real server
 
 
-class _QueueingServer(LlamaServer):
-    """The fixture's server with ``--interrupt_requests False``: llama-cpp-python's server
-    runs one request at a time and by default ABORTS the running stream when another
-    request arrives (the client sees an empty or cut-short answer), so concurrency > 1
-    needs it to queue instead, as LocalAI does."""
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--interrupt_requests", "False"]
-
-
-@pytest.fixture(scope="module")
-def queueing_server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
-    pytest.importorskip("llama_cpp.server")
-    server = _QueueingServer(tiny_gguf, tmp_path_factory.mktemp("queueing") / "server.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _server_env(server) -> dict[str, str]:
     return {
         "OPENAI_BASE_URL": server.base_url,
@@ -336,7 +314,9 @@ def test_cli_json_against_a_real_server(llama_server):
 
 
 @pytest.mark.slow
-def test_cli_sweep_reports_one_run_per_level_and_plots(queueing_server, tmp_path):
+def test_cli_sweep_reports_one_run_per_level_and_plots(llama_server, tmp_path):
+    """Concurrency 2 needs the server to queue the second request rather than abort the
+    running stream: tools.llama_server always passes ``--interrupt_requests False``."""
     png = tmp_path / "bench.png"
     proc = _run_cli(
         "--requests",
@@ -348,7 +328,7 @@ def test_cli_sweep_reports_one_run_per_level_and_plots(queueing_server, tmp_path
         "--json",
         "--plot",
         str(png),
-        env=_server_env(queueing_server),
+        env=_server_env(llama_server),
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
