@@ -336,6 +336,13 @@ def _random_q4_0(rng: np.random.Generator, rows: int, cols: int, *, scale: float
     return blocks.tobytes()
 
 
+def neutral_name(shape: dict[str, int | bool]) -> str:
+    """A ``general.name`` for a preset's shape that names no real model: llama.cpp
+    special-cases names containing e.g. "phi3"/"phi-3" (any case) and then fails to load
+    the byte vocabulary ("error loading model vocabulary: unordered_map::at")."""
+    return f"synthetic-{shape['n_layers']}L-{shape['n_embd']}E"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a random-weight llama GGUF.")
     parser.add_argument("output", type=Path)
@@ -346,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = PRESETS[args.preset]
     tensor_type = args.tensor_type or ("F32" if args.preset == "tiny" else "Q4_0")
     out = write_synthetic_gguf(
-        args.output, tensor_type=tensor_type, seed=args.seed, name=args.preset, **shape
+        args.output, tensor_type=tensor_type, seed=args.seed, name=neutral_name(shape), **shape
     )
     print(f"{out} ({out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
     return 0

@@ -10,6 +10,7 @@ import pytest
 from gguf import GGMLQuantizationType, GGUFReader
 from gguf.quants import dequantize
 
+from tools import synthetic_gguf
 from tools.synthetic_gguf import BYTE_VOCAB_SIZE, PRESETS, write_synthetic_gguf
 
 
@@ -53,6 +54,18 @@ def test_tied_embeddings_omit_the_output_tensor(tmp_path: Path) -> None:
     path = write_synthetic_gguf(tmp_path / "tied.gguf", tie_embeddings=True)
     names = {t.name for t in GGUFReader(path).tensors}
     assert "output.weight" not in names and "token_embd.weight" in names
+
+
+def test_cli_preset_names_no_real_model(tmp_path: Path, monkeypatch) -> None:
+    """llama.cpp takes a Phi-3 vocabulary path for any general.name containing "phi3" or
+    "phi-3" and then fails to load the byte vocabulary. The CLI must write a neutral name
+    for the phi-3.5-mini preset (its shape swapped for the tiny one: 2 GB otherwise)."""
+    monkeypatch.setitem(PRESETS, "phi-3.5-mini", PRESETS["tiny"])
+    path = tmp_path / "phi.gguf"
+    assert synthetic_gguf.main([str(path), "--preset", "phi-3.5-mini"]) == 0
+    name = field(GGUFReader(path), "general.name")
+    assert name == "synthetic-2L-64E"
+    assert not re.search(r"phi-?3", name, re.IGNORECASE)
 
 
 @pytest.mark.parametrize(
