@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import SecretStr
 
 from components.api_key import endpoint_api_key
 from components.aws_launch import (
@@ -21,6 +20,7 @@ from components.cloud_init import BootstrapSpec, render_user_data_base64
 from components.errors import ConfigError
 from components.instance_types import InstanceType
 from components.readiness_command import wait_for_endpoint
+from components.serving import ServingArgs
 
 MOUNT_POINT = "/var/lib/localai"
 ATTACH_DEVICE_NAME = "/dev/sdf"  # the API needs one; on Nitro the disk shows up as NVMe
@@ -32,6 +32,7 @@ VOLUME_WAIT_S = 900  # on replacement the old host is stopped before the volume 
 class AwsHostArgs:
     """Everything the host needs, already validated and sized."""
 
+    serving: ServingArgs
     instance: InstanceType
     image: HostImage
     cpu_image: str
@@ -40,30 +41,18 @@ class AwsHostArgs:
     """Try the GPU at boot (the type has one and the stack did not ask for CPU)."""
     cpu_model_files: Mapping[str, str]
     gpu_model_files: Mapping[str, str]
-    default_model: str
-    api_key: SecretStr | None
-    port: int
     public: bool
     allowed_cidrs: Sequence[str]
     volume_size_gb: int
     volume_throughput: int
-    keep_volume_on_destroy: bool
     root_volume_size_gb: int
-    cpu_limit: float
-    memory_limit_mb: int
-    threads: int
-    parallel_requests: int
-    single_active_backend: bool
     log_retention_days: int
-    wait_for_ready: bool
-    ready_timeout_seconds: int
     resource_prefix: str
     """Stable prefix for cloud-side names (SSM parameter, log group): project-stack."""
     ssh_key_name: str | None = None
     ssh_cidrs: Sequence[str] = ()
     vpc_id: str | None = None
     subnet_id: str | None = None
-    extra_env: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -86,9 +75,10 @@ class AwsHost(pulumi.ComponentResource):
         self, name: str, args: AwsHostArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("localai:aws:Host", name, None, opts)
+        serving = args.serving
         tags = {"localai:stack": args.resource_prefix, **args.tags}
         self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        self.api_key = endpoint_api_key(name, args.api_key, parent=self)
+        self.api_key = endpoint_api_key(name, serving.api_key, parent=self)
 
         subnet_id, availability_zone, vpc_id = self._placement(args)
         security_group = self._create_security_group(name, args, vpc_id, tags)
@@ -128,7 +118,9 @@ class AwsHost(pulumi.ComponentResource):
             throughput=args.volume_throughput,
             encrypted=True,
             tags={**tags, "Name": f"{args.resource_prefix}-weights", "localai:role": "weights"},
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.keep_volume_on_destroy),
+            opts=pulumi.ResourceOptions(
+                parent=self, retain_on_delete=serving.keep_volume_on_destroy
+            ),
         )
 
         # gzip + base64: cloud-init unpacks it, and EC2's 16 KiB limit then holds about
@@ -192,23 +184,23 @@ class AwsHost(pulumi.ComponentResource):
             endpoint_host = pulumi.Output.from_input("127.0.0.1")  # via SSM port forward
             ready_after = [attachment]
 
-        self.base_url = pulumi.Output.format("http://{0}:{1}/v1", endpoint_host, args.port)
-        self.health_url = pulumi.Output.format("http://{0}:{1}/readyz", endpoint_host, args.port)
+        self.base_url = pulumi.Output.format("http://{0}:{1}/v1", endpoint_host, serving.port)
+        self.health_url = pulumi.Output.format("http://{0}:{1}/readyz", endpoint_host, serving.port)
         self.instance_id = instance.id
         self.volume_id = volume.id
         self.private_ip = instance.private_ip
         self.log_group_name = log_group.name
         self.ssm_port_forward = pulumi.Output.all(instance.id, self.region).apply(
-            lambda v: ssm_port_forward_command(v[0], v[1], args.port)
+            lambda v: ssm_port_forward_command(v[0], v[1], serving.port)
         )
 
-        if args.public and args.wait_for_ready:
+        if args.public and serving.wait_for_ready:
             wait_for_endpoint(
                 f"{name}-ready",
                 base_url=self.base_url,
                 api_key=self.api_key,
-                model=args.default_model,
-                timeout_s=args.ready_timeout_seconds,
+                model=serving.default_model,
+                timeout_s=serving.ready_timeout_seconds,
                 triggers=[instance.id, volume.id],
                 parent=self,
                 depends_on=ready_after,
@@ -218,7 +210,8 @@ class AwsHost(pulumi.ComponentResource):
                 lambda cmd: (
                     pulumi.log.info(
                         "private endpoint: readiness is not checked from here. Forward the "
-                        f"port with `{cmd}`, then `curl -fsS http://127.0.0.1:{args.port}/readyz` "
+                        f"port with `{cmd}`, then "
+                        f"`curl -fsS http://127.0.0.1:{serving.port}/readyz` "
                         "and run examples/python/chat.py",
                         resource=self,
                     )
@@ -271,7 +264,8 @@ class AwsHost(pulumi.ComponentResource):
         vpc_id: pulumi.Output[str],
         tags: dict[str, str],
     ) -> aws.ec2.SecurityGroup:
-        ingress = [_ingress_rule(args.port, cidr, "LocalAI API") for cidr in args.allowed_cidrs]
+        serving = args.serving
+        ingress = [_ingress_rule(serving.port, cidr, "LocalAI API") for cidr in args.allowed_cidrs]
         ingress += [_ingress_rule(22, cidr, "SSH (opted in)") for cidr in args.ssh_cidrs]
         return aws.ec2.SecurityGroup(
             f"{name}-sg",
@@ -355,6 +349,7 @@ def ssm_port_forward_command(instance_id: str, region: str, port: int) -> str:
 def bootstrap_spec(
     args: AwsHostArgs, volume_id: str, region: str, log_group: str, key_parameter: str
 ) -> BootstrapSpec:
+    serving = args.serving
     return BootstrapSpec(
         volume_device=weights_device_path(volume_id),
         mount_point=MOUNT_POINT,
@@ -362,20 +357,20 @@ def bootstrap_spec(
         gpu_image=args.gpu_image,
         install_docker=args.image.install_docker,
         gpu_capable=args.gpu_capable,
-        port=args.port,
+        port=serving.port,
         api_key_parameter=key_parameter,
         region=region,
         log_group=log_group,
         cpu_models=dict(args.cpu_model_files),
         gpu_models=dict(args.gpu_model_files),
-        default_model=args.default_model,
-        cpu_limit=args.cpu_limit,
-        memory_limit_mb=args.memory_limit_mb,
-        threads=args.threads,
-        parallel_requests=args.parallel_requests,
+        default_model=serving.default_model,
+        cpu_limit=serving.cpu_limit,
+        memory_limit_mb=serving.memory_limit_mb,
+        threads=serving.threads,
+        parallel_requests=serving.parallel_requests,
         volume_wait_s=VOLUME_WAIT_S,
         extra_env={
-            **({"SINGLE_ACTIVE_BACKEND": "true"} if args.single_active_backend else {}),
-            **args.extra_env,
+            **({"SINGLE_ACTIVE_BACKEND": "true"} if serving.single_active_backend else {}),
+            **serving.extra_env,
         },
     )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
-from pydantic import SecretStr
 
 from components.api_key import endpoint_api_key
 from components.readiness_command import wait_for_endpoint
+from components.serving import ServingArgs
 
 CONTAINER_PORT = 8080
 MODELS_DIR = "/build/models"  # LocalAI v2.24.0: ${WORKDIR}/models, WORKDIR /build
@@ -34,28 +34,16 @@ _ENTRYPOINT_SCRIPT = (
 class DockerTargetArgs:
     """What the local container needs; every value already validated and decided."""
 
+    serving: ServingArgs
     image: str
     """Full image reference (CPU ``-ffmpeg-core`` or CUDA ``-cublas-cuda12``)."""
     use_gpu: bool
     """Request all GPUs (``--gpus all``); only with the CUDA image."""
     model_files: Mapping[str, str]
     """Rendered LocalAI model YAMLs: file name -> content."""
-    default_model: str
-    api_key: SecretStr | None
-    """Configured key, or None to generate one (kept in state as a secret)."""
-    port: int
     bind_address: str
-    cpu_limit: float
-    memory_limit_mb: int
-    threads: int
-    parallel_requests: int
-    single_active_backend: bool
     volume_name: str
     container_name: str
-    keep_volume_on_destroy: bool
-    wait_for_ready: bool
-    ready_timeout_seconds: int
-    extra_env: Mapping[str, str] = field(default_factory=dict)
 
 
 class LocalDockerTarget(pulumi.ComponentResource):
@@ -73,10 +61,11 @@ class LocalDockerTarget(pulumi.ComponentResource):
         self, name: str, args: DockerTargetArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("localai:docker:LocalTarget", name, None, opts)
+        serving = args.serving
         host = client_host(args.bind_address)
-        self.api_key = endpoint_api_key(name, args.api_key, parent=self)
-        self.base_url = pulumi.Output.from_input(f"http://{host}:{args.port}/v1")
-        self.health_url = pulumi.Output.from_input(f"http://{host}:{args.port}/readyz")
+        self.api_key = endpoint_api_key(name, serving.api_key, parent=self)
+        self.base_url = pulumi.Output.from_input(f"http://{host}:{serving.port}/v1")
+        self.health_url = pulumi.Output.from_input(f"http://{host}:{serving.port}/readyz")
 
         image = docker.RemoteImage(
             f"{name}-image",
@@ -88,19 +77,21 @@ class LocalDockerTarget(pulumi.ComponentResource):
             f"{name}-models",
             name=args.volume_name,
             labels=[docker.VolumeLabelArgs(label="dev.localai.role", value="model-weights")],
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.keep_volume_on_destroy),
+            opts=pulumi.ResourceOptions(
+                parent=self, retain_on_delete=serving.keep_volume_on_destroy
+            ),
         )
         container = self._create_container(name, args, image, volume)
         self.container_name = container.name
         self.volume_name = volume.name
 
-        if args.wait_for_ready:
+        if serving.wait_for_ready:
             wait_for_endpoint(
                 f"{name}-ready",
                 base_url=self.base_url,
                 api_key=self.api_key,
-                model=args.default_model,
-                timeout_s=args.ready_timeout_seconds,
+                model=serving.default_model,
+                timeout_s=serving.ready_timeout_seconds,
                 triggers=[container.id],
                 parent=self,
                 depends_on=[container],
@@ -123,6 +114,7 @@ class LocalDockerTarget(pulumi.ComponentResource):
         image: docker.RemoteImage,
         volume: docker.Volume,
     ) -> docker.Container:
+        serving = args.serving
         envs = pulumi.Output.secret(self.api_key).apply(lambda key: container_env(args, key))
         return docker.Container(
             f"{name}-container",
@@ -132,7 +124,7 @@ class LocalDockerTarget(pulumi.ComponentResource):
             envs=envs,
             ports=[
                 docker.ContainerPortArgs(
-                    internal=CONTAINER_PORT, external=args.port, ip=args.bind_address
+                    internal=CONTAINER_PORT, external=serving.port, ip=args.bind_address
                 )
             ],
             volumes=[
@@ -142,11 +134,11 @@ class LocalDockerTarget(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=f"{CONFIG_STAGING_DIR}/{file_name}", content=text)
                 for file_name, text in sorted(args.model_files.items())
             ],
-            cpus=f"{args.cpu_limit:g}",
+            cpus=f"{serving.cpu_limit:g}",
             # Half the default weight: under contention the desktop wins, idle CPU is used.
             cpu_shares=LOCAL_CPU_SHARES,
-            memory=args.memory_limit_mb,
-            memory_swap=args.memory_limit_mb,  # no swap: a model that does not fit fails fast
+            memory=serving.memory_limit_mb,
+            memory_swap=serving.memory_limit_mb,  # no swap: a model that does not fit fails fast
             gpus="all" if args.use_gpu else None,
             restart="unless-stopped",
             log_driver="json-file",
@@ -158,7 +150,9 @@ class LocalDockerTarget(pulumi.ComponentResource):
                 retries=3,
                 start_period=HEALTHCHECK_START_PERIOD,
             ),
-            labels=[docker.ContainerLabelArgs(label="dev.localai.model", value=args.default_model)],
+            labels=[
+                docker.ContainerLabelArgs(label="dev.localai.model", value=serving.default_model)
+            ],
             wait=False,  # readiness is the real check below, not the healthcheck
             opts=pulumi.ResourceOptions(parent=self, depends_on=[volume]),
         )
@@ -166,18 +160,19 @@ class LocalDockerTarget(pulumi.ComponentResource):
 
 def container_env(args: DockerTargetArgs, api_key: str) -> list[str]:
     """Environment of the LocalAI container (``KEY=value`` strings)."""
+    serving = args.serving
     env = {
         "API_KEY": api_key,
         "MODELS_PATH": MODELS_DIR,
-        "THREADS": str(args.threads),
+        "THREADS": str(serving.threads),
         "LOCALAI_LOG_LEVEL": "info",
     }
-    if args.parallel_requests > 1:
+    if serving.parallel_requests > 1:
         env["PARALLEL_REQUESTS"] = "true"
-        env["LLAMACPP_PARALLEL"] = str(args.parallel_requests)
-    if args.single_active_backend:
+        env["LLAMACPP_PARALLEL"] = str(serving.parallel_requests)
+    if serving.single_active_backend:
         env["SINGLE_ACTIVE_BACKEND"] = "true"
-    env.update(args.extra_env)
+    env.update(serving.extra_env)
     return [f"{key}={value}" for key, value in env.items()]
 
 

@@ -26,6 +26,7 @@ from components.model_catalog import (
     render_model_yaml,
 )
 from components.model_facts import ModelFacts, ModelFactsError, load_facts_for
+from components.serving import ServingArgs
 from components.settings import Settings, load_settings, read_stack_config
 from components.sizing import HostResources, SizingError, SizingPlan, plan, volume_size_gb
 
@@ -120,6 +121,23 @@ def _render(
     }
 
 
+def _serving(settings: Settings, sizing: SizingPlan, *, wait_for_ready: bool) -> ServingArgs:
+    return ServingArgs(
+        default_model=settings.default_model,
+        api_key=settings.api_key,
+        port=settings.port,
+        cpu_limit=sizing.cpu_limit,
+        memory_limit_mb=sizing.memory_limit_mb,
+        threads=sizing.threads,
+        parallel_requests=settings.parallel_requests,
+        single_active_backend=sizing.single_active_backend,
+        wait_for_ready=wait_for_ready,
+        ready_timeout_seconds=settings.ready_timeout_seconds,
+        keep_volume_on_destroy=settings.keep_volume_on_destroy,
+        extra_env=settings.extra_env,
+    )
+
+
 def _warn(sizing: SizingPlan) -> None:
     for warning in sizing.warnings:
         pulumi.log.warn(warning)
@@ -196,6 +214,7 @@ def _build_docker(
     target = LocalDockerTarget(
         STACK_RESOURCE_NAME,
         DockerTargetArgs(
+            serving=_serving(settings, sizing, wait_for_ready=settings.wait_for_ready is not False),
             image=settings.cuda_image if use_gpu else settings.cpu_image,
             use_gpu=use_gpu,
             model_files=_render(
@@ -204,21 +223,9 @@ def _build_docker(
                 threads=sizing.threads,
                 gpu_layers={m.name: ALL_GPU_LAYERS if use_gpu else 0 for m in models},
             ),
-            default_model=settings.default_model,
-            api_key=settings.api_key,
-            port=settings.port,
             bind_address=settings.bind_address,
-            cpu_limit=sizing.cpu_limit,
-            memory_limit_mb=sizing.memory_limit_mb,
-            threads=sizing.threads,
-            parallel_requests=settings.parallel_requests,
-            single_active_backend=sizing.single_active_backend,
             volume_name=f"{env.project}-{env.stack}-models",
             container_name=f"{env.project}-{env.stack}",
-            keep_volume_on_destroy=settings.keep_volume_on_destroy,
-            wait_for_ready=settings.wait_for_ready is not False,
-            ready_timeout_seconds=settings.ready_timeout_seconds,
-            extra_env=settings.extra_env,
         ),
     )
     return {
@@ -252,7 +259,9 @@ def _build_aws(
         volume_gb = settings.volume_size_gb
     else:
         volume_gb = volume_size_gb(facts)
+    wait = settings.wait_for_ready if settings.wait_for_ready is not None else settings.public
     host_args = AwsHostArgs(
+        serving=_serving(settings, sizing, wait_for_ready=wait),
         instance=instance,
         image=image,
         cpu_image=settings.cpu_image,
@@ -266,31 +275,17 @@ def _build_aws(
             if gpu_capable
             else {}
         ),
-        default_model=settings.default_model,
-        api_key=settings.api_key,
-        port=settings.port,
         public=settings.public,
         allowed_cidrs=settings.allowed_cidrs,
         volume_size_gb=volume_gb,
         volume_throughput=settings.volume_throughput,
-        keep_volume_on_destroy=settings.keep_volume_on_destroy,
         root_volume_size_gb=root_volume_size_gb(instance, settings.root_volume_size_gb),
-        cpu_limit=sizing.cpu_limit,
-        memory_limit_mb=sizing.memory_limit_mb,
-        threads=sizing.threads,
-        parallel_requests=settings.parallel_requests,
-        single_active_backend=sizing.single_active_backend,
         log_retention_days=settings.log_retention_days,
-        wait_for_ready=(
-            settings.wait_for_ready if settings.wait_for_ready is not None else settings.public
-        ),
-        ready_timeout_seconds=settings.ready_timeout_seconds,
         resource_prefix=f"{env.project}-{env.stack}",
         ssh_key_name=settings.ssh_key_name,
         ssh_cidrs=settings.ssh_cidrs,
         vpc_id=settings.vpc_id,
         subnet_id=settings.subnet_id,
-        extra_env=settings.extra_env,
         tags=settings.tags,
     )
     check_user_data(host_args)

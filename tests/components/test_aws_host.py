@@ -293,6 +293,7 @@ def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
     from components.aws_launch import host_image
     from components.errors import ConfigError
     from components.instance_types import lookup
+    from components.serving import ServingArgs
 
     instance = lookup("c7i.xlarge")
     noise = random.Random(7)
@@ -303,7 +304,21 @@ def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
         + "\n"
         for i in range(6)
     }
+    serving = ServingArgs(
+        default_model="m0",
+        api_key=None,
+        port=8080,
+        cpu_limit=3.5,
+        memory_limit_mb=7168,
+        threads=2,
+        parallel_requests=1,
+        single_active_backend=False,
+        wait_for_ready=True,
+        ready_timeout_seconds=600,
+        keep_volume_on_destroy=True,
+    )
     args = AwsHostArgs(
+        serving=serving,
         instance=instance,
         image=host_image(instance),
         cpu_image="localai/localai:v2.24.0-ffmpeg-core",
@@ -311,28 +326,17 @@ def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
         gpu_capable=False,
         cpu_model_files={"m0.yaml": "name: m0\n"},
         gpu_model_files={},
-        default_model="m0",
-        api_key=None,
-        port=8080,
         public=True,
         allowed_cidrs=["203.0.113.0/24"],
         volume_size_gb=20,
         volume_throughput=250,
-        keep_volume_on_destroy=True,
         root_volume_size_gb=30,
-        cpu_limit=3.5,
-        memory_limit_mb=7168,
-        threads=2,
-        parallel_requests=1,
-        single_active_backend=False,
         log_retention_days=30,
-        wait_for_ready=True,
-        ready_timeout_seconds=600,
         resource_prefix="localai-test",
     )
     check_user_data(args)  # the normal case passes
     with pytest.raises(ConfigError, match=r"cannot be deployed to EC2: .*EC2 allows 16384"):
-        check_user_data(dataclasses.replace(args, cpu_model_files=bulky, default_model="m0"))
+        check_user_data(dataclasses.replace(args, cpu_model_files=bulky))
 
 
 def test_user_data_is_gzipped_and_deterministic(pulumi_mocks: RecordingMocks) -> None:
