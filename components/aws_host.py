@@ -53,6 +53,9 @@ class AwsHostArgs:
     ssh_cidrs: Sequence[str] = ()
     vpc_id: str | None = None
     subnet_id: str | None = None
+    existing_volume_id: str | None = None
+    """Attach this EBS volume (e.g. one kept by an earlier ``pulumi destroy``) instead of
+    creating one; the stack never deletes it."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -80,7 +83,14 @@ class AwsHost(pulumi.ComponentResource):
         self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         self.api_key = endpoint_api_key(name, serving.api_key, parent=self)
 
-        subnet_id, availability_zone, vpc_id = self._placement(args)
+        existing_zone = None
+        if args.existing_volume_id is not None:
+            existing = aws.ebs.get_volume_output(
+                filters=[{"name": "volume-id", "values": [args.existing_volume_id]}],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
+            existing_zone = existing.availability_zone
+        subnet_id, availability_zone, vpc_id = self._placement(args, existing_zone)
         security_group = self._create_security_group(name, args, vpc_id, tags)
 
         key_parameter = aws.ssm.Parameter(
@@ -107,26 +117,12 @@ class AwsHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        # The weights volume depends on the subnet's AZ only, never on the instance:
-        # changing the instance type, AMI or user data replaces the instance, not this.
-        volume = aws.ebs.Volume(
-            f"{name}-weights",
-            availability_zone=availability_zone,
-            size=args.volume_size_gb,
-            type="gp3",
-            iops=WEIGHTS_VOLUME_IOPS,
-            throughput=args.volume_throughput,
-            encrypted=True,
-            tags={**tags, "Name": f"{args.resource_prefix}-weights", "localai:role": "weights"},
-            opts=pulumi.ResourceOptions(
-                parent=self, retain_on_delete=serving.keep_volume_on_destroy
-            ),
-        )
+        volume_id = self._weights_volume(name, args, availability_zone, tags)
 
         # gzip + base64: cloud-init unpacks it, and EC2's 16 KiB limit then holds about
         # twice the models. check_user_data() has already rendered it once at preview.
         user_data = pulumi.Output.all(
-            volume.id, self.region, log_group.name, key_parameter.name
+            volume_id, self.region, log_group.name, key_parameter.name
         ).apply(lambda v: render_user_data_base64(bootstrap_spec(args, v[0], v[1], v[2], v[3])))
 
         instance = aws.ec2.Instance(
@@ -156,7 +152,7 @@ class AwsHost(pulumi.ComponentResource):
         attachment = aws.ec2.VolumeAttachment(
             f"{name}-weights-attachment",
             device_name=ATTACH_DEVICE_NAME,
-            volume_id=volume.id,
+            volume_id=volume_id,
             instance_id=instance.id,
             # On replacement: stop the old host (clean unmount), detach, then attach.
             stop_instance_before_detaching=True,
@@ -187,7 +183,7 @@ class AwsHost(pulumi.ComponentResource):
         self.base_url = pulumi.Output.format("http://{0}:{1}/v1", endpoint_host, serving.port)
         self.health_url = pulumi.Output.format("http://{0}:{1}/readyz", endpoint_host, serving.port)
         self.instance_id = instance.id
-        self.volume_id = volume.id
+        self.volume_id = volume_id
         self.private_ip = instance.private_ip
         self.log_group_name = log_group.name
         self.ssm_port_forward = pulumi.Output.all(instance.id, self.region).apply(
@@ -201,7 +197,7 @@ class AwsHost(pulumi.ComponentResource):
                 api_key=self.api_key,
                 model=serving.default_model,
                 timeout_s=serving.ready_timeout_seconds,
-                triggers=[instance.id, volume.id],
+                triggers=[instance.id, volume_id],
                 parent=self,
                 depends_on=ready_after,
             )
@@ -236,9 +232,11 @@ class AwsHost(pulumi.ComponentResource):
         )
 
     def _placement(
-        self, args: AwsHostArgs
+        self, args: AwsHostArgs, zone: pulumi.Output[str] | None
     ) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]]:
-        """Subnet, its availability zone and its VPC (default VPC unless configured)."""
+        """Subnet, its availability zone and its VPC (default VPC unless configured).
+
+        With ``zone`` (an existing weights volume's AZ) the subnet must lie in it."""
         invoke_opts = pulumi.InvokeOutputOptions(parent=self)
         if args.subnet_id is not None:
             subnet_id: pulumi.Output[str] = pulumi.Output.from_input(args.subnet_id)
@@ -252,10 +250,45 @@ class AwsHost(pulumi.ComponentResource):
                     {"name": "vpc-id", "values": [vpc.id]},
                     {"name": "default-for-az", "values": ["true"]},
                 ]
+            if zone is not None:
+                filters.append({"name": "availability-zone", "values": [zone]})
             subnets = aws.ec2.get_subnets_output(filters=filters, opts=invoke_opts)
             subnet_id = subnets.ids.apply(_first_subnet)
         subnet = aws.ec2.get_subnet_output(id=subnet_id, opts=invoke_opts)
-        return subnet_id, subnet.availability_zone, subnet.vpc_id
+        subnet_zone = subnet.availability_zone
+        if zone is not None:
+            subnet_zone = pulumi.Output.all(subnet_id, subnet_zone, zone).apply(
+                lambda v: _same_zone(v[0], v[1], args.existing_volume_id or "", v[2])
+            )
+        return subnet_id, subnet_zone, subnet.vpc_id
+
+    def _weights_volume(
+        self,
+        name: str,
+        args: AwsHostArgs,
+        availability_zone: pulumi.Output[str],
+        tags: dict[str, str],
+    ) -> pulumi.Output[str]:
+        """The weights volume's id: the configured existing one, or a new one.
+
+        A new volume depends on the subnet's AZ only, never on the instance: changing
+        the instance type, AMI or user data replaces the instance, not the volume."""
+        if args.existing_volume_id is not None:
+            return availability_zone.apply(lambda _: args.existing_volume_id or "")
+        volume = aws.ebs.Volume(
+            f"{name}-weights",
+            availability_zone=availability_zone,
+            size=args.volume_size_gb,
+            type="gp3",
+            iops=WEIGHTS_VOLUME_IOPS,
+            throughput=args.volume_throughput,
+            encrypted=True,
+            tags={**tags, "Name": f"{args.resource_prefix}-weights", "localai:role": "weights"},
+            opts=pulumi.ResourceOptions(
+                parent=self, retain_on_delete=args.serving.keep_volume_on_destroy
+            ),
+        )
+        return volume.id
 
     def _create_security_group(
         self,
@@ -294,6 +327,16 @@ def _first_subnet(ids: list[str]) -> str:
             "with at least one subnet, or create a default VPC)"
         )
     return sorted(ids)[0]
+
+
+def _same_zone(subnet_id: str, subnet_zone: str, volume_id: str, volume_zone: str) -> str:
+    if subnet_zone != volume_zone:
+        raise pulumi.RunError(
+            f"localai:weightsVolumeId {volume_id} is in {volume_zone} but subnet {subnet_id} "
+            f"is in {subnet_zone}: an EBS volume attaches only within its availability zone. "
+            "Pick a subnet in that zone (or unset localai:subnetId)"
+        )
+    return subnet_zone
 
 
 def _ingress_rule(port: int, cidr: str, description: str) -> aws.ec2.SecurityGroupIngressArgs:

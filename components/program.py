@@ -259,6 +259,10 @@ def _build_aws(
         volume_gb = settings.volume_size_gb
     else:
         volume_gb = volume_size_gb(facts)
+    if settings.weights_volume_id is not None:
+        ignored = {"volumeSizeGb", "volumeThroughput"} & settings.model_fields_set_aliases()
+        for key in sorted(ignored):
+            pulumi.log.warn(f"localai:{key} has no effect with localai:weightsVolumeId")
     wait = settings.wait_for_ready if settings.wait_for_ready is not None else settings.public
     host_args = AwsHostArgs(
         serving=_serving(settings, sizing, wait_for_ready=wait),
@@ -286,6 +290,7 @@ def _build_aws(
         ssh_cidrs=settings.ssh_cidrs,
         vpc_id=settings.vpc_id,
         subnet_id=settings.subnet_id,
+        existing_volume_id=settings.weights_volume_id,
         tags=settings.tags,
     )
     check_user_data(host_args)

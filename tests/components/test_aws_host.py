@@ -356,3 +356,29 @@ def test_user_data_is_gzipped_and_deterministic(pulumi_mocks: RecordingMocks) ->
     assert pulumi_mocks.one(INSTANCE).inputs["userDataBase64"] == first, (
         "no replacement for nothing"
     )
+
+
+KEPT_VOLUME = "vol-0cee000000000001"
+
+
+def test_a_kept_volume_is_attached_instead_of_a_new_one(pulumi_mocks: RecordingMocks) -> None:
+    """After `pulumi destroy` kept the weights, the next stack reuses them: no download."""
+    result = run_program({**AWS, "weightsVolumeId": KEPT_VOLUME})
+    assert not pulumi_mocks.of_type(VOLUME), "no new volume"
+    attachment = pulumi_mocks.one("aws:ec2/volumeAttachment:VolumeAttachment").inputs
+    assert attachment["volumeId"] == KEPT_VOLUME
+    assert pulumi_mocks.one(INSTANCE).inputs["subnetId"] == "subnet-0bbbb000000000000", (
+        "a subnet in the volume's zone (us-east-1b)"
+    )
+    device = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0cee000000000001"
+    assert device in "\n".join(written_files(pulumi_mocks).values())
+    assert result.outputs["weightsVolumeId"] == KEPT_VOLUME
+
+
+def test_a_kept_volume_in_another_zone_than_the_subnet_is_refused(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    with pytest.raises(
+        Exception, match=r"is in us-east-1b but subnet subnet-0aaaa\w+ is in us-east-1a"
+    ):
+        run_program({**AWS, "weightsVolumeId": KEPT_VOLUME, "subnetId": "subnet-0aaaa000000000000"})

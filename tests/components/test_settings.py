@@ -228,3 +228,11 @@ def test_stack_config_is_read_the_way_the_pulumi_cli_passes_it(monkeypatch) -> N
         "apiKey": "sk-0123456789abcdef0123",
     }
     assert secrets == {"apiKey"}
+
+
+def test_weights_volume_id_must_be_a_volume_id() -> None:
+    with pytest.raises(
+        ConfigError, match=r"localai:weightsVolumeId = 'my-disk': String should match"
+    ):
+        load({**AWS_OK, "weightsVolumeId": "my-disk"})
+    assert load({**AWS_OK, "weightsVolumeId": "vol-0123456789abcdef0"}).weights_volume_id

@@ -36,6 +36,10 @@ FAKE_AMI = {
 }
 
 
+SUBNET_ZONES = {"subnet-0bbbb000000000000": "us-east-1b"}
+"""Subnets the mock places outside us-east-1a (the default for any other id)."""
+
+
 @dataclass
 class Registration:
     typ: str
@@ -153,16 +157,27 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "default": True,
             }
         if token == "aws:ec2/getSubnets:getSubnets":
-            return {
-                "id": "us-east-1",
-                "ids": ["subnet-0bbbb000000000000", "subnet-0aaaa000000000000"],
-            }
+            ids = ["subnet-0bbbb000000000000", "subnet-0aaaa000000000000"]
+            for wanted in args.args.get("filters", []):
+                if wanted["name"] == "availability-zone":
+                    ids = [i for i in ids if SUBNET_ZONES.get(i, "us-east-1a") in wanted["values"]]
+            return {"id": "us-east-1", "ids": ids}
         if token == "aws:ec2/getSubnet:getSubnet":
             return {
                 "id": args.args["id"],
-                "availabilityZone": "us-east-1a",
+                "availabilityZone": SUBNET_ZONES.get(args.args["id"], "us-east-1a"),
                 "vpcId": "vpc-0default0000000",
                 "cidrBlock": "172.31.0.0/20",
+            }
+        if token == "aws:ebs/getVolume:getVolume":
+            volume_id = args.args["filters"][0]["values"][0]
+            return {
+                "id": volume_id,
+                "volumeId": volume_id,
+                "availabilityZone": "us-east-1b",
+                "size": 40,
+                "type": "gp3",
+                "encrypted": True,
             }
         raise AssertionError(f"unexpected invoke {token} {args.args}")
 
