@@ -200,6 +200,12 @@ class AwsHost(pulumi.ComponentResource):
                 triggers=[instance.id, volume_id],
                 parent=self,
                 depends_on=ready_after,
+                hint=(
+                    "Check that this machine's address is in localai:allowedCidrs, and the "
+                    "host's log: aws logs tail "
+                    f"{log_group_name(args.resource_prefix)} --follow (or set "
+                    "localai:waitForReady false)."
+                ),
             )
         elif not args.public:
             self.ssm_port_forward.apply(

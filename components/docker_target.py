@@ -95,6 +95,7 @@ class LocalDockerTarget(pulumi.ComponentResource):
                 triggers=[container.id],
                 parent=self,
                 depends_on=[container],
+                hint=f"Check the container's log: docker logs {args.container_name}",
             )
 
         self.register_outputs(

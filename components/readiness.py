@@ -301,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--initial-delay", type=float, default=1.0)
     parser.add_argument("--max-delay", type=float, default=15.0)
     parser.add_argument("--request-timeout", type=float, default=120.0)
+    parser.add_argument("--hint", default="", help="what to check, appended on failure")
     args = parser.parse_args(argv)
     api_key = os.environ.get("OPENAI_API_KEY")
     missing = [
@@ -330,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             log=log,
         )
     except EndpointNotReady as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        hint = f". {args.hint}" if args.hint else ""
+        print(f"error: {err}{hint}", file=sys.stderr, flush=True)
         return 1
     except ValueError as err:
         parser.error(str(err))

@@ -20,22 +20,22 @@ import pulumi_command as command
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def readiness_command_line(base_url: str, model: str, timeout_s: int) -> str:
+def readiness_command_line(base_url: str, model: str, timeout_s: int, hint: str = "") -> str:
     """The shell command the Command resource runs (the key comes from the env)."""
-    return " ".join(
-        shlex.quote(part)
-        for part in (
-            sys.executable,
-            "-m",
-            "components.readiness",
-            "--base-url",
-            base_url,
-            "--model",
-            model,
-            "--timeout",
-            str(timeout_s),
-        )
-    )
+    parts = [
+        sys.executable,
+        "-m",
+        "components.readiness",
+        "--base-url",
+        base_url,
+        "--model",
+        model,
+        "--timeout",
+        str(timeout_s),
+    ]
+    if hint:
+        parts += ["--hint", hint]
+    return " ".join(shlex.quote(part) for part in parts)
 
 
 def wait_for_endpoint(
@@ -48,9 +48,11 @@ def wait_for_endpoint(
     triggers: Sequence[pulumi.Input[object]],
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource],
+    hint: str = "",
 ) -> command.local.Command:
+    """``hint`` is appended to the failure message: what the user should check."""
     create = pulumi.Output.from_input(base_url).apply(
-        lambda url: readiness_command_line(url, model, timeout_s)
+        lambda url: readiness_command_line(url, model, timeout_s, hint)
     )
     return command.local.Command(
         name,

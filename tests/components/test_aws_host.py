@@ -240,6 +240,7 @@ def test_public_stack_has_a_stable_address_and_waits_for_readiness(
     assert pulumi_mocks.one("aws:ec2/eip:Eip")
     ready = pulumi_mocks.one("command:local:Command")
     assert "--base-url http://198.51.100.7:8080/v1" in ready.inputs["create"]
+    assert "localai:allowedCidrs" in ready.inputs["create"], "the failure says what to check"
     assert ready.inputs["triggers"][0] == "i-0123456789abcdef0"
     assert result.outputs["OPENAI_BASE_URL"] == "http://198.51.100.7:8080/v1"
 

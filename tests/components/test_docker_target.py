@@ -157,6 +157,7 @@ def test_up_waits_for_the_default_model_to_answer(pulumi_mocks: RecordingMocks) 
     assert "--base-url http://127.0.0.1:8080/v1" in create
     assert "--model qwen2.5-0.5b-instruct" in create
     assert "--timeout 900" in create
+    assert "docker logs localai-test" in create, "the failure says where to look"
     assert ready.inputs["triggers"] == ["localai-container-id"], "re-run on a new container"
     assert any("Container::localai-container" in dep for dep in ready.dependencies)
 

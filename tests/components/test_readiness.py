@@ -291,6 +291,16 @@ def test_cli_exits_1_with_one_line_when_not_ready() -> None:
     assert any(line.startswith("readiness: attempt 1") for line in result.stderr.splitlines())
 
 
+def test_cli_ends_its_error_line_with_the_hint() -> None:
+    result = run_cli(
+        "--base-url", closed_base_url(), "--model", "m", "--timeout", "0.5",
+        "--initial-delay", "0.2", "--hint", "Check localai:allowedCidrs.",
+        key="sk-x", isolated=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].endswith(". Check localai:allowedCidrs.")
+
+
 def test_cli_requires_the_key_in_the_environment() -> None:
     result = run_cli("--base-url", "http://127.0.0.1:1/v1", "--model", "m", key=None)
     assert result.returncode == 2
