@@ -63,9 +63,16 @@ fi
 pulumi stack select --create "$stack" >/dev/null
 pulumi up --yes --stack "$stack" "$@"
 
+echo
+echo "Endpoint ready."
+if [ -n "${PULUMI_BACKEND_URL:-}" ] || [ -n "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  echo "For other pulumi commands in this shell:"
+  [ -z "${PULUMI_BACKEND_URL:-}" ] || echo "  export PULUMI_BACKEND_URL=\"${PULUMI_BACKEND_URL}\""
+  [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] ||
+    echo "  export PULUMI_CONFIG_PASSPHRASE_FILE=\"${PULUMI_CONFIG_PASSPHRASE_FILE}\""
+fi
 cat <<EOT
-
-Endpoint ready. Use it from any OpenAI SDK:
+Use it from any OpenAI SDK:
   export \$(pulumi stack output --stack ${stack} --shell --show-secrets)
   .venv/bin/python examples/python/chat.py "Say hello"
 Tear down:  pulumi destroy --stack ${stack}   (model weights are kept; see README)
