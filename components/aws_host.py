@@ -56,6 +56,8 @@ class AwsHostArgs:
     existing_volume_id: str | None = None
     """Attach this EBS volume (e.g. one kept by an earlier ``pulumi destroy``) instead of
     creating one; the stack never deletes it."""
+    existing_volume_zone: str | None = None
+    """Its availability zone (see :func:`existing_volume_zone`): the host goes there."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -83,14 +85,7 @@ class AwsHost(pulumi.ComponentResource):
         self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         self.api_key = endpoint_api_key(name, serving.api_key, parent=self)
 
-        existing_zone = None
-        if args.existing_volume_id is not None:
-            existing = aws.ebs.get_volume_output(
-                filters=[{"name": "volume-id", "values": [args.existing_volume_id]}],
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            )
-            existing_zone = existing.availability_zone
-        subnet_id, availability_zone, vpc_id = self._placement(args, existing_zone)
+        subnet_id, availability_zone, vpc_id = self._placement(args)
         security_group = self._create_security_group(name, args, vpc_id, tags)
 
         key_parameter = aws.ssm.Parameter(
@@ -238,11 +233,10 @@ class AwsHost(pulumi.ComponentResource):
         )
 
     def _placement(
-        self, args: AwsHostArgs, zone: pulumi.Output[str] | None
+        self, args: AwsHostArgs
     ) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]]:
-        """Subnet, its availability zone and its VPC (default VPC unless configured).
-
-        With ``zone`` (an existing weights volume's AZ) the subnet must lie in it."""
+        """Subnet, its availability zone and its VPC (default VPC unless configured);
+        in the existing weights volume's zone when there is one."""
         invoke_opts = pulumi.InvokeOutputOptions(parent=self)
         if args.subnet_id is not None:
             subnet_id: pulumi.Output[str] = pulumi.Output.from_input(args.subnet_id)
@@ -256,17 +250,12 @@ class AwsHost(pulumi.ComponentResource):
                     {"name": "vpc-id", "values": [vpc.id]},
                     {"name": "default-for-az", "values": ["true"]},
                 ]
-            if zone is not None:
-                filters.append({"name": "availability-zone", "values": [zone]})
+            if args.existing_volume_zone is not None:
+                filters.append({"name": "availability-zone", "values": [args.existing_volume_zone]})
             subnets = aws.ec2.get_subnets_output(filters=filters, opts=invoke_opts)
             subnet_id = subnets.ids.apply(_first_subnet)
         subnet = aws.ec2.get_subnet_output(id=subnet_id, opts=invoke_opts)
-        subnet_zone = subnet.availability_zone
-        if zone is not None:
-            subnet_zone = pulumi.Output.all(subnet_id, subnet_zone, zone).apply(
-                lambda v: _same_zone(v[0], v[1], args.existing_volume_id or "", v[2])
-            )
-        return subnet_id, subnet_zone, subnet.vpc_id
+        return subnet_id, subnet.availability_zone, subnet.vpc_id
 
     def _weights_volume(
         self,
@@ -280,7 +269,7 @@ class AwsHost(pulumi.ComponentResource):
         A new volume depends on the subnet's AZ only, never on the instance: changing
         the instance type, AMI or user data replaces the instance, not the volume."""
         if args.existing_volume_id is not None:
-            return availability_zone.apply(lambda _: args.existing_volume_id or "")
+            return pulumi.Output.from_input(args.existing_volume_id)
         volume = aws.ebs.Volume(
             f"{name}-weights",
             availability_zone=availability_zone,
@@ -335,14 +324,21 @@ def _first_subnet(ids: list[str]) -> str:
     return sorted(ids)[0]
 
 
-def _same_zone(subnet_id: str, subnet_zone: str, volume_id: str, volume_zone: str) -> str:
-    if subnet_zone != volume_zone:
-        raise pulumi.RunError(
-            f"localai:weightsVolumeId {volume_id} is in {volume_zone} but subnet {subnet_id} "
-            f"is in {subnet_zone}: an EBS volume attaches only within its availability zone. "
-            "Pick a subnet in that zone (or unset localai:subnetId)"
-        )
-    return subnet_zone
+def existing_volume_zone(volume_id: str, subnet_id: str | None) -> str:
+    """The availability zone of an existing weights volume, checked against a configured
+    subnet before any resource is declared (an EBS volume attaches only in its zone)."""
+    found = aws.ebs.get_volume(filters=[{"name": "volume-id", "values": [volume_id]}])
+    zone = found.availability_zone
+    if subnet_id is not None:
+        subnet_zone = aws.ec2.get_subnet(id=subnet_id).availability_zone
+        if subnet_zone != zone:
+            raise ConfigError(
+                f"localai configuration is invalid:\n  - localai:weightsVolumeId = "
+                f"{volume_id!r} is in {zone} but localai:subnetId {subnet_id} is in "
+                f"{subnet_zone}: an EBS volume attaches only within its availability zone. "
+                "Pick a subnet in that zone, or unset localai:subnetId"
+            )
+    return zone
 
 
 def _ingress_rule(port: int, cidr: str, description: str) -> aws.ec2.SecurityGroupIngressArgs:

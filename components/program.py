@@ -247,7 +247,12 @@ def _build_aws(
     models: list[ModelConfig],
     facts: list[tuple[str, ModelFacts | None]],
 ) -> dict[str, Any]:
-    from components.aws_host import AwsHost, AwsHostArgs, check_user_data
+    from components.aws_host import (
+        AwsHost,
+        AwsHostArgs,
+        check_user_data,
+        existing_volume_zone,
+    )
 
     instance = lookup(settings.aws_instance_type)
     image = host_image(instance)
@@ -291,6 +296,11 @@ def _build_aws(
         vpc_id=settings.vpc_id,
         subnet_id=settings.subnet_id,
         existing_volume_id=settings.weights_volume_id,
+        existing_volume_zone=(
+            existing_volume_zone(settings.weights_volume_id, settings.subnet_id)
+            if settings.weights_volume_id is not None
+            else None
+        ),
         tags=settings.tags,
     )
     check_user_data(host_args)

@@ -11,6 +11,7 @@ import yaml
 
 from components.aws_host import ssm_port_forward_command, weights_device_path
 from components.cloud_init import decode_write_file
+from components.errors import ConfigError
 from tests.support.program_run import run_program
 from tests.support.pulumi_mocks import FAKE_AMI, RecordingMocks
 
@@ -292,7 +293,6 @@ def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
 
     from components.aws_host import AwsHostArgs, check_user_data
     from components.aws_launch import host_image
-    from components.errors import ConfigError
     from components.instance_types import lookup
     from components.serving import ServingArgs
 
@@ -380,6 +380,7 @@ def test_a_kept_volume_in_another_zone_than_the_subnet_is_refused(
     pulumi_mocks: RecordingMocks,
 ) -> None:
     with pytest.raises(
-        Exception, match=r"is in us-east-1b but subnet subnet-0aaaa\w+ is in us-east-1a"
+        ConfigError, match=r"is in us-east-1b but localai:subnetId subnet-0aaaa\w+ is in us-east-1a"
     ):
         run_program({**AWS, "weightsVolumeId": KEPT_VOLUME, "subnetId": "subnet-0aaaa000000000000"})
+    assert pulumi_mocks.resources == [], "refused before any resource"
