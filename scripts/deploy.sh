@@ -74,6 +74,7 @@ fi
 cat <<EOT
 Use it from any OpenAI SDK:
   export \$(pulumi stack output --stack ${stack} --shell --show-secrets)
+  .venv/bin/pip install -r examples/python/requirements.txt   # the openai SDK, once
   .venv/bin/python examples/python/chat.py "Say hello"
 Tear down:  pulumi destroy --stack ${stack}   (model weights are kept; see README)
 EOT
