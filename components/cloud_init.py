@@ -21,10 +21,10 @@ The API key never appears here: only the name of the SSM SecureString parameter,
 ``localai-run`` reads at every start. cloud-init's ``fs_setup``/``disk_setup``/``mounts`` are
 deliberately not used for the weights volume (``partition: none`` always reformats).
 
-EC2 limits user data to 16 KiB. :func:`render_user_data` embeds files verbatim and stores
-the largest ones ``gz+b64`` only when needed to fit; :func:`render_user_data_base64` gzips
-the whole verbatim document instead (about twice the room; for ``user_data_base64`` and
-launch templates). Both are deterministic (gzip mtime 0): same spec, same bytes, so
+EC2 limits user data to 16 KiB. :func:`render_user_data` embeds files verbatim;
+:func:`render_user_data_base64` gzips that document for ``user_data_base64`` and launch
+templates (cloud-init unpacks gzip itself), which holds all three catalog models on a GPU
+host in about 8 KiB. Both are deterministic (gzip mtime 0): same spec, same bytes, so
 ``user_data_replace_on_change`` never replaces an instance for nothing.
 """
 
@@ -129,41 +129,22 @@ class BootstrapSpec:
 
 
 def render_user_data(spec: BootstrapSpec) -> str:
-    """The ``#cloud-config`` document for ``spec``, at most 16 KiB (for ``user_data=``).
+    """The ``#cloud-config`` document for ``spec``, every file embedded verbatim.
 
-    Files are embedded verbatim; if that is too big, the largest ones are stored gzip+base64
-    encoded until the document fits. Raises ValueError for a bad spec or when even that
-    does not fit: :func:`render_user_data_base64` has about twice the room.
+    Raises ValueError for a bad spec. EC2 gets it gzipped: :func:`render_user_data_base64`.
     """
     _validate(spec)
-    files = _files(spec)
-    compressed: set[str] = set()
-    document = _dump(_cloud_config(spec, files, compressed))
-    by_size = sorted(files.items(), key=lambda item: (-len(item[1][0]), item[0]))
-    for path, (content, _) in by_size:
-        if len(document.encode()) <= USER_DATA_LIMIT_BYTES:
-            break
-        if len(_pack(content)) < len(content.encode()):
-            compressed.add(path)
-            document = _dump(_cloud_config(spec, files, compressed))
-    size = len(document.encode())
-    if size > USER_DATA_LIMIT_BYTES:
-        raise ValueError(
-            f"the cloud-init user data is {size} bytes even with compressed files; EC2 allows "
-            f"{USER_DATA_LIMIT_BYTES}. Use render_user_data_base64 or deploy fewer models."
-        )
-    return document
+    return _dump(_cloud_config(spec, _files(spec)))
 
 
 def render_user_data_base64(spec: BootstrapSpec) -> str:
-    """The same ``#cloud-config`` document (all files verbatim), gzipped and base64 encoded.
+    """:func:`render_user_data`, gzipped and base64 encoded; at most 16 KiB of gzip.
 
     For ``aws.ec2.Instance(user_data_base64=...)`` and ``aws.ec2.LaunchTemplate(user_data=...)``:
     cloud-init decompresses gzipped user data, and EC2's 16 KiB limit applies to the gzip
-    bytes, which leaves about twice the room of :func:`render_user_data`. Deterministic.
+    bytes. Deterministic (gzip mtime 0): same spec, same bytes.
     """
-    _validate(spec)
-    packed = _gzip(_dump(_cloud_config(spec, _files(spec), set())))
+    packed = _gzip(render_user_data(spec))
     if len(packed) > USER_DATA_LIMIT_BYTES:
         raise ValueError(
             f"the gzipped cloud-init user data is {len(packed)} bytes; EC2 allows "
@@ -178,14 +159,11 @@ def read_file(name: str) -> str:
 
 
 def decode_write_file(entry: dict[str, object]) -> str:
-    """The content a ``write_files`` entry writes (handles our ``gz+b64`` encoding)."""
-    content = str(entry.get("content", ""))
+    """The content a ``write_files`` entry writes (we write every file as plain text)."""
     encoding = entry.get("encoding", "text/plain")
-    if encoding == "gz+b64":
-        return gzip.decompress(base64.b64decode(content)).decode("utf-8")
     if encoding != "text/plain":
         raise ValueError(f"unexpected write_files encoding {encoding!r}")
-    return content
+    return str(entry.get("content", ""))
 
 
 # ---------------------------------------------------------------------------------------
@@ -211,16 +189,13 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
     return files
 
 
-def _cloud_config(
-    spec: BootstrapSpec, files: dict[str, tuple[str, str]], compressed: set[str]
-) -> dict[str, object]:
+def _cloud_config(spec: BootstrapSpec, files: dict[str, tuple[str, str]]) -> dict[str, object]:
     config: dict[str, object] = {}
     if spec.install_docker:
         config["package_update"] = True
         config["packages"] = list(DOCKER_PACKAGES)
     config["write_files"] = [
-        _write_file(path, content, permissions, path in compressed)
-        for path, (content, permissions) in files.items()
+        _write_file(path, content, permissions) for path, (content, permissions) in files.items()
     ]
     runcmd: list[list[str]] = [
         # Also run by localai.service before every start; here so that the fstab entry
@@ -242,26 +217,18 @@ def _cloud_config(
     return config
 
 
-def _write_file(path: str, content: str, permissions: str, compress: bool) -> dict[str, str]:
+def _write_file(path: str, content: str, permissions: str) -> dict[str, str]:
     # cloud-init defaults: owner root:root, permissions 0644 (left out: 16 KiB is tight).
     entry = {"path": path}
     if permissions != DEFAULT_PERMISSIONS:
         entry["permissions"] = permissions
-    if compress:
-        entry["encoding"] = "gz+b64"
-        entry["content"] = _pack(content)
-    else:
-        entry["content"] = content
+    entry["content"] = content
     return entry
 
 
 def _gzip(content: str) -> bytes:
     # mtime=0: byte-identical output for identical input.
     return gzip.compress(content.encode("utf-8"), compresslevel=9, mtime=0)
-
-
-def _pack(content: str) -> str:
-    return base64.b64encode(_gzip(content)).decode("ascii")
 
 
 def _conf(spec: BootstrapSpec) -> str:
