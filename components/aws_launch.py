@@ -38,7 +38,6 @@ class HostImage:
     """Which AMI a host boots and what that AMI already carries."""
 
     ami_parameter: str
-    architecture: str  # EC2 naming: x86_64 | arm64
     gpu_ami: bool
     """The NVIDIA DLAMI (Docker + toolkit preinstalled) rather than plain Ubuntu."""
 
@@ -55,9 +54,9 @@ def host_image(instance: InstanceType) -> HostImage:
                 f"localai configuration is invalid:\n  - localai:instanceType = "
                 f"{instance.name!r}: GPU instances are supported on x86_64 only"
             )
-        return HostImage(DLAMI_AMI_PARAMETER, "x86_64", gpu_ami=True)
+        return HostImage(DLAMI_AMI_PARAMETER, gpu_ami=True)
     ubuntu_arch = {"x86_64": "amd64", "arm64": "arm64"}[instance.arch]
-    return HostImage(UBUNTU_AMI_PARAMETER.format(arch=ubuntu_arch), instance.arch, gpu_ami=False)
+    return HostImage(UBUNTU_AMI_PARAMETER.format(arch=ubuntu_arch), gpu_ami=False)
 
 
 def resolve_ami(image: HostImage, parent: pulumi.Resource) -> pulumi.Output[str]:

@@ -369,10 +369,6 @@ class _Shape:
         compute = COMPUTE_BUFFER_FACTOR * max(logits, scores)
         return cls(facts, n_ctx, embedding, embedding, layer, kv_layer, compute)
 
-    @property
-    def kv_total(self) -> float:
-        return self.kv_layer * self.facts.layers
-
 
 @dataclass(frozen=True)
 class _Load:
