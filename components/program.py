@@ -13,22 +13,24 @@ from typing import Any
 
 import pulumi
 
-from components.aws_launch import host_image, root_volume_size_gb
-from components.docker_daemon import DaemonInfo, query_daemon
+from components.aws.launch import host_image, root_volume_size_gb
+from components.docker.daemon import DaemonInfo, query_daemon
 from components.errors import ConfigError, ModelConfigError
-from components.instance_types import lookup
-from components.local_host import local_host_resources
-from components.model_catalog import (
+from components.models.catalog import (
     ALL_GPU_LAYERS,
     ModelConfig,
     config_file_name,
     load_catalog,
     render_model_yaml,
 )
-from components.model_facts import ModelFacts, ModelFactsError, load_facts_for
+from components.models.facts import ModelFacts, ModelFactsError, load_facts_for
 from components.serving import ServingArgs
 from components.settings import Settings, load_settings, read_stack_config
-from components.sizing import HostResources, SizingError, SizingPlan, plan, volume_size_gb
+from components.sizing.instance_types import lookup
+from components.sizing.local_host import local_host_resources
+from components.sizing.planner import SizingError, SizingPlan, plan
+from components.sizing.resources import HostResources
+from components.sizing.volume import volume_size_gb
 
 STACK_RESOURCE_NAME = "localai"
 
@@ -197,7 +199,7 @@ def _build_docker(
     models: list[ModelConfig],
     facts: list[tuple[str, ModelFacts | None]],
 ) -> dict[str, Any]:
-    from components.docker_target import DockerTargetArgs, LocalDockerTarget
+    from components.docker.target import DockerTargetArgs, LocalDockerTarget
 
     daemon = env.daemon_query()
     use_gpu = docker_uses_gpu(settings.accelerator, daemon)
@@ -247,12 +249,12 @@ def _build_aws(
     models: list[ModelConfig],
     facts: list[tuple[str, ModelFacts | None]],
 ) -> dict[str, Any]:
-    from components.aws_host import (
+    from components.aws.host import (
         AwsHost,
         AwsHostArgs,
         check_user_data,
-        existing_volume_zone,
     )
+    from components.aws.network import existing_volume_zone
 
     instance = lookup(settings.aws_instance_type)
     image = host_image(instance)

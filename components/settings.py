@@ -244,7 +244,7 @@ class Settings(_Section):
             raise ValueError(f"environment variable names must be UPPER_SNAKE_CASE: {bad}")
         if {"API_KEY", "LOCALAI_API_KEY"} & set(value):
             raise ValueError("the API key is set with 'localai:apiKey' (a secret), not here")
-        from components.cloud_init import RESERVED_ENV  # pure module, no I/O
+        from components.aws.bootstrap.cloud_init import RESERVED_ENV  # pure module, no I/O
 
         reserved = sorted(set(value) & RESERVED_ENV)
         if reserved:
@@ -259,7 +259,7 @@ class Settings(_Section):
     def _instance_type_is_supported(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        from components.instance_types import lookup  # static catalog, no I/O
+        from components.sizing.instance_types import lookup  # static catalog, no I/O
 
         lookup(value)  # raises ValueError naming the supported families/sizes
         return value
@@ -293,7 +293,7 @@ class Settings(_Section):
                 "remove 'localai:fleet' to deploy one VM"
             )
         if self.accelerator == "gpu" and self.instance_type is not None:
-            from components.instance_types import lookup
+            from components.sizing.instance_types import lookup
 
             if lookup(self.instance_type).gpu_count == 0:
                 raise ValueError(

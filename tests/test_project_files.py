@@ -52,3 +52,29 @@ def test_stack_files_only_use_known_keys() -> None:
         config = yaml.safe_load(path.read_text())["config"]
         ours = {k.split(":", 1)[1] for k in config if k.startswith("localai:")}
         assert ours <= SETTINGS_KEYS, f"{path.name}: unknown {sorted(ours - SETTINGS_KEYS)}"
+
+
+def _layout_block() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```", 2)[1]
+
+
+def test_readme_layout_names_every_component_module_and_package() -> None:
+    block = _layout_block()
+    named = set(re.findall(r"[\w.]+\.py", block))
+    modules = {
+        p.name for p in (ROOT / "components").rglob("*.py") if p.name not in {"__init__.py"}
+    } - {"__main__.py"}
+    assert modules - named == set(), f"README layout omits {sorted(modules - named)}"
+    packages = {p.parent.name for p in (ROOT / "components").rglob("__init__.py")} - {"components"}
+    missing = {p for p in packages if f"{p}/" not in block}
+    assert not missing, f"README layout omits the packages {sorted(missing)}"
+
+
+def test_readme_layout_names_only_files_that_exist() -> None:
+    named = set(re.findall(r"[\w.-]+\.(?:py|sh|json|release)\b", _layout_block()))
+    existing = {p.name for p in ROOT.rglob("*") if ".venv" not in p.parts}
+    assert named - existing == set(), (
+        f"README layout names missing files {sorted(named - existing)}"
+    )

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.calibrate_cpu import (
-    _default_sweep,
-    implied_constants,
-    measure_bandwidth,
-    planner_decode_bytes,
-    shape_from_facts,
-)
-from components.model_facts import load_model_facts
-from components.sizing import DEFAULT_CALIBRATION
+from benchmarks.calibration.fitting import implied_constants
+from benchmarks.calibration.machine import measure_bandwidth
+from benchmarks.calibration.model_files import shape_from_facts
+from benchmarks.calibration.planner_bridge import planner_decode_bytes
+from benchmarks.calibration.run import _default_sweep
+from components.models.facts import load_model_facts
+from components.sizing.calibration import DEFAULT_CALIBRATION
 from tools.synthetic_gguf import PRESETS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,8 +94,8 @@ def _synthetic_result(model: str, calibration, host_gbs: float = 30.0) -> dict:
     ``calibration``: fitting it must give constants that reproduce them."""
     from dataclasses import asdict
 
-    from benchmarks.calibrate_cpu import planner_estimates
-    from components.sizing import HostResources
+    from benchmarks.calibration.planner_bridge import planner_estimates
+    from components.sizing.resources import HostResources
 
     facts = load_model_facts(model)
     host = HostResources.local(2, 2, 24 * 1024, host_gbs, cpu_isa="avx2")
@@ -128,7 +126,7 @@ def _synthetic_result(model: str, calibration, host_gbs: float = 30.0) -> dict:
 def test_fit_recovers_constants_that_reproduce_the_measurements():
     from dataclasses import replace
 
-    from benchmarks.calibrate_cpu import fit
+    from benchmarks.calibration.fitting import fit
 
     truth = replace(
         DEFAULT_CALIBRATION,

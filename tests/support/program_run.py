@@ -8,8 +8,8 @@ from typing import Any
 
 import pulumi
 
-from components.docker_daemon import DaemonInfo
-from components.model_catalog import load_catalog
+from components.docker.daemon import DaemonInfo
+from components.models.catalog import load_catalog
 from components.program import Environment, build
 from components.settings import load_settings
 

@@ -1,0 +1,1 @@
+"""The steps of benchmarks/calibrate_cpu.py, one module each."""

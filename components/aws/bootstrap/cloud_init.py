@@ -1,0 +1,384 @@
+"""The EC2 bootstrap: one ``#cloud-config`` document that turns a fresh VM into a LocalAI host.
+
+Pure Python (no Pulumi import): :func:`render_user_data` takes a :class:`BootstrapSpec` of
+plain values and returns the user data. The single host (``components/aws/host.py``) and a
+later autoscaled fleet (launch template) render the same document.
+
+What the document does on the instance (the real scripts and units are in files/ beside
+this module):
+
+- ``write_files``: the settings file ``/etc/localai/localai.conf`` (non-secret ``KEY=value``
+  lines the scripts source and the units read), non-secret extra container env vars, the
+  scripts (``/usr/local/sbin/localai-*``), the systemd units plus a drop-in with
+  ``RequiresMountsFor=<mount point>``, and both model YAML sets (``/etc/localai/models/{cpu,gpu}``).
+- ``packages`` (plain Ubuntu only): ``docker.io`` and ``curl``. The NVIDIA DLAMI already
+  ships Docker and the NVIDIA container toolkit.
+- ``runcmd``: prepare the weights volume (wait, format only when blank, mount, fstab by
+  UUID), ``systemctl daemon-reload``, then enable and start (without blocking cloud-init)
+  ``localai.service`` and ``localai-warmup.service``. The service prepares the volume again
+  before every start (idempotent), so a slow EBS attachment heals on its own.
+
+The API key never appears here: only the name of the SSM SecureString parameter, which
+``localai-run`` reads at every start. cloud-init's ``fs_setup``/``disk_setup``/``mounts`` are
+deliberately not used for the weights volume (``partition: none`` always reformats).
+
+EC2 limits user data to 16 KiB. :func:`render_user_data` embeds files verbatim;
+:func:`render_user_data_base64` gzips that document for ``user_data_base64`` and launch
+templates (cloud-init unpacks gzip itself), which holds all three catalog models on a GPU
+host in about 8 KiB. Both are deterministic (gzip mtime 0): same spec, same bytes, so
+``user_data_replace_on_change`` never replaces an instance for nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+FILES_DIR = Path(__file__).resolve().parent / "files"
+USER_DATA_LIMIT_BYTES = 16384
+HEADER = "#cloud-config\n"
+
+CONF_PATH = "/etc/localai/localai.conf"
+EXTRA_ENV_PATH = "/etc/localai/extra.env"
+MODEL_SRC_DIR = "/etc/localai/models"
+RUN_DIR = "/run/localai"
+SBIN_DIR = "/usr/local/sbin"
+UNIT_DIR = "/etc/systemd/system"
+PREPARE_VOLUME = f"{SBIN_DIR}/localai-prepare-volume"
+
+# Installed path -> source file in components/aws/bootstrap/files/ (scripts 0755, units 0644).
+SCRIPTS: dict[str, str] = {
+    PREPARE_VOLUME: "localai-prepare-volume.sh",
+    f"{SBIN_DIR}/localai-run": "localai-run.sh",
+    f"{SBIN_DIR}/localai-warmup": "localai-warmup.sh",
+}
+UNITS: dict[str, str] = {
+    f"{UNIT_DIR}/localai.service": "localai.service",
+    f"{UNIT_DIR}/localai-warmup.service": "localai-warmup.service",
+}
+MOUNT_DROPIN_PATH = f"{UNIT_DIR}/localai.service.d/10-weights-volume.conf"
+SERVICES = ("localai.service", "localai-warmup.service")
+DOCKER_PACKAGES = ("docker.io", "curl")
+DEFAULT_PERMISSIONS = "0644"
+
+# Container env vars the scripts set themselves, or that carry the secret.
+RESERVED_ENV = frozenset(
+    {
+        "API_KEY",
+        "LOCALAI_API_KEY",
+        "THREADS",
+        "LOCALAI_THREADS",
+        "PARALLEL_REQUESTS",
+        "LOCALAI_PARALLEL_REQUESTS",
+        "LLAMACPP_PARALLEL",
+        "MODELS_PATH",
+        "LOCALAI_MODELS_PATH",
+        "ADDRESS",
+        "LOCALAI_ADDRESS",
+    }
+)
+
+# Values in localai.conf are written unquoted: both bash (`.`) and systemd
+# (EnvironmentFile=) then read exactly the same string.
+_CONF_VALUE = re.compile(r"[A-Za-z0-9_./:@%+,=#-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MODEL_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]+")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+
+
+@dataclass(frozen=True)
+class BootstrapSpec:
+    """Everything the bootstrap needs, as plain values (no secrets)."""
+
+    volume_device: str
+    """Weights volume, e.g. /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123...;
+    symlinks are followed."""
+    mount_point: str
+    """Where the weights volume is mounted; models live in <mount_point>/models."""
+    cpu_image: str
+    gpu_image: str
+    install_docker: bool
+    """True on plain Ubuntu (installs docker.io); False on the NVIDIA DLAMI."""
+    gpu_capable: bool
+    """The instance type has a GPU: detect it at every start, fall back to CPU."""
+    port: int
+    api_key_parameter: str
+    """Name (or ARN) of the SSM SecureString holding the API key; never the key."""
+    region: str
+    log_group: str
+    """CloudWatch log group for the container (awslogs); empty: docker's local driver only."""
+    cpu_models: dict[str, str]
+    """File name -> model YAML rendered for CPU (gpu_layers 0)."""
+    gpu_models: dict[str, str]
+    """File name -> model YAML rendered for the GPU (full offload)."""
+    default_model: str
+    """Model name used by the warm-up request."""
+    cpu_limit: float
+    memory_limit_mb: int
+    threads: int
+    parallel_requests: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Non-secret LocalAI env vars for the container."""
+    volume_wait_s: int = 300
+    """How long to wait for the weights volume to be attached."""
+
+
+def render_user_data(spec: BootstrapSpec) -> str:
+    """The ``#cloud-config`` document for ``spec``, every file embedded verbatim.
+
+    Raises ValueError for a bad spec. EC2 gets it gzipped: :func:`render_user_data_base64`.
+    """
+    _validate(spec)
+    return _dump(_cloud_config(spec, _files(spec)))
+
+
+def render_user_data_base64(spec: BootstrapSpec) -> str:
+    """:func:`render_user_data`, gzipped and base64 encoded; at most 16 KiB of gzip.
+
+    For ``aws.ec2.Instance(user_data_base64=...)`` and ``aws.ec2.LaunchTemplate(user_data=...)``:
+    cloud-init decompresses gzipped user data, and EC2's 16 KiB limit applies to the gzip
+    bytes. Deterministic (gzip mtime 0): same spec, same bytes.
+    """
+    packed = _gzip(render_user_data(spec))
+    if len(packed) > USER_DATA_LIMIT_BYTES:
+        raise ValueError(
+            f"the gzipped cloud-init user data is {len(packed)} bytes; EC2 allows "
+            f"{USER_DATA_LIMIT_BYTES}. Deploy fewer models on this host."
+        )
+    return base64.b64encode(packed).decode("ascii")
+
+
+def read_file(name: str) -> str:
+    """A file from components/aws/bootstrap/files/, as embedded in the user data."""
+    return (FILES_DIR / name).read_text(encoding="utf-8")
+
+
+def decode_write_file(entry: dict[str, object]) -> str:
+    """The content a ``write_files`` entry writes (we write every file as plain text)."""
+    encoding = entry.get("encoding", "text/plain")
+    if encoding != "text/plain":
+        raise ValueError(f"unexpected write_files encoding {encoding!r}")
+    return str(entry.get("content", ""))
+
+
+# ---------------------------------------------------------------------------------------
+# Document
+
+
+def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
+    """Installed path -> (content, permissions), in write order."""
+    files: dict[str, tuple[str, str]] = {CONF_PATH: (_conf(spec), "0644")}
+    if spec.extra_env:
+        files[EXTRA_ENV_PATH] = (_extra_env(spec.extra_env), "0644")
+    for path, name in SCRIPTS.items():
+        files[path] = (read_file(name), "0755")
+    for path, name in UNITS.items():
+        files[path] = (read_file(name), "0644")
+    files[MOUNT_DROPIN_PATH] = (_mount_dropin(spec.mount_point), "0644")
+    model_sets = {"cpu": spec.cpu_models}
+    if spec.gpu_capable:
+        model_sets["gpu"] = spec.gpu_models
+    for accelerator, models in model_sets.items():
+        for file_name, text in sorted(models.items()):
+            files[f"{MODEL_SRC_DIR}/{accelerator}/{file_name}"] = (text, "0644")
+    return files
+
+
+def _cloud_config(spec: BootstrapSpec, files: dict[str, tuple[str, str]]) -> dict[str, object]:
+    config: dict[str, object] = {}
+    if spec.install_docker:
+        config["package_update"] = True
+        config["packages"] = list(DOCKER_PACKAGES)
+    config["write_files"] = [
+        _write_file(path, content, permissions) for path, (content, permissions) in files.items()
+    ]
+    runcmd: list[list[str]] = [
+        # Also run by localai.service before every start; here so that the fstab entry
+        # exists before daemon-reload turns it into a mount unit.
+        [
+            "env",
+            f"PREPARE_VOLUME_WAIT_S={spec.volume_wait_s}",
+            PREPARE_VOLUME,
+            spec.volume_device,
+            spec.mount_point,
+        ],
+        ["systemctl", "daemon-reload"],
+    ]
+    if spec.install_docker:
+        runcmd.append(["systemctl", "enable", "--now", "docker.service"])
+    # --no-block: the warm-up is a oneshot that may wait hours for downloads.
+    runcmd.append(["systemctl", "enable", "--now", "--no-block", *SERVICES])
+    config["runcmd"] = runcmd
+    return config
+
+
+def _write_file(path: str, content: str, permissions: str) -> dict[str, str]:
+    # cloud-init defaults: owner root:root, permissions 0644 (left out: 16 KiB is tight).
+    entry = {"path": path}
+    if permissions != DEFAULT_PERMISSIONS:
+        entry["permissions"] = permissions
+    entry["content"] = content
+    return entry
+
+
+def _gzip(content: str) -> bytes:
+    # mtime=0: byte-identical output for identical input.
+    return gzip.compress(content.encode("utf-8"), compresslevel=9, mtime=0)
+
+
+def _conf(spec: BootstrapSpec) -> str:
+    values = {
+        "LOCALAI_VOLUME_DEVICE": spec.volume_device,
+        "LOCALAI_MOUNT_POINT": spec.mount_point,
+        "PREPARE_VOLUME_WAIT_S": str(spec.volume_wait_s),
+        "LOCALAI_PORT": str(spec.port),
+        "LOCALAI_CPU_IMAGE": spec.cpu_image,
+        "LOCALAI_GPU_IMAGE": spec.gpu_image if spec.gpu_capable else "",
+        "LOCALAI_GPU_CAPABLE": "1" if spec.gpu_capable else "0",
+        "LOCALAI_API_KEY_PARAMETER": spec.api_key_parameter,
+        "LOCALAI_REGION": spec.region,
+        "LOCALAI_LOG_GROUP": spec.log_group,
+        "LOCALAI_DEFAULT_MODEL": spec.default_model,
+        "LOCALAI_CPUS": _format_cpus(spec.cpu_limit),
+        "LOCALAI_MEMORY_MB": str(spec.memory_limit_mb),
+        "LOCALAI_THREADS": str(spec.threads),
+        "LOCALAI_PARALLEL_REQUESTS": str(spec.parallel_requests),
+        "LOCALAI_MODEL_SRC_DIR": MODEL_SRC_DIR,
+        "LOCALAI_RUN_DIR": RUN_DIR,
+        "LOCALAI_EXTRA_ENV_FILE": EXTRA_ENV_PATH if spec.extra_env else "",
+    }
+    for key, value in values.items():
+        if not _CONF_VALUE.fullmatch(value):
+            raise ValueError(
+                f"{key}={value!r} cannot go into {CONF_PATH}: allowed characters are "
+                "letters, digits and _ . / : @ % + , = # -"
+            )
+    lines = [
+        "# LocalAI host settings (non-secret; the key comes from SSM). From cloud-init.",
+        *(f"{key}={value}" for key, value in values.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _extra_env(extra_env: dict[str, str]) -> str:
+    # docker --env-file format: KEY=VALUE, the value taken literally up to the end of line.
+    lines = ["# Non-secret LocalAI env vars (docker --env-file)."]
+    lines += [f"{key}={value}" for key, value in sorted(extra_env.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _mount_dropin(mount_point: str) -> str:
+    return f"# Weights never go to the root disk.\n[Unit]\nRequiresMountsFor={mount_point}\n"
+
+
+def _format_cpus(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, so scripts stay readable in the user data."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _dump(config: dict[str, object]) -> str:
+    body = yaml.dump(
+        config,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=4096,
+    )
+    return HEADER + body
+
+
+# ---------------------------------------------------------------------------------------
+# Validation: a bad spec stops the render with a message naming the field.
+
+
+def _validate(spec: BootstrapSpec) -> None:
+    _check_path("volume_device", spec.volume_device)
+    _check_path("mount_point", spec.mount_point)
+    if spec.mount_point == "/" or str(PurePosixPath(spec.mount_point)) != spec.mount_point:
+        raise ValueError(
+            f"mount_point {spec.mount_point!r} must be a normalised absolute path other "
+            "than /, e.g. '/var/lib/localai'"
+        )
+    for name in ("cpu_image", "gpu_image", "api_key_parameter"):
+        if not getattr(spec, name):
+            raise ValueError(f"{name} must not be empty")
+    if not 1 <= spec.port <= 65535:
+        raise ValueError(f"port must be between 1 and 65535, got {spec.port}")
+    if not _REGION.fullmatch(spec.region):
+        raise ValueError(f"region {spec.region!r} is not an AWS region name like 'us-east-1'")
+    if not spec.cpu_limit > 0:
+        raise ValueError(f"cpu_limit must be > 0, got {spec.cpu_limit}")
+    if spec.memory_limit_mb < 256:
+        raise ValueError(f"memory_limit_mb must be at least 256, got {spec.memory_limit_mb}")
+    if spec.threads < 1:
+        raise ValueError(f"threads must be at least 1, got {spec.threads}")
+    if spec.parallel_requests < 1:
+        raise ValueError(f"parallel_requests must be at least 1, got {spec.parallel_requests}")
+    if spec.volume_wait_s < 1:
+        raise ValueError(f"volume_wait_s must be at least 1, got {spec.volume_wait_s}")
+    if not _MODEL_NAME.fullmatch(spec.default_model):
+        raise ValueError(
+            f"default_model {spec.default_model!r} may only contain letters, digits and . _ : / -"
+        )
+    _check_models("cpu_models", spec.cpu_models, spec.default_model)
+    if spec.gpu_capable:
+        _check_models("gpu_models", spec.gpu_models, spec.default_model)
+    for key, value in spec.extra_env.items():
+        if not _ENV_NAME.fullmatch(key):
+            raise ValueError(f"extra_env key {key!r} is not a valid environment variable name")
+        if key in RESERVED_ENV:
+            raise ValueError(
+                f"extra_env must not set {key}: the bootstrap sets it (the API key comes "
+                f"from SSM; threads and parallelism have their own settings). Reserved: "
+                f"{', '.join(sorted(RESERVED_ENV))}"
+            )
+        if any(c in value for c in "\n\r\0"):
+            raise ValueError(f"extra_env value of {key} must be a single line")
+
+
+def _check_path(name: str, value: str) -> None:
+    if not value.startswith("/") or not _CONF_VALUE.fullmatch(value):
+        raise ValueError(
+            f"{name} {value!r} must be an absolute path of letters, digits and _ . / : @ % + , = -"
+        )
+
+
+def _check_models(name: str, models: dict[str, str], default_model: str) -> None:
+    if not models:
+        raise ValueError(f"{name} must contain at least one model YAML")
+    names = set()
+    for file_name, text in models.items():
+        if not _MODEL_FILE.fullmatch(file_name):
+            raise ValueError(
+                f"{name}: file name {file_name!r} must look like 'my-model.yaml' "
+                "(letters, digits, . _ -; no directories)"
+            )
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{name}[{file_name!r}] is not valid YAML: {error}") from error
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ValueError(f"{name}[{file_name!r}] must be a LocalAI model config with a name")
+        names.add(data["name"])
+    if default_model not in names:
+        raise ValueError(
+            f"default_model {default_model!r} is not among {name} ({', '.join(sorted(names))})"
+        )

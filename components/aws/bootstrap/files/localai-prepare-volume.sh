@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# localai-prepare-volume DEVICE MOUNTPOINT: make the weights volume usable, idempotently.
+# 1. Wait for DEVICE (EBS attaches after boot; a by-id symlink is followed).
+# 2. Format ext4 ONLY if blank: no blkid/wipefs signature (filesystem, partition table,
+#    RAID, LUKS, swap...) and a zero first MiB. Reuse ext4 as is; refuse anything else.
+# 3. Keep exactly one fstab line for MOUNTPOINT (by UUID, nofail); other lines untouched.
+# 4. Mount unless already mounted there.
+# Env: PREPARE_VOLUME_WAIT_S (300), PREPARE_VOLUME_POLL_S (1), PREPARE_VOLUME_LABEL
+# (localai-models), PREPARE_VOLUME_DEVICE_TIMEOUT (300s), PREPARE_VOLUME_LOCK, FSTAB.
+# Exit: 0 ready, 2 usage, 3 device timeout, 4 refused (foreign data/mount), 1 other.
+set -euo pipefail
+
+readonly PROG=localai-prepare-volume EXIT_USAGE=2 EXIT_TIMEOUT=3 EXIT_REFUSED=4
+wait_s=${PREPARE_VOLUME_WAIT_S:-300}
+poll_s=${PREPARE_VOLUME_POLL_S:-1}
+label=${PREPARE_VOLUME_LABEL:-localai-models}
+device_timeout=${PREPARE_VOLUME_DEVICE_TIMEOUT:-300s}
+lock_file=${PREPARE_VOLUME_LOCK:-/run/localai-prepare-volume.lock}
+fstab=${FSTAB:-/etc/fstab}
+
+log() { printf '%s: %s\n' "$PROG" "$*"; }
+die() {
+    local code=$1
+    shift
+    printf '%s: error: %s\n' "$PROG" "$*" >&2
+    exit "$code"
+}
+
+[[ $# -eq 2 && -n "$1" ]] || die "$EXIT_USAGE" "usage: $PROG DEVICE MOUNTPOINT"
+device=$1
+mount_point=$2
+while [[ "$mount_point" == */ && "$mount_point" != / ]]; do mount_point=${mount_point%/}; done
+[[ "$mount_point" == /?* && "$mount_point" != *[[:space:]\\]* ]] ||
+    die "$EXIT_USAGE" "MOUNTPOINT must be an absolute path other than /, without spaces: '$2'"
+[[ "$wait_s" =~ ^[0-9]+$ ]] || die "$EXIT_USAGE" "PREPARE_VOLUME_WAIT_S must be whole seconds: '$wait_s'"
+
+# cloud-init's runcmd and localai.service both run this: one at a time.
+exec 9>>"$lock_file"
+flock -w 600 9 || die 1 "could not lock $lock_file"
+
+# 1. Wait for the device.
+if [[ ! -b "$device" ]]; then
+    log "waiting up to ${wait_s}s for $device"
+    start=$SECONDS
+    report=$((start + 15))
+    until [[ -b "$device" ]]; do
+        ((SECONDS - start < wait_s)) ||
+            die "$EXIT_TIMEOUT" "timed out after ${wait_s}s waiting for block device $device (is the volume attached?)"
+        if ((SECONDS >= report)); then
+            log "still waiting for $device ($((SECONDS - start))s of ${wait_s}s)"
+            report=$((SECONDS + 15))
+        fi
+        sleep "$poll_s"
+    done
+fi
+dev=$(readlink -f -- "$device")
+[[ -b "$dev" ]] || die 1 "$device resolves to $dev, not a block device"
+log "device $device ($dev) is present"
+if command -v udevadm >/dev/null; then udevadm settle --timeout=30 || true; fi
+dev_id=$(mountpoint -x -- "$dev")
+# Before touching anything: the mount point must be free or already hold this device.
+if mountpoint -q -- "$mount_point" && [[ "$(mountpoint -d -- "$mount_point")" != "$dev_id" ]]; then
+    die "$EXIT_REFUSED" "$mount_point is already mounted from device $(mountpoint -d -- "$mount_point"), not $dev ($dev_id)"
+fi
+
+# 2. Probe the device itself (blkid -p: no cache). Status 2 = nothing found; anything but
+#    0 or 2 (e.g. 8: several signatures) counts as "not blank".
+probe() {
+    rc=0
+    info=$(blkid -p -o export -- "$dev") || rc=$?
+    fs_type=$(sed -n 's/^TYPE=//p' <<<"$info")
+    pt_type=$(sed -n 's/^PTTYPE=//p' <<<"$info")
+    uuid=$(sed -n 's/^UUID=//p' <<<"$info")
+}
+probe
+if ((rc == 2)); then
+    signatures=$(wipefs --no-act --noheadings --output TYPE,OFFSET -- "$dev") || die 1 "wipefs cannot read $dev"
+    [[ -z "$signatures" ]] ||
+        die "$EXIT_REFUSED" "$dev is not blank (wipefs: ${signatures//$'\n'/, }); refusing to format it"
+    cmp -s -n 1048576 -- "$dev" /dev/zero ||
+        die "$EXIT_REFUSED" "$dev has no known signature but its first MiB holds data; refusing to format it"
+    log "$dev is blank: creating ext4 filesystem '$label'"
+    mkfs.ext4 -q -L "$label" -m 0 -- "$dev"
+    probe
+    [[ $rc -eq 0 && "$fs_type" == ext4 ]] || die 1 "no ext4 filesystem found on $dev after mkfs.ext4"
+elif ((rc != 0)); then
+    die "$EXIT_REFUSED" "blkid cannot identify $dev unambiguously (status $rc); refusing to touch it"
+elif [[ -n "$pt_type" ]]; then
+    die "$EXIT_REFUSED" "$dev holds a '$pt_type' partition table; refusing to format or mount it"
+elif [[ "$fs_type" != ext4 ]]; then
+    die "$EXIT_REFUSED" "$dev holds '${fs_type:-unknown}', not ext4; refusing to format or mount it"
+else
+    log "$dev already holds an ext4 filesystem: keeping its data"
+fi
+[[ "$uuid" =~ ^[0-9A-Fa-f-]+$ ]] || die 1 "cannot read the filesystem UUID of $dev ('$uuid')"
+
+# 3. fstab: the first line naming this mount point or UUID is replaced, later ones dropped,
+#    everything else kept byte for byte; appended when absent. Rewritten only on change.
+entry="UUID=$uuid $mount_point ext4 defaults,nofail,x-systemd.device-timeout=$device_timeout 0 2"
+[[ -e "$fstab" ]] || : >"$fstab"
+new_fstab=$(mktemp "$fstab.XXXXXX")
+trap 'rm -f -- "$new_fstab"' EXIT
+awk -v mp="$mount_point" -v id="UUID=$uuid" -v entry="$entry" '
+    /^[[:space:]]*(#|$)/ { print; next }
+    {
+        target = $2
+        while (length(target) > 1 && target ~ /\/$/) target = substr(target, 1, length(target) - 1)
+        if (target == mp || $1 == id) { if (!done) print entry; done = 1; next }
+        print
+    }
+    END { if (!done) print entry }
+' "$fstab" >"$new_fstab"
+if cmp -s -- "$fstab" "$new_fstab"; then
+    log "$fstab already has: $entry"
+else
+    chmod --reference="$fstab" -- "$new_fstab"
+    mv -f -- "$new_fstab" "$fstab"
+    log "$fstab now has: $entry"
+fi
+
+# 4. Mount by UUID through that fstab line, unless this device is already mounted there.
+mkdir -p -- "$mount_point"
+if mountpoint -q -- "$mount_point"; then
+    log "$dev is already mounted at $mount_point"
+else
+    mount --fstab "$fstab" -- "$mount_point"
+    [[ "$(mountpoint -d -- "$mount_point")" == "$dev_id" ]] || die 1 "$mount_point is not backed by $dev after mount"
+    log "mounted $dev (UUID=$uuid) at $mount_point"
+fi
+log "ready: $mount_point"

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# localai-run: ExecStart of localai.service; ends by exec'ing `docker run` in the foreground.
+# At every start: check the weights volume is mounted; read the API key from SSM (SecureString)
+# into 0600 files (never on a command line, never logged); choose GPU (CUDA image, --gpus all)
+# only if nvidia-smi, docker's nvidia runtime and a --gpus probe container all work, else CPU;
+# install that model YAML set into <mount>/models; pull; remove a stale container; run.
+# Settings: $LOCALAI_CONF (default /etc/localai/localai.conf, non-secret KEY=value lines).
+set -euo pipefail
+umask 077
+
+readonly PROG=localai-run CONTAINER=localai
+conf=${LOCALAI_CONF:-/etc/localai/localai.conf}
+instance_id_file=${LOCALAI_INSTANCE_ID_FILE:-/var/lib/cloud/data/instance-id}
+ssm_attempts=${LOCALAI_SSM_ATTEMPTS:-8}
+pull_attempts=${LOCALAI_PULL_ATTEMPTS:-5}
+PATH="$PATH:/snap/bin" # the aws CLI is a snap on Ubuntu
+
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+retry() { # retry ATTEMPTS COMMAND...: backoff 5, 10, 20, 40, 60... seconds
+    local attempts=$1 delay=5 n=1
+    shift
+    until "$@"; do
+        ((n < attempts)) || return 1
+        log "'$1 ${2:-}' failed (attempt $n/$attempts); retrying in ${delay}s"
+        sleep "$delay"
+        n=$((n + 1))
+        delay=$((delay < 30 ? delay * 2 : 60))
+    done
+}
+
+[[ -r "$conf" ]] || die "cannot read $conf"
+# shellcheck source=/dev/null
+. "$conf"
+for var in LOCALAI_MOUNT_POINT LOCALAI_PORT LOCALAI_CPU_IMAGE LOCALAI_GPU_CAPABLE \
+    LOCALAI_API_KEY_PARAMETER LOCALAI_REGION LOCALAI_MODEL_SRC_DIR LOCALAI_RUN_DIR \
+    LOCALAI_CPUS LOCALAI_MEMORY_MB LOCALAI_THREADS LOCALAI_PARALLEL_REQUESTS; do
+    [[ -n "${!var:-}" ]] || die "$var is not set in $conf"
+done
+for var in LOCALAI_PORT LOCALAI_MEMORY_MB LOCALAI_THREADS LOCALAI_PARALLEL_REQUESTS; do
+    [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a whole number in $conf: '${!var}'"
+done
+
+# 1. Never write weights to the root disk.
+mountpoint -q -- "$LOCALAI_MOUNT_POINT" ||
+    die "$LOCALAI_MOUNT_POINT is not a mount point (weights volume not mounted); refusing to start"
+
+# 2. API key: SSM SecureString -> 0600 files in a 0700 directory. printf is a builtin, so
+#    the key is never in any process's argv.
+if ! command -v aws >/dev/null; then
+    command -v snap >/dev/null || die "no aws CLI and no snap to install it"
+    log "installing the aws CLI snap"
+    timeout 600 snap wait system seed.loaded || true # snapd may still be seeding at first boot
+    retry 5 snap install aws-cli --classic || die "could not install the aws CLI"
+fi
+install -d -m 0700 -- "$LOCALAI_RUN_DIR"
+key=""
+# A new instance profile can take a moment to work: retry.
+for ((attempt = 1; attempt <= ssm_attempts; attempt++)); do
+    key=$(aws ssm get-parameter --region "$LOCALAI_REGION" --name "$LOCALAI_API_KEY_PARAMETER" \
+        --with-decryption --query Parameter.Value --output text) && [[ -n "$key" ]] && break
+    key=""
+    log "cannot read SSM parameter $LOCALAI_API_KEY_PARAMETER (attempt $attempt/$ssm_attempts)"
+    ((attempt == ssm_attempts)) || sleep $((attempt * 5))
+done
+[[ -n "$key" ]] || die "no API key from SSM parameter $LOCALAI_API_KEY_PARAMETER ($LOCALAI_REGION)"
+[[ "$key" != *[[:space:]]* ]] || die "the API key in $LOCALAI_API_KEY_PARAMETER contains whitespace"
+write_secret() { # PATH CONTENT
+    local tmp
+    tmp=$(mktemp "$1.XXXXXX")
+    printf '%s\n' "$2" >"$tmp"
+    chmod 0600 -- "$tmp"
+    mv -f -- "$tmp" "$1"
+}
+write_secret "$LOCALAI_RUN_DIR/api-key.env" "LOCALAI_API_KEY=$key"
+write_secret "$LOCALAI_RUN_DIR/auth.header" "Authorization: Bearer $key"
+unset key
+log "API key read from SSM parameter $LOCALAI_API_KEY_PARAMETER"
+
+# 3. Accelerator, decided at every start: a host whose GPU is gone still serves on CPU.
+pull() {
+    retry "$pull_attempts" docker pull --quiet "$1" >/dev/null && return 0
+    docker image inspect "$1" >/dev/null 2>&1 || return 1
+    log "cannot pull $1; using the local copy"
+}
+gpu_usable() {
+    local runtimes
+    nvidia-smi -L 2>/dev/null | grep -q '^GPU ' || {
+        log "GPU: nvidia-smi finds no GPU"
+        return 1
+    }
+    runtimes=$(docker info --format '{{json .Runtimes}}' 2>/dev/null || true)
+    [[ "$runtimes" == *'"nvidia"'* ]] || {
+        log "GPU: docker has no nvidia runtime (${runtimes:-unknown})"
+        return 1
+    }
+    pull "$LOCALAI_GPU_IMAGE" || {
+        log "GPU: cannot pull $LOCALAI_GPU_IMAGE"
+        return 1
+    }
+    timeout 300 docker run --rm --gpus all --log-driver none --entrypoint nvidia-smi \
+        "$LOCALAI_GPU_IMAGE" -L >/dev/null 2>&1 || {
+        log "GPU: a --gpus all container cannot use the GPU"
+        return 1
+    }
+}
+accelerator=cpu
+# shellcheck disable=SC2153 # set by the sourced $conf (checked above)
+image=$LOCALAI_CPU_IMAGE
+if [[ "$LOCALAI_GPU_CAPABLE" == 1 ]]; then
+    if gpu_usable; then
+        accelerator=gpu
+        image=$LOCALAI_GPU_IMAGE
+    else
+        log "GPU not usable: falling back to CPU"
+    fi
+fi
+[[ "$accelerator" == gpu ]] || pull "$image" || die "cannot pull $image"
+log "accelerator: $accelerator, image: $image"
+
+# 4. Model YAMLs for that accelerator. Files a previous start installed but this set lacks
+#    are removed (manifest); files we did not install are never touched.
+src="$LOCALAI_MODEL_SRC_DIR/$accelerator"
+models="$LOCALAI_MOUNT_POINT/models"
+manifest="$models/.localai-managed-configs"
+install -d -m 0755 -- "$models"
+shopt -s nullglob
+wanted=()
+for f in "$src"/*.yaml "$src"/*.yml; do wanted+=("${f##*/}"); done
+((${#wanted[@]})) || die "no model YAMLs in $src"
+if [[ -f "$manifest" ]]; then
+    while IFS= read -r old; do
+        [[ -n "$old" && "$old" != */* && " ${wanted[*]} " != *" $old "* ]] || continue
+        rm -f -- "${models:?}/$old"
+        log "removed stale model config $old"
+    done <"$manifest"
+fi
+for name in "${wanted[@]}"; do install -m 0644 -- "$src/$name" "$models/$name"; done
+printf '%s\n' "${wanted[@]}" >"$manifest.tmp"
+chmod 0644 -- "$manifest.tmp"
+mv -f -- "$manifest.tmp" "$manifest"
+log "model configs: ${wanted[*]}"
+
+# 5. Logs: CloudWatch (stream = instance id) plus docker's bounded local cache, so
+#    `docker logs` works; only the local driver when no log group is set.
+instance_id=$(head -n 1 -- "$instance_id_file" 2>/dev/null || true)
+if [[ -z "$instance_id" ]]; then
+    token=$(curl -sf --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \
+        http://169.254.169.254/latest/api/token || true)
+    instance_id=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $token" \
+        http://169.254.169.254/latest/meta-data/instance-id || hostname)
+fi
+if [[ -n "${LOCALAI_LOG_GROUP:-}" ]]; then
+    log_args=(--log-driver awslogs --log-opt "awslogs-region=$LOCALAI_REGION"
+        --log-opt "awslogs-group=$LOCALAI_LOG_GROUP" --log-opt "awslogs-stream=$instance_id"
+        --log-opt mode=non-blocking --log-opt max-buffer-size=4m
+        --log-opt cache-disabled=false --log-opt cache-max-size=20m
+        --log-opt cache-max-file=5 --log-opt cache-compress=true)
+else
+    log_args=(--log-driver local --log-opt max-size=20m --log-opt max-file=5)
+fi
+
+# 6. The container.
+args=(--env-file "$LOCALAI_RUN_DIR/api-key.env" -e "THREADS=$LOCALAI_THREADS")
+if ((LOCALAI_PARALLEL_REQUESTS > 1)); then
+    args+=(-e PARALLEL_REQUESTS=true -e "LLAMACPP_PARALLEL=$LOCALAI_PARALLEL_REQUESTS")
+fi
+if [[ -n "${LOCALAI_EXTRA_ENV_FILE:-}" ]]; then args+=(--env-file "$LOCALAI_EXTRA_ENV_FILE"); fi
+if [[ "$accelerator" == gpu ]]; then args+=(--gpus all); fi
+docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
+log "starting $CONTAINER: port $LOCALAI_PORT, cpus $LOCALAI_CPUS, memory ${LOCALAI_MEMORY_MB}m, threads $LOCALAI_THREADS, parallel $LOCALAI_PARALLEL_REQUESTS"
+exec docker run --rm --name "$CONTAINER" --init --pull never --security-opt no-new-privileges \
+    -p "$LOCALAI_PORT:8080" -v "$models:/build/models" \
+    --cpus "$LOCALAI_CPUS" --cpu-shares 512 --memory "${LOCALAI_MEMORY_MB}m" \
+    "${args[@]}" "${log_args[@]}" "$image"

@@ -1,0 +1,385 @@
+"""The AWS target: one EC2 VM running LocalAI, weights on an EBS volume that outlives it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.api_key import endpoint_api_key
+from components.aws.bootstrap.cloud_init import BootstrapSpec, render_user_data_base64
+from components.aws.launch import (
+    HostIdentity,
+    HostImage,
+    metadata_options,
+    resolve_ami,
+)
+from components.aws.network import Placement, endpoint_security_group, place_host
+from components.errors import ConfigError
+from components.readiness.command import wait_for_endpoint
+from components.serving import ServingArgs
+from components.sizing.instance_types import InstanceType
+
+MOUNT_POINT = "/var/lib/localai"
+ATTACH_DEVICE_NAME = "/dev/sdf"  # the API needs one; on Nitro the disk shows up as NVMe
+WEIGHTS_VOLUME_IOPS = 3000  # gp3 baseline, included in the price
+VOLUME_WAIT_S = 900  # on replacement the old host is stopped before the volume moves
+
+
+@dataclass(frozen=True)
+class AwsHostArgs:
+    """Everything the host needs, already validated and sized."""
+
+    serving: ServingArgs
+    instance: InstanceType
+    image: HostImage
+    cpu_image: str
+    gpu_image: str
+    gpu_capable: bool
+    """Try the GPU at boot (the type has one and the stack did not ask for CPU)."""
+    cpu_model_files: Mapping[str, str]
+    gpu_model_files: Mapping[str, str]
+    public: bool
+    allowed_cidrs: Sequence[str]
+    volume_size_gb: int
+    volume_throughput: int
+    root_volume_size_gb: int
+    log_retention_days: int
+    resource_prefix: str
+    """Stable prefix for cloud-side names (SSM parameter, log group): project-stack."""
+    ssh_key_name: str | None = None
+    ssh_cidrs: Sequence[str] = ()
+    vpc_id: str | None = None
+    subnet_id: str | None = None
+    existing_volume_id: str | None = None
+    """Attach this EBS volume (e.g. one kept by an earlier ``pulumi destroy``) instead of
+    creating one; the stack never deletes it."""
+    existing_volume_zone: str | None = None
+    """Its availability zone (see :func:`existing_volume_zone`): the host goes there."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class AwsHost(pulumi.ComponentResource):
+    """One EC2 instance serving LocalAI's OpenAI-compatible API."""
+
+    base_url: pulumi.Output[str]
+    api_key: pulumi.Output[str]
+    health_url: pulumi.Output[str]
+    instance_id: pulumi.Output[str]
+    volume_id: pulumi.Output[str]
+    public_ip: pulumi.Output[str | None]
+    private_ip: pulumi.Output[str]
+    region: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    ssm_port_forward: pulumi.Output[str]
+    """The full `aws ssm start-session ...` port-forward command."""
+
+    def __init__(
+        self, name: str, args: AwsHostArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("localai:aws:Host", name, None, opts)
+        serving = args.serving
+        tags = {"localai:stack": args.resource_prefix, **args.tags}
+        self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        self.api_key = endpoint_api_key(name, serving.api_key, parent=self)
+
+        placement = place_host(
+            subnet_id=args.subnet_id,
+            vpc_id=args.vpc_id,
+            zone=args.existing_volume_zone,
+            parent=self,
+        )
+        security_group = endpoint_security_group(
+            name,
+            port=serving.port,
+            allowed_cidrs=args.allowed_cidrs,
+            ssh_cidrs=args.ssh_cidrs,
+            vpc_id=placement.vpc_id,
+            resource_prefix=args.resource_prefix,
+            tags=tags,
+            parent=self,
+        )
+        key_parameter, log_group, identity = self._create_host_access(name, args, tags)
+        volume_id = self._weights_volume(name, args, placement.availability_zone, tags)
+        instance = self._create_instance(
+            name,
+            args,
+            tags,
+            placement=placement,
+            security_group=security_group,
+            identity=identity,
+            user_data=pulumi.Output.all(
+                volume_id, self.region, log_group.name, key_parameter.name
+            ).apply(lambda v: render_user_data_base64(bootstrap_spec(args, *v))),
+        )
+        attachment = aws.ec2.VolumeAttachment(
+            f"{name}-weights-attachment",
+            device_name=ATTACH_DEVICE_NAME,
+            volume_id=volume_id,
+            instance_id=instance.id,
+            # On replacement: stop the old host (clean unmount), detach, then attach.
+            stop_instance_before_detaching=True,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        endpoint_host, ready_after = self._create_address(name, args, tags, instance, attachment)
+
+        self.base_url = pulumi.Output.format("http://{0}:{1}/v1", endpoint_host, serving.port)
+        self.health_url = pulumi.Output.format("http://{0}:{1}/readyz", endpoint_host, serving.port)
+        self.instance_id = instance.id
+        self.volume_id = volume_id
+        self.private_ip = instance.private_ip
+        self.log_group_name = log_group.name
+        self.ssm_port_forward = pulumi.Output.all(instance.id, self.region).apply(
+            lambda v: ssm_port_forward_command(v[0], v[1], serving.port)
+        )
+        self._check_readiness(name, args, triggers=[instance.id, volume_id], after=ready_after)
+
+        self.register_outputs(
+            {
+                "base_url": self.base_url,
+                "api_key": self.api_key,
+                "health_url": self.health_url,
+                "instance_id": self.instance_id,
+                "volume_id": self.volume_id,
+                "public_ip": self.public_ip,
+                "private_ip": self.private_ip,
+                "region": self.region,
+                "log_group_name": self.log_group_name,
+                "ssm_port_forward": self.ssm_port_forward,
+            }
+        )
+
+    def _create_host_access(
+        self, name: str, args: AwsHostArgs, tags: dict[str, str]
+    ) -> tuple[aws.ssm.Parameter, aws.cloudwatch.LogGroup, HostIdentity]:
+        """The key in SSM, the log group, and the role that may read/write only those."""
+        key_parameter = aws.ssm.Parameter(
+            f"{name}-api-key",
+            name=key_parameter_name(args.resource_prefix),
+            type="SecureString",
+            value=self.api_key,
+            description="API key of the LocalAI endpoint (read by the host at start)",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=log_group_name(args.resource_prefix),
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        identity = HostIdentity(
+            f"{name}-identity",
+            key_parameter_arn=key_parameter.arn,
+            log_group_arn=log_group.arn,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return key_parameter, log_group, identity
+
+    def _create_instance(
+        self,
+        name: str,
+        args: AwsHostArgs,
+        tags: dict[str, str],
+        *,
+        placement: Placement,
+        security_group: aws.ec2.SecurityGroup,
+        identity: HostIdentity,
+        user_data: pulumi.Output[str],
+    ) -> aws.ec2.Instance:
+        # user_data is gzip + base64: cloud-init unpacks it, and EC2's 16 KiB limit then
+        # holds about twice the models. check_user_data() has already rendered it once.
+        return aws.ec2.Instance(
+            f"{name}-instance",
+            ami=resolve_ami(args.image, parent=self),
+            instance_type=args.instance.name,
+            subnet_id=placement.subnet_id,
+            vpc_security_group_ids=[security_group.id],
+            iam_instance_profile=identity.instance_profile_name,
+            associate_public_ip_address=args.public,
+            key_name=args.ssh_key_name,
+            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(**metadata_options()),
+            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                volume_type="gp3",
+                volume_size=args.root_volume_size_gb,
+                encrypted=True,
+                delete_on_termination=True,
+            ),
+            user_data_base64=user_data,
+            user_data_replace_on_change=True,
+            tags={**tags, "Name": args.resource_prefix},
+            volume_tags=None,
+            # A new AMI release must not replace a running host by surprise; see the
+            # README ("Updating the AMI") for the explicit way to move to a newer one.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+        )
+
+    def _create_address(
+        self,
+        name: str,
+        args: AwsHostArgs,
+        tags: dict[str, str],
+        instance: aws.ec2.Instance,
+        attachment: aws.ec2.VolumeAttachment,
+    ) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
+        """The host the endpoint URL names, and what must exist before it answers:
+        an Elastic IP when public (stable across replacements), else the SSM forward."""
+        if not args.public:
+            self.public_ip = pulumi.Output.from_input(None)
+            return pulumi.Output.from_input("127.0.0.1"), [attachment]
+        address = aws.ec2.Eip(
+            f"{name}-address",
+            domain="vpc",
+            tags={**tags, "Name": args.resource_prefix},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        association = aws.ec2.EipAssociation(
+            f"{name}-address-association",
+            allocation_id=address.allocation_id,
+            instance_id=instance.id,
+            opts=pulumi.ResourceOptions(parent=address),
+        )
+        self.public_ip = address.public_ip
+        return address.public_ip, [association, attachment]
+
+    def _check_readiness(
+        self,
+        name: str,
+        args: AwsHostArgs,
+        *,
+        triggers: list[pulumi.Input[object]],
+        after: list[pulumi.Resource],
+    ) -> None:
+        """Public: ``pulumi up`` waits for the default model. Private: say how to check."""
+        serving = args.serving
+        if args.public and serving.wait_for_ready:
+            wait_for_endpoint(
+                f"{name}-ready",
+                base_url=self.base_url,
+                api_key=self.api_key,
+                model=serving.default_model,
+                timeout_s=serving.ready_timeout_seconds,
+                triggers=triggers,
+                parent=self,
+                depends_on=after,
+                hint=(
+                    "Check that this machine's address is in localai:allowedCidrs, and the "
+                    "host's log: aws logs tail "
+                    f"{log_group_name(args.resource_prefix)} --follow (or set "
+                    "localai:waitForReady false)."
+                ),
+            )
+        elif not args.public:
+            self.ssm_port_forward.apply(
+                lambda cmd: (
+                    pulumi.log.info(
+                        "private endpoint: readiness is not checked from here. Forward the "
+                        f"port with `{cmd}`, then "
+                        f"`curl -fsS http://127.0.0.1:{serving.port}/readyz` "
+                        "and run examples/python/chat.py",
+                        resource=self,
+                    )
+                    if not pulumi.runtime.is_dry_run()
+                    else None
+                )
+            )
+
+    def _weights_volume(
+        self,
+        name: str,
+        args: AwsHostArgs,
+        availability_zone: pulumi.Output[str],
+        tags: dict[str, str],
+    ) -> pulumi.Output[str]:
+        """The weights volume's id: the configured existing one, or a new one.
+
+        A new volume depends on the subnet's AZ only, never on the instance: changing
+        the instance type, AMI or user data replaces the instance, not the volume."""
+        if args.existing_volume_id is not None:
+            return pulumi.Output.from_input(args.existing_volume_id)
+        volume = aws.ebs.Volume(
+            f"{name}-weights",
+            availability_zone=availability_zone,
+            size=args.volume_size_gb,
+            type="gp3",
+            iops=WEIGHTS_VOLUME_IOPS,
+            throughput=args.volume_throughput,
+            encrypted=True,
+            tags={**tags, "Name": f"{args.resource_prefix}-weights", "localai:role": "weights"},
+            opts=pulumi.ResourceOptions(
+                parent=self, retain_on_delete=args.serving.keep_volume_on_destroy
+            ),
+        )
+        return volume.id
+
+
+def key_parameter_name(resource_prefix: str) -> str:
+    return f"/localai/{resource_prefix}/api-key"
+
+
+def log_group_name(resource_prefix: str) -> str:
+    return f"/localai/{resource_prefix}"
+
+
+def check_user_data(args: AwsHostArgs) -> None:
+    """Render the bootstrap once with placeholder ids, so a spec that cannot work (too
+    many models for EC2's user-data limit, a reserved env var) stops the preview with a
+    clear message before any resource exists."""
+    placeholder = bootstrap_spec(
+        args,
+        "vol-00000000000000000",
+        "us-east-1",
+        log_group_name(args.resource_prefix),
+        key_parameter_name(args.resource_prefix),
+    )
+    try:
+        render_user_data_base64(placeholder)
+    except ValueError as exc:
+        raise ConfigError(f"localai configuration cannot be deployed to EC2: {exc}") from None
+
+
+def weights_device_path(volume_id: str) -> str:
+    """The stable NVMe path of an EBS volume on Nitro (the serial is the volume id)."""
+    return "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_" + volume_id.replace("-", "")
+
+
+def ssm_port_forward_command(instance_id: str, region: str, port: int) -> str:
+    return (
+        f"aws ssm start-session --region {region} --target {instance_id} "
+        "--document-name AWS-StartPortForwardingSession "
+        f"--parameters portNumber={port},localPortNumber={port}"
+    )
+
+
+def bootstrap_spec(
+    args: AwsHostArgs, volume_id: str, region: str, log_group: str, key_parameter: str
+) -> BootstrapSpec:
+    serving = args.serving
+    return BootstrapSpec(
+        volume_device=weights_device_path(volume_id),
+        mount_point=MOUNT_POINT,
+        cpu_image=args.cpu_image,
+        gpu_image=args.gpu_image,
+        install_docker=args.image.install_docker,
+        gpu_capable=args.gpu_capable,
+        port=serving.port,
+        api_key_parameter=key_parameter,
+        region=region,
+        log_group=log_group,
+        cpu_models=dict(args.cpu_model_files),
+        gpu_models=dict(args.gpu_model_files),
+        default_model=serving.default_model,
+        cpu_limit=serving.cpu_limit,
+        memory_limit_mb=serving.memory_limit_mb,
+        threads=serving.threads,
+        parallel_requests=serving.parallel_requests,
+        volume_wait_s=VOLUME_WAIT_S,
+        extra_env={
+            **({"SINGLE_ACTIVE_BACKEND": "true"} if serving.single_active_backend else {}),
+            **serving.extra_env,
+        },
+    )

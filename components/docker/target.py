@@ -1,0 +1,185 @@
+"""The local Docker target: LocalAI in one container on the local Docker daemon."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.api_key import endpoint_api_key
+from components.readiness.command import wait_for_endpoint
+from components.serving import ServingArgs
+
+CONTAINER_PORT = 8080
+MODELS_DIR = "/build/models"  # LocalAI v2.24.0: ${WORKDIR}/models, WORKDIR /build
+CONFIG_STAGING_DIR = "/etc/localai/models"
+HEALTHCHECK_START_PERIOD = "60m"  # the port stays closed while weights download
+LOCAL_CPU_SHARES = 512  # Docker's default weight is 1024
+
+# The image's ENTRYPOINT is /build/entrypoint.sh. Rendered configs are uploaded to a
+# staging dir in the container and copied over the volume's configs at each start, so
+# a model removed from the stack no longer loads (its weights stay on the volume).
+_ENTRYPOINT_SCRIPT = (
+    "set -eu; "
+    f"rm -f {MODELS_DIR}/*.yaml; "
+    f"cp {CONFIG_STAGING_DIR}/*.yaml {MODELS_DIR}/; "
+    'exec /build/entrypoint.sh "$@"'
+)
+
+
+@dataclass(frozen=True)
+class DockerTargetArgs:
+    """What the local container needs; every value already validated and decided."""
+
+    serving: ServingArgs
+    image: str
+    """Full image reference (CPU ``-ffmpeg-core`` or CUDA ``-cublas-cuda12``)."""
+    use_gpu: bool
+    """Request all GPUs (``--gpus all``); only with the CUDA image."""
+    model_files: Mapping[str, str]
+    """Rendered LocalAI model YAMLs: file name -> content."""
+    bind_address: str
+    volume_name: str
+    container_name: str
+
+
+class LocalDockerTarget(pulumi.ComponentResource):
+    """LocalAI on the local Docker daemon, with weights on a named volume."""
+
+    base_url: pulumi.Output[str]
+    """OpenAI base URL, ending in /v1."""
+    api_key: pulumi.Output[str]
+    """The endpoint's key (secret)."""
+    health_url: pulumi.Output[str]
+    container_name: pulumi.Output[str]
+    volume_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: DockerTargetArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("localai:docker:LocalTarget", name, None, opts)
+        serving = args.serving
+        host = client_host(args.bind_address)
+        self.api_key = endpoint_api_key(name, serving.api_key, parent=self)
+        self.base_url = pulumi.Output.from_input(f"http://{host}:{serving.port}/v1")
+        self.health_url = pulumi.Output.from_input(f"http://{host}:{serving.port}/readyz")
+
+        image = docker.RemoteImage(
+            f"{name}-image",
+            name=args.image,
+            keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        volume = docker.Volume(
+            f"{name}-models",
+            name=args.volume_name,
+            labels=[docker.VolumeLabelArgs(label="dev.localai.role", value="model-weights")],
+            opts=pulumi.ResourceOptions(
+                parent=self, retain_on_delete=serving.keep_volume_on_destroy
+            ),
+        )
+        container = self._create_container(name, args, image, volume)
+        self.container_name = container.name
+        self.volume_name = volume.name
+
+        if serving.wait_for_ready:
+            wait_for_endpoint(
+                f"{name}-ready",
+                base_url=self.base_url,
+                api_key=self.api_key,
+                model=serving.default_model,
+                timeout_s=serving.ready_timeout_seconds,
+                triggers=[container.id],
+                parent=self,
+                depends_on=[container],
+                hint=f"Check the container's log: docker logs {args.container_name}",
+            )
+
+        self.register_outputs(
+            {
+                "base_url": self.base_url,
+                "api_key": self.api_key,
+                "health_url": self.health_url,
+                "container_name": self.container_name,
+                "volume_name": self.volume_name,
+            }
+        )
+
+    def _create_container(
+        self,
+        name: str,
+        args: DockerTargetArgs,
+        image: docker.RemoteImage,
+        volume: docker.Volume,
+    ) -> docker.Container:
+        serving = args.serving
+        envs = pulumi.Output.secret(self.api_key).apply(lambda key: container_env(args, key))
+        return docker.Container(
+            f"{name}-container",
+            name=args.container_name,
+            image=image.image_id,
+            entrypoints=["/bin/sh", "-c", _ENTRYPOINT_SCRIPT, "localai-entrypoint"],
+            envs=envs,
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=CONTAINER_PORT, external=serving.port, ip=args.bind_address
+                )
+            ],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=volume.name, container_path=MODELS_DIR)
+            ],
+            uploads=[
+                docker.ContainerUploadArgs(file=f"{CONFIG_STAGING_DIR}/{file_name}", content=text)
+                for file_name, text in sorted(args.model_files.items())
+            ],
+            cpus=f"{serving.cpu_limit:g}",
+            # Half the default weight: under contention the desktop wins, idle CPU is used.
+            cpu_shares=LOCAL_CPU_SHARES,
+            memory=serving.memory_limit_mb,
+            memory_swap=serving.memory_limit_mb,  # no swap: a model that does not fit fails fast
+            gpus="all" if args.use_gpu else None,
+            restart="unless-stopped",
+            log_driver="json-file",
+            log_opts={"max-size": "10m", "max-file": "3"},
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "curl", "-fsS", f"http://localhost:{CONTAINER_PORT}/readyz"],
+                interval="30s",
+                timeout="10s",
+                retries=3,
+                start_period=HEALTHCHECK_START_PERIOD,
+            ),
+            labels=[
+                docker.ContainerLabelArgs(label="dev.localai.model", value=serving.default_model)
+            ],
+            wait=False,  # readiness is the real check below, not the healthcheck
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[volume]),
+        )
+
+
+def container_env(args: DockerTargetArgs, api_key: str) -> list[str]:
+    """Environment of the LocalAI container (``KEY=value`` strings)."""
+    serving = args.serving
+    env = {
+        "API_KEY": api_key,
+        "MODELS_PATH": MODELS_DIR,
+        "THREADS": str(serving.threads),
+        "LOCALAI_LOG_LEVEL": "info",
+    }
+    if serving.parallel_requests > 1:
+        env["PARALLEL_REQUESTS"] = "true"
+        env["LLAMACPP_PARALLEL"] = str(serving.parallel_requests)
+    if serving.single_active_backend:
+        env["SINGLE_ACTIVE_BACKEND"] = "true"
+    env.update(serving.extra_env)
+    return [f"{key}={value}" for key, value in env.items()]
+
+
+def client_host(bind_address: str) -> str:
+    """The address a client on this machine uses to reach a port bound to ``bind_address``."""
+    address = ipaddress.ip_address(bind_address)
+    if address.is_unspecified:
+        return "127.0.0.1" if address.version == 4 else "[::1]"
+    return str(address) if address.version == 4 else f"[{address}]"

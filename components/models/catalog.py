@@ -1,0 +1,293 @@
+"""The model catalog: LocalAI v2.24.0 model YAMLs in ``model_configs/``, validated.
+
+LocalAI parses model YAML with a non-strict decoder: an unknown or misplaced key is
+silently ignored. That is how ``gpu_layers`` written under ``parameters`` quietly turns
+GPU offload off. The schema below mirrors LocalAI's own keys
+(``core/config/backend_config.go`` and ``core/schema/prediction.go`` at v2.24.0) and
+rejects anything else, with a message that says where the key belongs.
+
+Adding a model is dropping one ``<name>.yaml`` file into ``model_configs/``.
+Per host, :func:`render_model_yaml` produces the YAML LocalAI reads: ``gpu_layers``
+(all layers on GPU hosts, 0 on CPU hosts) and ``threads`` are decided here, not in
+the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from components.errors import ModelConfigError
+from components.models.validated_yaml import parse_yaml_model
+from components.paths import MODEL_CONFIG_DIR
+
+"""Where the catalog lives: one LocalAI model YAML per model."""
+
+ALL_GPU_LAYERS = 99
+"""``gpu_layers`` that offloads every layer of any model we ship (all have <= 80).
+
+LocalAI v2.24's llama.cpp computes ``i_gpu_start = n_layer - n_gpu_layers``, so ``-1``
+offloads nothing: never use it as "all"."""
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_URI_SCHEMES = ("huggingface://", "https://", "http://", "github:", "oci://", "ollama://")
+
+
+def _check_filename(value: str) -> str:
+    if not value or "/" in value or "\\" in value or value in {".", ".."}:
+        raise ValueError(
+            "must be a plain file name inside the models directory, for example "
+            "'model.Q4_K_M.gguf'; LocalAI refuses empty or nested paths "
+            "with 'path is outside of trusted root' and then downloads nothing"
+        )
+    return value
+
+
+def _check_sha256(value: str) -> str:
+    if _SHA256.match(value):
+        return value
+    if _SHA256.match(value.lower()):
+        raise ValueError(
+            "must be lowercase hex: LocalAI compares the digest case-sensitively, so an "
+            f"uppercase digest fails verification on every start (use {value.lower()!r})"
+        )
+    raise ValueError("must be 64 lowercase hex characters (a SHA-256 digest)")
+
+
+def _check_uri(value: str) -> str:
+    if not value.startswith(_URI_SCHEMES):
+        raise ValueError(f"must start with one of {', '.join(_URI_SCHEMES)}")
+    if value.startswith("huggingface://") and "/blob/" in value:
+        raise ValueError(
+            "huggingface:// URIs take owner/repo/file, without '/blob/main/' "
+            "(LocalAI issue #3100: it 404s)"
+        )
+    return value
+
+
+FileName = Annotated[str, AfterValidator(_check_filename)]
+Sha256 = Annotated[str, AfterValidator(_check_sha256)]
+DownloadUri = Annotated[str, AfterValidator(_check_uri)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DownloadFile(_Strict):
+    """One ``download_files`` entry: LocalAI fetches it before opening its port."""
+
+    filename: FileName
+    sha256: Sha256
+    uri: DownloadUri
+
+
+class PredictionParameters(_Strict):
+    """``parameters:`` (LocalAI ``schema.PredictionOptions``)."""
+
+    model: FileName
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    batch: int | None = None
+    repeat_penalty: float | None = None
+    repeat_last_n: int | None = None
+    n_keep: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    tfz: float | None = None
+    typical_p: float | None = None
+    ignore_eos: bool | None = None
+    rope_freq_base: float | None = None
+    rope_freq_scale: float | None = None
+    tokenizer: str | None = None
+
+
+class TemplateConfig(_Strict):
+    """``template:`` (Go text/template strings; there is no jinja option in v2.24.0)."""
+
+    chat: str | None = None
+    chat_message: str | None = None
+    completion: str | None = None
+    edit: str | None = None
+    function: str | None = None
+    use_tokenizer_template: bool | None = None
+    join_chat_messages_by_character: str | None = None
+    multimodal: str | None = None
+
+
+class ModelConfig(_Strict):
+    """A LocalAI v2.24.0 model config for the llama-cpp backend."""
+
+    name: str
+    description: str | None = None
+    usage: str | None = None
+    backend: Literal["llama-cpp"]
+    context_size: int = Field(gt=0, le=1_048_576)
+    parameters: PredictionParameters
+    download_files: list[DownloadFile] = Field(min_length=1)
+    template: TemplateConfig | None = None
+    stopwords: list[str] | None = None
+    # Hardware and memory (top level in LocalAI: LLMConfig is inlined).
+    gpu_layers: int | None = Field(default=None, ge=0)
+    threads: int | None = Field(default=None, gt=0)
+    f16: bool | None = None
+    mmap: bool | None = None
+    mmlock: bool | None = None
+    low_vram: bool | None = None
+    numa: bool | None = None
+    flash_attention: bool | None = None
+    no_kv_offloading: bool | None = None
+    main_gpu: str | None = None
+    tensor_split: str | None = None
+    # Output handling.
+    cutstrings: list[str] | None = None
+    trimspace: list[str] | None = None
+    trimsuffix: list[str] | None = None
+    extract_regex: list[str] | None = None
+    grammar: str | None = None
+    system_prompt: str | None = None
+    roles: dict[str, str] | None = None
+    known_usecases: list[str] | None = None
+    embeddings: bool | None = None
+    cuda: bool | None = None
+    options: list[str] | None = None
+    rope_scaling: str | None = None
+    mmproj: str | None = None
+    draft_model: str | None = None
+    lora_adapter: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_misplaced_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        params = data.get("parameters")
+        if isinstance(params, dict):
+            top_level_only = set(cls.model_fields) - set(PredictionParameters.model_fields)
+            misplaced = sorted(set(params) & top_level_only)
+            if misplaced:
+                key = misplaced[0]
+                raise ValueError(
+                    f"'{key}' is under 'parameters' but LocalAI reads it at the top level "
+                    f"and silently ignores it there (for gpu_layers that means no GPU "
+                    f"offload): move 'parameters.{key}' up to '{key}'"
+                )
+        misplaced_up = sorted(
+            set(data) & (set(PredictionParameters.model_fields) - set(cls.model_fields))
+        )
+        if misplaced_up:
+            key = misplaced_up[0]
+            raise ValueError(
+                f"'{key}' is at the top level but LocalAI reads it under 'parameters' and "
+                f"silently ignores it here: move it to 'parameters.{key}'"
+            )
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _MODEL_NAME.match(value):
+            raise ValueError(
+                "must be lowercase letters, digits, '.', '_' or '-' (at most 64), "
+                "for example 'phi-3.5-mini-instruct'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _model_file_is_downloaded(self) -> ModelConfig:
+        names = [f.filename for f in self.download_files]
+        if self.parameters.model not in names:
+            raise ValueError(
+                f"parameters.model is {self.parameters.model!r} but download_files only "
+                f"fetches {names}: they must name the same file"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"download_files lists a filename twice: {names}")
+        return self
+
+    @property
+    def weights_file(self) -> str:
+        return self.parameters.model
+
+
+def parse_model_config(text: str, *, source: str = "<model config>") -> ModelConfig:
+    """Parse and validate one model YAML document; raise ModelConfigError if invalid."""
+    return parse_yaml_model(
+        text,
+        ModelConfig,
+        source=source,
+        what="LocalAI v2.24 model config",
+        error=ModelConfigError,
+        unknown_key=(
+            "LocalAI v2.24 has no such key here and would silently ignore it "
+            "(check the spelling and the nesting)"
+        ),
+    )
+
+
+def load_catalog(directory: Path = MODEL_CONFIG_DIR) -> dict[str, ModelConfig]:
+    """Every ``*.yaml`` in ``directory`` (not recursive), keyed by model name.
+
+    The file stem must equal the model's ``name`` so a config is easy to find.
+    """
+    catalog: dict[str, ModelConfig] = {}
+    weights: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        source = f"model_configs/{path.name}"
+        model = parse_model_config(path.read_text(encoding="utf-8"), source=source)
+        if model.name != path.stem:
+            raise ModelConfigError(
+                f"{source}: name is {model.name!r}; rename the file to {model.name}.yaml "
+                "or change the name (they must match)"
+            )
+        if model.weights_file in weights:
+            raise ModelConfigError(
+                f"{source}: weights file {model.weights_file!r} is also used by model "
+                f"{weights[model.weights_file]!r}"
+            )
+        weights[model.weights_file] = model.name
+        catalog[model.name] = model
+    if not catalog:
+        raise ModelConfigError(f"no model configs (*.yaml) found in {directory}")
+    return catalog
+
+
+def render_model_yaml(
+    model: ModelConfig,
+    *,
+    gpu_layers: int,
+    threads: int | None,
+    context_size: int | None = None,
+) -> str:
+    """The YAML LocalAI reads on one host: offload, threads and context decided for it."""
+    data = model.model_dump(exclude_none=True)
+    data["gpu_layers"] = gpu_layers
+    if context_size is not None:
+        data["context_size"] = context_size
+    if threads is not None:
+        data["threads"] = threads
+    header = (
+        f"# Rendered by the localai Pulumi package from model_configs/{model.name}.yaml.\n"
+        "# Edit that file, not this one: it is rewritten on every deploy.\n"
+    )
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def config_file_name(model: ModelConfig) -> str:
+    """File name of the rendered config in LocalAI's models directory."""
+    return f"{model.name}.yaml"

@@ -1,0 +1,79 @@
+"""Speed model: decode tokens/s and time to first token for one loaded model.
+
+
+Speed model (estimates, not promises; constants in :class:`Calibration`):
+
+- Decode is memory-bandwidth bound. Seconds per token = bytes read on the CPU / CPU
+  effective bandwidth + bytes read on the GPU / GPU effective bandwidth + a fixed
+  per-token overhead. Bytes read = the weights of the layers (and output head) on that
+  device + their KV cache at ``DECODE_REFERENCE_TOKENS`` tokens of context. CPU
+  effective bandwidth = ``min(host bandwidth, cores used x per-core bandwidth) x
+  efficiency``; cores used = ``min(threads, physical cores, cpu limit)``.
+- Time to first token for a ``TTFT_PROMPT_TOKENS``-token prompt: prefill is compute
+  bound, ``2 x parameters x tokens`` FLOP shared between CPU (cores used x per-core
+  effective GFLOP/s for the SIMD level LocalAI's llama.cpp build uses) and GPU
+  (effective TFLOP/s per GPU model) in proportion to the weights each holds; each part
+  takes at least the time to read its weights once (roofline); plus a fixed overhead
+  (HTTP, template, tokenization, sampling). Partial offload ignores llama.cpp's copying
+"""
+
+from __future__ import annotations
+
+from components.sizing.calibration import LOCALAI_CPU_IMAGE_HAS_AVX512, Calibration
+from components.sizing.memory import Load
+from components.sizing.resources import HostResources
+
+TTFT_TARGET_MS = 500.0
+TTFT_PROMPT_TOKENS = 64
+DECODE_REFERENCE_TOKENS = 64 + 128
+"""Context filled when decode speed is estimated: a short prompt plus half an answer."""
+
+
+def kernel_isa(host: HostResources) -> str:
+    if host.arch == "arm64":
+        return "arm64"
+    if host.cpu_isa == "avx512" and not LOCALAI_CPU_IMAGE_HAS_AVX512:
+        return "avx2"
+    return host.cpu_isa
+
+
+def estimates(
+    host: HostResources,
+    load: Load,
+    *,
+    cores_used: float,
+    calibration: Calibration,
+) -> tuple[float, float]:
+    """(tokens per second, TTFT ms) for one loaded model."""
+    s = load.shape
+    c = calibration
+    kv_token_layer = s.kv_layer / s.n_ctx  # bytes per token per layer
+    gpu_blocks = load.gpu_blocks if load.use_gpu else 0
+    cpu_blocks = s.facts.layers - gpu_blocks
+    gpu_weights = gpu_blocks * s.layer + (s.output if load.full and load.use_gpu else 0.0)
+    cpu_weights = cpu_blocks * s.layer + (0.0 if load.full and load.use_gpu else s.output)
+    cpu_kv = cpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS
+    gpu_kv = gpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS
+
+    cpu_bw = (
+        min(host.memory_bandwidth_gbs, cores_used * c.per_core_bandwidth_gbs)
+        * c.cpu_bandwidth_efficiency
+        * 1e9
+    )
+    gpu_bw = host.gpu_memory_bandwidth_gbs * c.gpu_bandwidth_efficiency * 1e9
+    seconds = (cpu_weights + cpu_kv) / cpu_bw + c.decode_overhead_ms / 1000
+    if gpu_weights:
+        seconds += (gpu_weights + gpu_kv) / gpu_bw
+    tokens_per_second = 1.0 / seconds
+
+    flops = 2.0 * s.facts.parameters * TTFT_PROMPT_TOKENS
+    gpu_share = gpu_weights / (gpu_weights + cpu_weights)
+    cpu_flops_rate = cores_used * c.prefill_gflops_per_core(kernel_isa(host)) * 1e9
+    prefill = 0.0
+    if gpu_share < 1.0:
+        prefill += max(flops * (1 - gpu_share) / cpu_flops_rate, cpu_weights / cpu_bw)
+    if gpu_share > 0.0:
+        gpu_rate = c.gpu_tflops(host.gpu_model) * 1e12
+        prefill += max(flops * gpu_share / gpu_rate, gpu_weights / gpu_bw)
+    ttft_ms = prefill * 1000 + c.ttft_overhead_ms
+    return tokens_per_second, ttft_ms

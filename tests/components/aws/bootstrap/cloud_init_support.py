@@ -1,0 +1,86 @@
+"""Shared helpers for the bootstrap tests: realistic specs, decoding and installing user data."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.aws.bootstrap.cloud_init import BootstrapSpec, decode_write_file
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+MODEL_CONFIG_DIR = REPO_ROOT / "model_configs"
+FILES_DIR = REPO_ROOT / "components" / "files"
+
+# Never passed to the renderer: tests assert it appears nowhere in what ships.
+SENTINEL_KEY = "sk-localai-SENTINEL-7f3c9e1d2b4a"
+DEFAULT_MODEL = "phi-3.5-mini-instruct"
+VOLUME_DEVICE = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"
+KEY_PARAMETER = "/localai/dev/api-key"
+
+
+def model_yaml(name: str, gpu_layers: int) -> str:
+    """A model config as rendered for one host: the catalog file plus gpu_layers."""
+    text = (MODEL_CONFIG_DIR / f"{name}.yaml").read_text(encoding="utf-8")
+    return f"{text.rstrip()}\ngpu_layers: {gpu_layers}\n"
+
+
+def model_set(names: tuple[str, ...], gpu_layers: int) -> dict[str, str]:
+    return {f"{name}.yaml": model_yaml(name, gpu_layers) for name in names}
+
+
+def make_spec(
+    *, gpu: bool = False, models: tuple[str, ...] = (DEFAULT_MODEL,), **overrides: object
+) -> BootstrapSpec:
+    """A realistic spec: CPU (plain Ubuntu, docker installed) or GPU (DLAMI)."""
+    spec = BootstrapSpec(
+        volume_device=VOLUME_DEVICE,
+        mount_point="/var/lib/localai",
+        cpu_image="localai/localai:v2.24.0-ffmpeg-core",
+        gpu_image="localai/localai:v2.24.0-cublas-cuda12",
+        install_docker=not gpu,
+        gpu_capable=gpu,
+        port=8080,
+        api_key_parameter=KEY_PARAMETER,
+        region="eu-west-1",
+        log_group="/localai/dev",
+        cpu_models=model_set(models, 0),
+        gpu_models=model_set(models, 99) if gpu else {},
+        default_model=DEFAULT_MODEL,
+        cpu_limit=3.5 if not gpu else 4.0,
+        memory_limit_mb=7168 if not gpu else 14336,
+        threads=4,
+        parallel_requests=1 if not gpu else 4,
+        extra_env={"SINGLE_ACTIVE_BACKEND": "true", "LOCALAI_LOG_LEVEL": "info"},
+    )
+    return dataclasses.replace(spec, **overrides)
+
+
+def write_files(document: str) -> dict[str, dict[str, object]]:
+    """write_files entries of a rendered document, by path."""
+    config = yaml.safe_load(document)
+    return {entry["path"]: entry for entry in config["write_files"]}
+
+
+def decoded_files(document: str) -> dict[str, str]:
+    """Installed path -> the exact content cloud-init writes there."""
+    return {path: decode_write_file(entry) for path, entry in write_files(document).items()}
+
+
+def install(document: str, root: Path) -> None:
+    """Write every write_files entry under ``root``, as cloud-init would (content + mode)."""
+    for path, entry in write_files(document).items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(decode_write_file(entry), encoding="utf-8")
+        target.chmod(int(str(entry.get("permissions", "0644")), 8))
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip locally; on CI (env CI set) a missing prerequisite is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: this test must run)")
+    pytest.skip(reason)

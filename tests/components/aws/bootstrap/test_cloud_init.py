@@ -1,0 +1,345 @@
+"""The rendered #cloud-config: valid for cloud-init, complete, small enough, no secret."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import random
+import re
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from components.aws.bootstrap import cloud_init
+from components.aws.bootstrap.cloud_init import (
+    CONF_PATH,
+    EXTRA_ENV_PATH,
+    MODEL_SRC_DIR,
+    MOUNT_DROPIN_PATH,
+    SCRIPTS,
+    UNITS,
+    USER_DATA_LIMIT_BYTES,
+    render_user_data,
+    render_user_data_base64,
+)
+from tests.components.aws.bootstrap.cloud_init_support import (
+    FILES_DIR,
+    KEY_PARAMETER,
+    REPO_ROOT,
+    SENTINEL_KEY,
+    VOLUME_DEVICE,
+    decoded_files,
+    make_spec,
+    model_set,
+    skip_or_fail,
+    write_files,
+)
+
+SCHEMA_NAME = "schema-cloud-config-v1.json"
+DEFAULT_SCHEMA_PATH = REPO_ROOT / ".cache" / "cloud-init" / SCHEMA_NAME
+ALL_CATALOG_MODELS = tuple(sorted(p.stem for p in (REPO_ROOT / "model_configs").glob("*.yaml")))
+
+VARIANTS = {
+    "cpu": {"gpu": False},
+    "gpu": {"gpu": True},
+    "gpu-two-models": {"gpu": True, "models": ("phi-3.5-mini-instruct", "llama-3.1-8b-instruct")},
+}
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    path = Path(os.environ.get("CLOUD_INIT_SCHEMA", DEFAULT_SCHEMA_PATH))
+    if not path.is_file():
+        skip_or_fail(
+            f"cloud-init schema not found at {path}: run scripts/fetch-cloud-init-schema.sh "
+            "or set CLOUD_INIT_SCHEMA"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def schema_errors(schema: dict, config: object) -> list[str]:
+    # cloud-init validates with a Draft 4 validator (cloudinit/config/schema.py).
+    validator = jsonschema.Draft4Validator(
+        schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER
+    )
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(config)
+    ]
+
+
+def known_top_level_keys(schema: dict) -> set[str]:
+    keys: set[str] = set()
+    for definition in schema["$defs"].values():
+        keys.update(definition.get("properties", {}))
+    return keys
+
+
+@pytest.fixture(params=sorted(VARIANTS), scope="module")
+def variant(request: pytest.FixtureRequest) -> tuple[str, cloud_init.BootstrapSpec, str]:
+    spec = make_spec(**VARIANTS[request.param])
+    return request.param, spec, render_user_data(spec)
+
+
+# --- format and schema ------------------------------------------------------------------
+
+
+def test_user_data_is_a_single_cloud_config_document(variant):
+    _, _, document = variant
+    assert document.startswith("#cloud-config\n")
+    documents = list(yaml.safe_load_all(document))
+    assert len(documents) == 1
+    assert isinstance(documents[0], dict)
+    assert "Content-Type: multipart" not in document
+
+
+def test_user_data_validates_against_cloud_init_schema(variant, schema):
+    _, _, document = variant
+    config = yaml.safe_load(document)
+    assert schema_errors(schema, config) == []
+    # cloud-init 22.4's top level allows unknown keys: a typo ("runcmds") would be
+    # silently ignored on the instance, so check the keys against the schema too.
+    assert set(config) <= known_top_level_keys(schema)
+
+
+def test_schema_check_rejects_a_broken_document(schema):
+    """The validator is live: a misspelt write_files key and a bad runcmd are errors."""
+    config = yaml.safe_load(render_user_data(make_spec()))
+    config["write_files"][0]["permission"] = "0644"
+    config["runcmd"].append({"not": "a command"})
+    errors = schema_errors(schema, config)
+    assert any("permission" in error for error in errors), errors
+    assert any(error.startswith("runcmd/") for error in errors), errors
+    assert "runcmds" not in known_top_level_keys(schema)
+
+
+def test_gzip_base64_variant_is_the_same_document_verbatim(schema):
+    spec = make_spec(gpu=True, models=ALL_CATALOG_MODELS)
+    packed = base64.b64decode(render_user_data_base64(spec), validate=True)
+    assert len(packed) <= USER_DATA_LIMIT_BYTES
+    assert packed[:2] == b"\x1f\x8b"  # cloud-init recognises gzip user data by its magic
+    assert packed[4:8] == b"\0\0\0\0", "gzip mtime must be 0 so the output is deterministic"
+    document = gzip.decompress(packed).decode()
+    assert document.startswith("#cloud-config\n")
+    config = yaml.safe_load(document)
+    assert schema_errors(schema, config) == []
+    assert all("encoding" not in entry for entry in config["write_files"])
+    for path, name in {**SCRIPTS, **UNITS}.items():
+        assert decoded_files(document)[path] == (FILES_DIR / name).read_text()
+
+
+# --- size -----------------------------------------------------------------------------
+
+
+def test_user_data_fits_the_ec2_limit(variant):
+    name, spec, _ = variant
+    packed = base64.b64decode(render_user_data_base64(spec))
+    assert len(packed) < USER_DATA_LIMIT_BYTES, name
+
+
+def test_too_many_models_fail_with_a_clear_message_not_a_truncated_document():
+    noise = random.Random(3)
+    # Incompressible model configs, far beyond 16 KiB even gzipped.
+    bulky = {
+        f"m{i}.yaml": f"name: m{i}\ndescription: "
+        + "".join(noise.choice("abcdefghijklmnop") for _ in range(6000))
+        + "\n"
+        for i in range(6)
+    }
+    spec = make_spec(cpu_models=bulky, default_model="m0")
+    with pytest.raises(
+        ValueError, match=r"gzipped cloud-init user data is \d+ bytes; EC2 allows 16384"
+    ):
+        render_user_data_base64(spec)
+
+
+def test_rendering_is_deterministic():
+    spec = make_spec(gpu=True)
+    assert render_user_data(spec) == render_user_data(spec)
+    assert render_user_data_base64(spec) == render_user_data_base64(spec)
+
+
+# --- secret ---------------------------------------------------------------------------
+
+
+def test_api_key_never_in_user_data_only_the_parameter_name(variant):
+    _, spec, document = variant
+    decoded = "\n".join(decoded_files(document).values())
+    gunzipped = gzip.decompress(base64.b64decode(render_user_data_base64(spec))).decode()
+    for text in (document, decoded, gunzipped):
+        assert SENTINEL_KEY not in text
+    assert f"LOCALAI_API_KEY_PARAMETER={KEY_PARAMETER}\n" in decoded_files(document)[CONF_PATH]
+
+
+@pytest.mark.parametrize("name", ["LOCALAI_API_KEY", "API_KEY"])
+def test_extra_env_cannot_carry_the_api_key(name):
+    with pytest.raises(ValueError, match=rf"must not set {name}"):
+        render_user_data(make_spec(extra_env={name: SENTINEL_KEY}))
+
+
+# --- content ----------------------------------------------------------------------------
+
+
+def test_embedded_scripts_and_units_equal_the_files_in_components_files(variant):
+    _, _, document = variant
+    files = decoded_files(document)
+    entries = write_files(document)
+    for path, name in SCRIPTS.items():
+        assert files[path] == (FILES_DIR / name).read_text(encoding="utf-8"), path
+        assert entries[path]["permissions"] == "0755"
+    for path, name in UNITS.items():
+        assert files[path] == (FILES_DIR / name).read_text(encoding="utf-8"), path
+        assert entries[path].get("permissions", "0644") == "0644"
+    shipped = {Path(name).name for name in {*SCRIPTS.values(), *UNITS.values()}}
+    assert shipped == {p.name for p in FILES_DIR.iterdir() if p.suffix in {".sh", ".service"}}
+
+
+def test_mount_dropin_ties_the_service_to_the_weights_volume(variant):
+    _, spec, document = variant
+    dropin = decoded_files(document)[MOUNT_DROPIN_PATH]
+    assert f"\nRequiresMountsFor={spec.mount_point}\n" in dropin
+    assert dropin.index("[Unit]") < dropin.index("RequiresMountsFor=")
+
+
+def test_docker_is_installed_only_on_plain_ubuntu():
+    cpu = yaml.safe_load(render_user_data(make_spec(gpu=False)))
+    gpu = yaml.safe_load(render_user_data(make_spec(gpu=True)))
+    assert "docker.io" in cpu["packages"]
+    assert cpu["package_update"] is True
+    assert ["systemctl", "enable", "--now", "docker.service"] in cpu["runcmd"]
+    assert "packages" not in gpu
+    assert not any("docker" in " ".join(command) for command in gpu["runcmd"])
+
+
+def test_model_yamls_land_under_the_accelerator_directories(variant):
+    _, spec, document = variant
+    files = decoded_files(document)
+    model_files = {path for path in files if path.startswith(MODEL_SRC_DIR + "/")}
+    expected = {f"{MODEL_SRC_DIR}/cpu/{name}": text for name, text in spec.cpu_models.items()}
+    if spec.gpu_capable:
+        expected |= {f"{MODEL_SRC_DIR}/gpu/{name}": text for name, text in spec.gpu_models.items()}
+    assert model_files == set(expected)
+    for path, text in expected.items():
+        assert files[path] == text
+    if spec.gpu_capable:
+        assert "gpu_layers: 99" in files[f"{MODEL_SRC_DIR}/gpu/phi-3.5-mini-instruct.yaml"]
+        assert "gpu_layers: 0" in files[f"{MODEL_SRC_DIR}/cpu/phi-3.5-mini-instruct.yaml"]
+
+
+def test_runcmd_prepares_the_volume_then_starts_the_units_without_blocking(variant):
+    _, spec, document = variant
+    runcmd = yaml.safe_load(document)["runcmd"]
+    prepare = runcmd[0]
+    assert prepare[-3:] == [
+        "/usr/local/sbin/localai-prepare-volume",
+        VOLUME_DEVICE,
+        spec.mount_point,
+    ]
+    assert prepare[:2] == ["env", f"PREPARE_VOLUME_WAIT_S={spec.volume_wait_s}"]
+    assert runcmd[1] == ["systemctl", "daemon-reload"]
+    assert runcmd[-1] == [
+        "systemctl",
+        "enable",
+        "--now",
+        "--no-block",
+        "localai.service",
+        "localai-warmup.service",
+    ]
+
+
+def test_weights_volume_is_not_handled_by_cloud_init_disk_modules(variant):
+    _, _, document = variant
+    config = yaml.safe_load(document)
+    assert not {"fs_setup", "disk_setup", "mounts", "bootcmd"} & set(config)
+
+
+def conf_values(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return dict(pairs)
+
+
+def test_settings_file_carries_the_spec(variant):
+    _, spec, document = variant
+    files = decoded_files(document)
+    values = conf_values(files[CONF_PATH])
+    assert values["LOCALAI_VOLUME_DEVICE"] == spec.volume_device
+    assert values["LOCALAI_MOUNT_POINT"] == spec.mount_point
+    assert values["LOCALAI_PORT"] == str(spec.port)
+    assert values["LOCALAI_CPU_IMAGE"] == spec.cpu_image
+    assert values["LOCALAI_GPU_IMAGE"] == (spec.gpu_image if spec.gpu_capable else "")
+    assert values["LOCALAI_GPU_CAPABLE"] == ("1" if spec.gpu_capable else "0")
+    assert values["LOCALAI_REGION"] == spec.region
+    assert values["LOCALAI_LOG_GROUP"] == spec.log_group
+    assert values["LOCALAI_DEFAULT_MODEL"] == spec.default_model
+    assert float(values["LOCALAI_CPUS"]) == spec.cpu_limit
+    assert values["LOCALAI_MEMORY_MB"] == str(spec.memory_limit_mb)
+    assert values["LOCALAI_THREADS"] == str(spec.threads)
+    assert values["LOCALAI_PARALLEL_REQUESTS"] == str(spec.parallel_requests)
+    assert values["LOCALAI_EXTRA_ENV_FILE"] == EXTRA_ENV_PATH
+    extra = conf_values(files[EXTRA_ENV_PATH])
+    assert extra == spec.extra_env
+
+
+def test_settings_file_reads_the_same_in_bash(variant):
+    """The scripts source the file; bash must see exactly the values Python wrote."""
+    _, _, document = variant
+    text = decoded_files(document)[CONF_PATH]
+    expected = conf_values(text)
+    script = f"set -eu\n{text}\n" + "".join(
+        f"printf '%s=%s\\n' {name} \"${name}\"\n" for name in expected
+    )
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, check=True, env={}
+    )
+    assert conf_values(result.stdout) == expected
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"region": "Ireland"}, "not an AWS region"),
+        ({"default_model": "gpt-4o"}, "is not among cpu_models"),
+        ({"cpu_models": {}}, "cpu_models must contain at least one"),
+        ({"gpu_models": {}, "gpu_capable": True}, "gpu_models must contain at least one"),
+        ({"cpu_models": {"../x.yaml": "name: x\n"}}, "must look like 'my-model.yaml'"),
+        ({"cpu_models": {"x.yaml": "- not a mapping\n"}}, "must be a LocalAI model config"),
+        ({"mount_point": "/"}, "mount_point"),
+        ({"mount_point": "/var/lib/localai/"}, "normalised absolute path"),
+        ({"mount_point": "/var/lib/my models"}, "mount_point"),
+        ({"volume_device": "nvme1n1"}, "volume_device"),
+        ({"port": 0}, "port must be between 1 and 65535"),
+        ({"memory_limit_mb": 0}, "memory_limit_mb"),
+        ({"threads": 0}, "threads"),
+        ({"parallel_requests": 0}, "parallel_requests"),
+        ({"extra_env": {"THREADS": "8"}}, "must not set THREADS"),
+        ({"extra_env": {"BAD-NAME": "1"}}, "not a valid environment variable name"),
+        ({"extra_env": {"X": "a\nb"}}, "single line"),
+        ({"log_group": "/localai/dev team"}, "LOCALAI_LOG_GROUP"),
+        ({"cpu_image": "img$(reboot)"}, "LOCALAI_CPU_IMAGE"),
+    ],
+)
+def test_bad_spec_is_rejected_naming_the_field(overrides, message):
+    spec_kwargs = dict(overrides)
+    gpu = bool(spec_kwargs.get("gpu_capable", False))
+    spec = make_spec(gpu=gpu, **spec_kwargs)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        render_user_data(spec)
+
+
+def test_cpu_only_host_needs_no_gpu_models():
+    spec = make_spec(gpu=False, gpu_models={})
+    assert f"{MODEL_SRC_DIR}/gpu/" not in render_user_data(spec)
+
+
+def test_gpu_set_must_contain_the_default_model():
+    spec = make_spec(gpu=True, gpu_models=model_set(("qwen2.5-0.5b-instruct",), 99))
+    with pytest.raises(ValueError, match="is not among gpu_models"):
+        render_user_data(spec)

@@ -1,0 +1,300 @@
+"""localai-prepare-volume, run for real against loop devices (needs root and losetup).
+
+The script under test is components/aws/bootstrap/files/localai-prepare-volume.sh, byte for byte what
+the user data installs (test_cloud_init checks that). Only the fstab path and the waits
+are overridden, through the environment variables the script documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.components.aws.bootstrap.cloud_init_support import FILES_DIR, skip_or_fail
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = FILES_DIR / "localai-prepare-volume.sh"
+SIZE = 64 * 1024 * 1024
+EXIT_TIMEOUT, EXIT_REFUSED = 3, 4
+UNRELATED_FSTAB = (
+    "# /etc/fstab: static file system information.\n"
+    "LABEL=cloudimg-rootfs\t/\text4\tdiscard,errors=remount-ro\t0 1\n"
+    "LABEL=UEFI\t/boot/efi\tvfat\tumask=0077\t0 1\n"
+)
+TOOLS = (
+    "losetup",
+    "blkid",
+    "wipefs",
+    "mkfs.ext4",
+    "mkfs.ext2",
+    "mkswap",
+    "mount",
+    "umount",
+    "mountpoint",
+    "findmnt",
+    "flock",
+)
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _loop_devices_usable(tmp_path_factory: pytest.TempPathFactory) -> None:
+    if os.geteuid() != 0:
+        skip_or_fail("needs root (losetup, mkfs, mount)")
+    missing = [tool for tool in TOOLS if not shutil.which(tool)]
+    if missing:
+        skip_or_fail(f"missing tools: {', '.join(missing)} (util-linux, e2fsprogs)")
+    probe = tmp_path_factory.mktemp("probe") / "probe.img"
+    probe.write_bytes(b"\0" * 1024 * 1024)
+    result = run("losetup", "--find", "--show", str(probe), check=False)
+    if result.returncode != 0:
+        skip_or_fail(f"losetup does not work here: {result.stderr.strip()}")
+    run("losetup", "--detach", result.stdout.strip())
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` (from /proc/self/mountinfo, deepest first)."""
+    targets = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        target = line.split()[4].replace("\\040", " ")
+        if target == str(path) or target.startswith(f"{path}/"):
+            targets.append(target)
+    return sorted(targets, key=len, reverse=True)
+
+
+class Volume:
+    def __init__(self, device: str, image: Path):
+        self.device = device
+        self.image = image
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.image.read_bytes()).hexdigest()
+
+    def probe(self, tag: str) -> str:
+        return run("blkid", "-p", "-s", tag, "-o", "value", self.device, check=False).stdout.strip()
+
+
+@pytest.fixture
+def make_volume(tmp_path: Path) -> Iterator[Callable[[], Volume]]:
+    """Factory: a sparse 64 MiB file attached to a loop device; always cleaned up."""
+    devices: list[str] = []
+
+    def make() -> Volume:
+        image = tmp_path / f"volume{len(devices)}.img"
+        with image.open("wb") as handle:
+            handle.truncate(SIZE)
+        device = run("losetup", "--find", "--show", str(image)).stdout.strip()
+        devices.append(device)
+        return Volume(device, image)
+
+    try:
+        yield make
+    finally:
+        for target in mounts_under(tmp_path):
+            run("umount", target, check=False)
+        for device in devices:
+            run("losetup", "--detach", device, check=False)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    fstab = tmp_path / "fstab"
+    fstab.write_text(UNRELATED_FSTAB)
+    return {
+        **os.environ,
+        "FSTAB": str(fstab),
+        "PREPARE_VOLUME_WAIT_S": "20",
+        "PREPARE_VOLUME_POLL_S": "0.2",
+        "PREPARE_VOLUME_LOCK": str(tmp_path / "prepare.lock"),
+    }
+
+
+@pytest.fixture
+def mount_point(tmp_path: Path) -> Path:
+    return tmp_path / "var" / "lib" / "localai"
+
+
+def prepare(device: str, mount_point: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SCRIPT), device, str(mount_point)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def fstab_lines_for(mount_point: Path, env: dict[str, str]) -> list[str]:
+    lines = Path(env["FSTAB"]).read_text().splitlines()
+    return [line for line in lines if line.split()[1:2] == [str(mount_point)]]
+
+
+def mounted_source(mount_point: Path) -> str:
+    return run("findmnt", "-n", "-o", "SOURCE", "--mountpoint", str(mount_point)).stdout.strip()
+
+
+def test_blank_volume_is_formatted_mounted_and_in_fstab_once(make_volume, mount_point, env):
+    volume = make_volume()
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 0, result.stderr
+    assert volume.probe("TYPE") == "ext4"
+    assert volume.probe("LABEL") == "localai-models"
+    uuid = volume.probe("UUID")
+    assert mounted_source(mount_point) == volume.device
+    assert fstab_lines_for(mount_point, env) == [
+        f"UUID={uuid} {mount_point} ext4 defaults,nofail,x-systemd.device-timeout=300s 0 2"
+    ]
+    # Everything that was in fstab before is still there, unchanged and first.
+    assert Path(env["FSTAB"]).read_text().startswith(UNRELATED_FSTAB)
+    assert "is blank: creating ext4" in result.stdout
+
+
+def test_existing_filesystem_keeps_its_data(make_volume, mount_point, env):
+    volume = make_volume()
+    assert prepare(volume.device, mount_point, env).returncode == 0
+    uuid = volume.probe("UUID")
+    (mount_point / "models").mkdir()
+    (mount_point / "models" / "weights.gguf").write_bytes(b"GGUF" + b"\x01" * 4096)
+    run("umount", str(mount_point))
+
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 0, result.stderr
+    assert "keeping its data" in result.stdout
+    assert "mkfs" not in result.stdout + result.stderr
+    assert volume.probe("UUID") == uuid
+    assert (mount_point / "models" / "weights.gguf").read_bytes() == b"GGUF" + b"\x01" * 4096
+    assert len(fstab_lines_for(mount_point, env)) == 1
+
+
+def test_running_again_while_mounted_changes_nothing(make_volume, mount_point, env):
+    volume = make_volume()
+    assert prepare(volume.device, mount_point, env).returncode == 0
+    fstab = Path(env["FSTAB"])
+    before = (fstab.read_bytes(), fstab.stat().st_mtime_ns, volume.probe("UUID"))
+
+    for _ in range(2):
+        result = prepare(volume.device, mount_point, env)
+        assert result.returncode == 0, result.stderr
+        assert "already mounted" in result.stdout
+    assert (fstab.read_bytes(), fstab.stat().st_mtime_ns, volume.probe("UUID")) == before
+    assert mounts_under(mount_point) == [str(mount_point)]  # not stacked twice
+
+
+def test_stale_fstab_entries_for_the_mount_point_are_replaced(make_volume, mount_point, env):
+    fstab = Path(env["FSTAB"])
+    stale = (
+        f"UUID=00000000-1111-2222-3333-444444444444 {mount_point} ext4 defaults 0 2\n"
+        f"/dev/nvme1n1 {mount_point}/ ext4 defaults,nofail 0 2\n"
+    )
+    fstab.write_text(UNRELATED_FSTAB + stale + "tmpfs /tmp tmpfs defaults 0 0\n")
+    volume = make_volume()
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 0, result.stderr
+    lines = fstab.read_text().splitlines()
+    assert [line for line in lines if str(mount_point) in line] == [
+        f"UUID={volume.probe('UUID')} {mount_point} ext4 "
+        "defaults,nofail,x-systemd.device-timeout=300s 0 2"
+    ]
+    assert fstab.read_text().startswith(UNRELATED_FSTAB)
+    assert lines[-1] == "tmpfs /tmp tmpfs defaults 0 0"
+
+
+def test_device_that_appears_late_is_waited_for(make_volume, mount_point, env, tmp_path):
+    """Like the by-id symlink udev creates when the EBS attachment completes."""
+    volume = make_volume()
+    link = tmp_path / "by-id" / "nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"
+    link.parent.mkdir()
+    timer = threading.Timer(3.0, lambda: link.symlink_to(volume.device))
+    timer.start()
+    started = time.monotonic()
+    try:
+        result = prepare(str(link), mount_point, env)
+    finally:
+        timer.cancel()
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 3.0
+    assert f"waiting up to 20s for {link}" in result.stdout
+    assert mounted_source(mount_point) == volume.device
+    assert volume.probe("TYPE") == "ext4"
+
+
+def test_device_that_never_appears_times_out_clearly(mount_point, env, tmp_path):
+    missing = tmp_path / "by-id" / "nvme-Amazon_Elastic_Block_Store_volmissing"
+    started = time.monotonic()
+    result = prepare(str(missing), mount_point, {**env, "PREPARE_VOLUME_WAIT_S": "3"})
+    elapsed = time.monotonic() - started
+    assert result.returncode == EXIT_TIMEOUT
+    assert f"timed out after 3s waiting for block device {missing}" in result.stderr
+    assert 2.0 <= elapsed < 10
+    assert fstab_lines_for(mount_point, env) == []
+
+
+def write_mbr_partition_table(volume: Volume) -> None:
+    """A DOS partition table with one Linux partition (what fdisk/parted would write)."""
+    entry = bytes([0x00, 0, 0, 0, 0x83, 0, 0, 0])
+    entry += (2048).to_bytes(4, "little") + (SIZE // 512 - 2048).to_bytes(4, "little")
+    with volume.image.open("r+b") as handle:
+        handle.seek(440)
+        handle.write(b"\x4c\x41\x49\x31" + b"\0\0")  # disk signature
+        handle.write(entry)
+        handle.seek(510)
+        handle.write(b"\x55\xaa")
+
+
+def write_unknown_data(volume: Volume) -> None:
+    with volume.image.open("r+b") as handle:
+        handle.seek(256 * 1024)
+        handle.write(b"some bytes no probe recognises " * 64)
+
+
+FOREIGN_CONTENT = {
+    "dos partition table": (write_mbr_partition_table, "'dos' partition table"),
+    "swap signature": (lambda v: run("mkswap", v.device), "holds 'swap', not ext4"),
+    "ext2 filesystem": (lambda v: run("mkfs.ext2", "-q", v.device), "holds 'ext2', not ext4"),
+    "unknown data": (write_unknown_data, "first MiB holds data"),
+}
+
+
+@pytest.mark.parametrize("content", sorted(FOREIGN_CONTENT))
+def test_device_with_foreign_content_is_never_formatted(
+    make_volume, mount_point, env, content: str
+):
+    volume = make_volume()
+    write, message = FOREIGN_CONTENT[content]
+    write(volume)
+    run("blockdev", "--flushbufs", volume.device, check=False)
+    before = volume.digest()
+    fstab_before = Path(env["FSTAB"]).read_text()
+
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == EXIT_REFUSED, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "refusing" in result.stderr
+    assert volume.digest() == before
+    assert Path(env["FSTAB"]).read_text() == fstab_before
+    assert mounts_under(mount_point) == []
+
+
+def test_mount_point_used_by_another_device_is_refused(make_volume, mount_point, env):
+    first, second = make_volume(), make_volume()
+    assert prepare(first.device, mount_point, env).returncode == 0
+    fstab_before = Path(env["FSTAB"]).read_text()
+    result = prepare(second.device, mount_point, env)
+    assert result.returncode == EXIT_REFUSED
+    assert "is already mounted from device" in result.stderr
+    assert mounted_source(mount_point) == first.device
+    # Refused before touching anything: the other volume is not formatted, fstab unchanged.
+    assert second.probe("TYPE") == ""
+    assert Path(env["FSTAB"]).read_text() == fstab_before

