@@ -2,9 +2,11 @@
 # Deploy one stack: ./scripts/deploy.sh [STACK] [extra `pulumi up` flags]
 #
 # STACK defaults to `local` (LocalAI on this machine's Docker daemon). On a fresh
-# machine this creates the Python virtualenv, uses a local state backend (no Pulumi
-# Cloud account needed) with a generated passphrase kept in ~/.config/localai, creates
-# the stack if it is missing, runs `pulumi up`, and prints how to use the endpoint.
+# machine this installs the pinned Pulumi CLI when none is on PATH (scripts/
+# install-pulumi.sh: verified by SHA-256, into ~/.local/share/localai/tools, no sudo),
+# creates the Python virtualenv, uses a local state backend (no Pulumi Cloud account
+# needed) with a generated passphrase kept in ~/.config/localai, creates the stack if it
+# is missing, runs `pulumi up`, and prints how to use the endpoint.
 set -euo pipefail
 
 stack="${1:-local}"
@@ -14,8 +16,6 @@ cd "$root"
 
 die() { printf 'deploy: %s\n' "$*" >&2; exit 1; }
 
-command -v pulumi >/dev/null 2>&1 ||
-  die "the Pulumi CLI is not installed: see https://www.pulumi.com/docs/iac/download-install/"
 if [ ! -f "stacks/Pulumi.${stack}.yaml" ]; then
   known=""
   for file in stacks/Pulumi.*.yaml; do
@@ -27,6 +27,12 @@ fi
 if grep -Eq '^[[:space:]]*localai:target:[[:space:]]*docker' "stacks/Pulumi.${stack}.yaml"; then
   command -v docker >/dev/null 2>&1 || die "the local stack needs Docker: install Docker Engine or Docker Desktop"
   docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable (is it running? can this user use it?)"
+fi
+
+# The Pulumi CLI: the one on PATH, else the pinned release (verified, user-owned, no sudo).
+if ! command -v pulumi >/dev/null 2>&1; then
+  pulumi_dir="$(bash scripts/install-pulumi.sh)" || die "could not install the Pulumi CLI (see above)"
+  export PATH="$pulumi_dir:$PATH"
 fi
 
 # Python dependencies, reinstalled only when requirements.txt changes.
@@ -65,8 +71,10 @@ pulumi up --yes --stack "$stack" "$@"
 
 echo
 echo "Endpoint ready."
-if [ -n "${PULUMI_BACKEND_URL:-}" ] || [ -n "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+if [ -n "${pulumi_dir:-}" ] || [ -n "${PULUMI_BACKEND_URL:-}" ] ||
+  [ -n "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   echo "For other pulumi commands in this shell:"
+  [ -z "${pulumi_dir:-}" ] || echo "  export PATH=\"${pulumi_dir}:\$PATH\""
   [ -z "${PULUMI_BACKEND_URL:-}" ] || echo "  export PULUMI_BACKEND_URL=\"${PULUMI_BACKEND_URL}\""
   [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] ||
     echo "  export PULUMI_CONFIG_PASSPHRASE_FILE=\"${PULUMI_CONFIG_PASSPHRASE_FILE}\""
