@@ -17,9 +17,23 @@ fi
 stamp=".venv/.requirements-dev.sha256"
 want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "test: installing Python dependencies (first time: builds llama-cpp-python, ~5 min)"
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -r requirements-dev.txt
+  # llama-cpp-python compiles llama.cpp. Build it for AVX2, the kernels LocalAI v2.24's
+  # CPU image ships, not -march=native: a native AVX-512/AMX build of this llama.cpp
+  # crashes in decode on Sapphire Rapids hosts, and would measure kernels LocalAI lacks.
+  # pip's wheel cache ignores CMAKE_ARGS, so the wheel is kept here, keyed by both.
+  llama_spec="$(grep -E '^llama-cpp-python' requirements-dev.txt | sed 's/\[[^]]*\]//')"
+  llama_cmake="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+  llama_key="$(printf '%s|%s' "$llama_spec" "$llama_cmake" | sha256sum | cut -c1-16)"
+  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/localai/wheels/$llama_key"
+  if ! compgen -G "$wheels/llama_cpp_python-*.whl" >/dev/null; then
+    echo "test: building $llama_spec for AVX2 (once per machine, ~5 min on 2 cores)"
+    CMAKE_ARGS="$llama_cmake" .venv/bin/pip wheel --quiet --no-deps --no-cache-dir \
+      --wheel-dir "$wheels.partial" "$llama_spec"
+    rm -rf "$wheels" && mv "$wheels.partial" "$wheels"
+  fi
+  echo "test: installing Python dependencies"
+  .venv/bin/pip install --quiet --find-links "$wheels" -r requirements-dev.txt
   printf '%s\n' "$want" >"$stamp"
 fi
 
