@@ -27,6 +27,13 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from components.aws.limits import (
+    CLOUDWATCH_RETENTION_DAYS,
+    GP3_BASELINE_THROUGHPUT_MIBS,
+    GP3_MAX_SIZE_GIB,
+    GP3_MAX_THROUGHPUT_MIBS,
+    tag_problems,
+)
 from components.errors import ConfigError
 
 NAMESPACE = "localai"
@@ -36,30 +43,6 @@ DEFAULT_CPU_INSTANCE_TYPE = "c7i.xlarge"
 DEFAULT_GPU_INSTANCE_TYPE = "g6.xlarge"
 CPU_IMAGE_TEMPLATE = "localai/localai:{version}-ffmpeg-core"
 GPU_IMAGE_TEMPLATE = "localai/localai:{version}-cublas-cuda12"
-CLOUDWATCH_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
 # Keys whose stack-config value is JSON (Pulumi stores lists and objects as JSON text).
 _JSON_KEYS = frozenset({"models", "allowedCidrs", "sshCidrs", "fleet", "extraEnv", "tags"})
 _AWS_ONLY_KEYS = (
@@ -165,8 +148,10 @@ class Settings(_Section):
     bind_address: str = "127.0.0.1"
     # aws target
     instance_type: str | None = None
-    volume_size_gb: int | None = Field(default=None, ge=8, le=16_384)
-    volume_throughput: int = Field(default=250, ge=125, le=1000)
+    volume_size_gb: int | None = Field(default=None, ge=8, le=GP3_MAX_SIZE_GIB)
+    volume_throughput: int = Field(
+        default=250, ge=GP3_BASELINE_THROUGHPUT_MIBS, le=GP3_MAX_THROUGHPUT_MIBS
+    )
     root_volume_size_gb: int | None = Field(default=None, ge=8, le=16_384)
     allowed_cidrs: list[Cidr] = Field(default_factory=list)
     allow_anywhere: bool = False
@@ -234,6 +219,14 @@ class Settings(_Section):
             raise ValueError(
                 f"must be one of CloudWatch's retention periods {CLOUDWATCH_RETENTION_DAYS}"
             )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_fit_aws(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = tag_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("extra_env")

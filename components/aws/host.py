@@ -16,6 +16,7 @@ from components.aws.launch import (
     metadata_options,
     resolve_ami,
 )
+from components.aws.limits import gp3_iops_for
 from components.aws.network import Placement, endpoint_security_group, place_host
 from components.errors import ConfigError
 from components.readiness.command import wait_for_endpoint
@@ -24,7 +25,6 @@ from components.sizing.instance_types import InstanceType
 
 MOUNT_POINT = "/var/lib/localai"
 ATTACH_DEVICE_NAME = "/dev/sdf"  # the API needs one; on Nitro the disk shows up as NVMe
-WEIGHTS_VOLUME_IOPS = 3000  # gp3 baseline, included in the price
 VOLUME_WAIT_S = 900  # on replacement the old host is stopped before the volume moves
 
 
@@ -306,7 +306,8 @@ class AwsHost(pulumi.ComponentResource):
             availability_zone=availability_zone,
             size=args.volume_size_gb,
             type="gp3",
-            iops=WEIGHTS_VOLUME_IOPS,
+            # gp3 refuses throughput > IOPS x 0.25: 3,000 (included) up to 750 MiB/s.
+            iops=gp3_iops_for(args.volume_throughput),
             throughput=args.volume_throughput,
             encrypted=True,
             tags={**tags, "Name": f"{args.resource_prefix}-weights", "localai:role": "weights"},

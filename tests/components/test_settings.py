@@ -236,3 +236,22 @@ def test_weights_volume_id_must_be_a_volume_id() -> None:
     ):
         load({**AWS_OK, "weightsVolumeId": "my-disk"})
     assert load({**AWS_OK, "weightsVolumeId": "vol-0123456789abcdef0"}).weights_volume_id
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [("125", True), ("124", False), ("1000", True), ("1001", False)]
+)
+def test_volume_throughput_bounds_are_gp3s(value: str, ok: bool) -> None:
+    if ok:
+        assert load({**AWS_OK, "volumeThroughput": value}).volume_throughput == int(value)
+    else:
+        with pytest.raises(ConfigError, match=rf"localai:volumeThroughput = '{value}'"):
+            load({**AWS_OK, "volumeThroughput": value})
+
+
+def test_tags_aws_would_refuse_are_refused_with_the_key() -> None:
+    with pytest.raises(
+        ConfigError, match=r"localai:tags = .*'aws:owner': the 'aws:' prefix is reserved"
+    ):
+        load({**AWS_OK, "tags": '{"aws:owner": "me"}'})
+    assert load({**AWS_OK, "tags": '{"team": "ml"}'}).tags == {"team": "ml"}

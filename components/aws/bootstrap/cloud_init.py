@@ -39,8 +39,9 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from components.aws.limits import USER_DATA_LIMIT_BYTES
+
 FILES_DIR = Path(__file__).resolve().parent / "files"
-USER_DATA_LIMIT_BYTES = 16384
 HEADER = "#cloud-config\n"
 
 CONF_PATH = "/etc/localai/localai.conf"

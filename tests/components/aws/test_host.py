@@ -187,6 +187,16 @@ def test_volume_is_sized_from_the_models(
     assert pulumi_mocks.one(VOLUME).inputs["size"] == expected_gb
 
 
+@pytest.mark.parametrize(("throughput", "iops"), [(250, 3000), (750, 3000), (1000, 4000)])
+def test_weights_volume_iops_cover_its_throughput(
+    pulumi_mocks: RecordingMocks, throughput: int, iops: int
+) -> None:
+    """AWS refuses gp3 throughput above IOPS x 0.25: 1000 MiB/s with 3000 IOPS fails."""
+    run_program({**AWS, "volumeThroughput": str(throughput)})
+    volume = pulumi_mocks.one(VOLUME).inputs
+    assert (volume["throughput"], volume["iops"]) == (throughput, iops)
+
+
 def test_volume_size_and_throughput_are_overridable(pulumi_mocks: RecordingMocks) -> None:
     run_program({**AWS, "volumeSizeGb": "200", "volumeThroughput": "600"})
     inputs = pulumi_mocks.one(VOLUME).inputs
