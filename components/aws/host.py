@@ -215,7 +215,9 @@ class AwsHost(pulumi.ComponentResource):
             volume_tags=None,
             # A new AMI release must not replace a running host by surprise; see the
             # README ("Updating the AMI") for the explicit way to move to a newer one.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["ami"], depends_on=identity.policies
+            ),
         )
 
     def _create_address(

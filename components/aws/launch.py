@@ -25,7 +25,16 @@ DLAMI_AMI_PARAMETER = (
 """AWS Deep Learning Base OSS NVIDIA Driver GPU AMI: driver, Docker and the NVIDIA
 container toolkit preinstalled."""
 
-SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+SSM_MANAGED_POLICY_NAME = "AmazonSSMManagedInstanceCore"
+"""Session Manager and the agent. It also allows ``ssm:GetParameter(s)`` on ``*``, which the
+host policy's explicit Deny narrows to the stack's own key (an explicit Deny wins over any
+Allow: IAM User Guide, "Policy evaluation logic")."""
+PARAMETER_READS = [
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "ssm:GetParameterHistory",
+]
 CPU_ROOT_VOLUME_GB = 30
 GPU_ROOT_VOLUME_GB = 100  # the DLAMI's own snapshot is large; CUDA images are ~10 GB
 IMDS_HOP_LIMIT = 1
@@ -87,8 +96,14 @@ def root_volume_size_gb(instance: InstanceType, override: int | None) -> int:
     return GPU_ROOT_VOLUME_GB if instance.gpu_count > 0 else CPU_ROOT_VOLUME_GB
 
 
+def managed_policy_arn(partition: str, name: str) -> str:
+    """An AWS managed policy's ARN in ``partition`` (aws, aws-us-gov, aws-cn)."""
+    return f"arn:{partition}:iam::aws:policy/{name}"
+
+
 def host_policy_document(key_parameter_arn: str, log_group_arn: str) -> str:
-    """Least privilege for the host: read its own key, write its own log group."""
+    """Least privilege for the host: read its own key, write its own log group, and read
+    no other parameter even though the SSM managed policy allows it."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -98,6 +113,12 @@ def host_policy_document(key_parameter_arn: str, log_group_arn: str) -> str:
                     "Effect": "Allow",
                     "Action": ["ssm:GetParameter"],
                     "Resource": [key_parameter_arn],
+                },
+                {
+                    "Sid": "NoOtherParameters",
+                    "Effect": "Deny",
+                    "Action": PARAMETER_READS,
+                    "NotResource": [key_parameter_arn],
                 },
                 {
                     "Sid": "ShipContainerLogs",
@@ -129,6 +150,9 @@ class HostIdentity(pulumi.ComponentResource):
 
     role_name: pulumi.Output[str]
     instance_profile_name: pulumi.Output[str]
+    policies: list[pulumi.Resource]
+    """What the role may do: an instance depends on these, not only on the profile, or
+    its first boot runs before the role can read the key."""
 
     def __init__(
         self,
@@ -147,13 +171,16 @@ class HostIdentity(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        aws.iam.RolePolicyAttachment(
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        ssm_core = aws.iam.RolePolicyAttachment(
             f"{name}-ssm-core",
             role=role.name,
-            policy_arn=SSM_MANAGED_POLICY,
+            policy_arn=partition.partition.apply(
+                lambda p: managed_policy_arn(p, SSM_MANAGED_POLICY_NAME)
+            ),
             opts=pulumi.ResourceOptions(parent=role),
         )
-        aws.iam.RolePolicy(
+        host_access = aws.iam.RolePolicy(
             f"{name}-host-access",
             role=role.name,
             policy=pulumi.Output.all(key_parameter_arn, log_group_arn).apply(
@@ -168,6 +195,7 @@ class HostIdentity(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.role_name = role.name
+        self.policies = [ssm_core, host_access]
         self.instance_profile_name = profile.name
         self.register_outputs(
             {"role_name": self.role_name, "instance_profile_name": self.instance_profile_name}

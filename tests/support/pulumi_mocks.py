@@ -84,6 +84,7 @@ class RecordingMonitor(MockMonitor):
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Registration] = []
+        self.partition = "aws"  # set "aws-us-gov" or "aws-cn" to play another partition
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     # -- helpers for tests ------------------------------------------------------------------
@@ -142,6 +143,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "arn": f"arn:aws:ssm:us-east-1::parameter{name}",
                 "version": 1,
             }
+        if token == "aws:index/getPartition:getPartition":
+            return {"id": self.partition, "partition": self.partition, "dnsSuffix": "amazonaws.com"}
         if token == "aws:index/getRegion:getRegion":
             return {
                 "id": "us-east-1",

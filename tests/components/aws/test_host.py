@@ -85,7 +85,7 @@ def test_instance_profile_allows_ssm_and_only_its_own_key_and_logs(
     managed = pulumi_mocks.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment").inputs
     assert managed["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
     policy = json.loads(pulumi_mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
-    resources = [r for s in policy["Statement"] for r in s["Resource"]]
+    resources = [r for s in policy["Statement"] for r in s.get("Resource", [])]
     assert "*" not in resources
     assert any(r.endswith("parameter/localai/localai-test/api-key") for r in resources)
     trust = json.loads(pulumi_mocks.one("aws:iam/role:Role").inputs["assumeRolePolicy"])
@@ -394,3 +394,48 @@ def test_a_kept_volume_in_another_zone_than_the_subnet_is_refused(
     ):
         run_program({**AWS, "weightsVolumeId": KEPT_VOLUME, "subnetId": "subnet-0aaaa000000000000"})
     assert pulumi_mocks.resources == [], "refused before any resource"
+
+
+def test_the_role_reads_no_parameter_but_its_own_key(pulumi_mocks: RecordingMocks) -> None:
+    """AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on *: without an explicit
+    Deny the host could read every parameter in the account (issue 9, defect 7)."""
+    run_program(AWS)
+    key = pulumi_mocks.one("aws:ssm/parameter:Parameter")
+    key_arn = f"arn:aws:ssm:us-east-1:123456789012:parameter{key.inputs['name']}"
+    policy = json.loads(pulumi_mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert denies == [
+        {
+            "Sid": "NoOtherParameters",
+            "Effect": "Deny",
+            "Action": [
+                "ssm:GetParameter",
+                "ssm:GetParameters",
+                "ssm:GetParametersByPath",
+                "ssm:GetParameterHistory",
+            ],
+            "NotResource": [key_arn],
+        }
+    ]
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-us-gov", "aws-cn"])
+def test_managed_policy_arn_uses_the_accounts_partition(
+    pulumi_mocks: RecordingMocks, partition: str
+) -> None:
+    pulumi_mocks.partition = partition
+    run_program(AWS)
+    managed = pulumi_mocks.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment").inputs
+    assert managed["policyArn"] == f"arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+def test_the_instance_waits_for_its_roles_policies(pulumi_mocks: RecordingMocks) -> None:
+    """Depending on the profile alone lets the first boot run before the role may read
+    the key (issue 9, defect 8)."""
+    run_program(AWS)
+    instance = pulumi_mocks.one(INSTANCE)
+    policies = [
+        pulumi_mocks.one("aws:iam/rolePolicy:RolePolicy").urn,
+        pulumi_mocks.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment").urn,
+    ]
+    assert set(policies) <= set(instance.dependencies), instance.dependencies
