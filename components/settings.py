@@ -92,6 +92,38 @@ def _check_image(value: str) -> str:
     return value
 
 
+# IANA IPv4 Special-Purpose Address Registry (RFC 6890 and successors): blocks that are not
+# globally reachable, plus multicast and reserved space. Callers from them are private.
+_NON_GLOBAL_IPV4 = tuple(
+    ipaddress.IPv4Network(block)
+    for block in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    )
+)  # fmt: skip
+BROAD_PUBLIC_ADDRESSES = 2**24
+"""More public IPv4 addresses than a /8 holds (1/256 of the internet) counts as "open to
+the internet": ``allowedCidrs`` then needs ``allowAnywhere``; ``sshCidrs`` is refused."""
+
+
+def public_ipv4_addresses(cidrs: Iterable[str]) -> int:
+    """How many globally reachable IPv4 addresses ``cidrs`` admit together (overlaps
+    counted once; private, shared, documentation and reserved blocks not at all)."""
+    networks = [ipaddress.ip_network(c) for c in cidrs]
+    v4 = ipaddress.collapse_addresses(n for n in networks if n.version == 4)
+    total = 0
+    for network in v4:
+        total += network.num_addresses
+        for block in _NON_GLOBAL_IPV4:  # the blocks are disjoint
+            if network.subnet_of(block):
+                total -= network.num_addresses
+                break
+            if block.subnet_of(network):
+                total -= block.num_addresses
+    return total
+
+
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 ImageRef = Annotated[str, AfterValidator(_check_image)]
 
@@ -269,11 +301,26 @@ class Settings(_Section):
                 "that may call it, for example '[\"203.0.113.7/32\"]'. Or set "
                 "'localai:public false' and reach it through an SSM port forward"
             )
-        open_world = [c for c in self.allowed_cidrs if c in ("0.0.0.0/0", "::/0")]
-        if open_world and not self.allow_anywhere:
+        for key, cidrs in (("allowedCidrs", self.allowed_cidrs), ("sshCidrs", self.ssh_cidrs)):
+            v6 = [c for c in cidrs if ipaddress.ip_network(c).version == 6]
+            if v6:
+                raise ValueError(
+                    f"[{key}] {v6} are IPv6, but the host has no IPv6 address (its subnet "
+                    "and instance are IPv4 only): list the IPv4 networks of the callers"
+                )
+        broad = public_ipv4_addresses(self.allowed_cidrs)
+        if broad > BROAD_PUBLIC_ADDRESSES and not self.allow_anywhere:
             raise ValueError(
-                f"[allowedCidrs] {open_world} opens the endpoint to the whole internet; "
-                "set 'localai:allowAnywhere true' as well if that is really intended"
+                f"[allowedCidrs] admits {broad:,} public IPv4 addresses, more than a /8 "
+                f"({BROAD_PUBLIC_ADDRESSES:,}): that is open to the internet; list the "
+                "callers' networks, or set 'localai:allowAnywhere true' if it is intended"
+            )
+        ssh_broad = public_ipv4_addresses(self.ssh_cidrs)
+        if ssh_broad > BROAD_PUBLIC_ADDRESSES:
+            raise ValueError(
+                f"[sshCidrs] admits {ssh_broad:,} public IPv4 addresses, more than a /8 "
+                f"({BROAD_PUBLIC_ADDRESSES:,}): port 22 would be open to the internet. "
+                "List your own networks, or use SSM Session Manager (no port 22 needed)"
             )
         if bool(self.ssh_key_name) != bool(self.ssh_cidrs):
             raise ValueError(

@@ -6,7 +6,6 @@ the invokes and resources as ``parent``, so logical names and URNs stay the call
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -116,12 +115,7 @@ def endpoint_security_group(
 
 
 def _ingress_rule(port: int, cidr: str, description: str) -> aws.ec2.SecurityGroupIngressArgs:
-    v6 = ipaddress.ip_network(cidr).version == 6
+    # IPv4 only: settings refuse IPv6 CIDRs (the host has no IPv6 address).
     return aws.ec2.SecurityGroupIngressArgs(
-        protocol="tcp",
-        from_port=port,
-        to_port=port,
-        cidr_blocks=None if v6 else [cidr],
-        ipv6_cidr_blocks=[cidr] if v6 else None,
-        description=description,
+        protocol="tcp", from_port=port, to_port=port, cidr_blocks=[cidr], description=description
     )

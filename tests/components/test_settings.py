@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components.errors import ConfigError
-from components.settings import Settings, load_settings
+from components.settings import Settings, load_settings, public_ipv4_addresses
 
 CATALOG = {"phi-3.5-mini-instruct", "llama-3.1-8b-instruct", "qwen2.5-0.5b-instruct"}
 AWS_OK = {"target": "aws", "allowedCidrs": '["203.0.113.0/24"]'}
@@ -137,12 +139,68 @@ def test_private_aws_needs_no_cidrs() -> None:
     assert load({"target": "aws", "public": "false"}).allowed_cidrs == []
 
 
-@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
-def test_the_whole_internet_needs_an_explicit_opt_in(cidr: str) -> None:
-    raw = {"target": "aws", "allowedCidrs": f'["{cidr}"]'}
-    with pytest.raises(ConfigError, match="opens the endpoint to the whole internet"):
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["0.0.0.0/0"],
+        ["0.0.0.0/1", "128.0.0.0/1"],  # the whole internet in two halves
+        ["11.0.0.0/8", "12.0.0.1/32"],  # one address more than a /8
+        ["8.0.0.0/7"],
+    ],
+)
+def test_a_broad_allowed_list_needs_an_explicit_opt_in(cidrs: list[str]) -> None:
+    raw = {"target": "aws", "allowedCidrs": json.dumps(cidrs)}
+    with pytest.raises(
+        ConfigError,
+        match=r"localai:allowedCidrs = .*public IPv4 addresses, more than a /8 \(16,777,216\)",
+    ):
         load(raw)
-    assert load({**raw, "allowAnywhere": "true"}).allowed_cidrs == [cidr]
+    assert load({**raw, "allowAnywhere": "true"}).allowed_cidrs == cidrs
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["11.0.0.0/8"],  # exactly a /8 of public space
+        ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "11.0.0.0/8"],  # private: not counted
+        ["11.0.0.0/8", "11.1.0.0/16"],  # overlaps counted once
+    ],
+)
+def test_lists_up_to_a_slash_8_of_public_space_need_no_opt_in(cidrs: list[str]) -> None:
+    assert load({"target": "aws", "allowedCidrs": json.dumps(cidrs)}).allowed_cidrs == cidrs
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "count"),
+    [
+        (["0.0.0.0/0"], 3_702_258_688),
+        (["0.0.0.0/1", "128.0.0.0/1"], 3_702_258_688),
+        (["10.0.0.0/8", "203.0.113.0/24", "100.64.0.0/10"], 0),
+        (["8.8.8.0/24", "8.8.8.8/32"], 256),
+        (["2001:db8::/32"], 0),
+    ],
+)
+def test_public_address_count(cidrs: list[str], count: int) -> None:
+    assert public_ipv4_addresses(cidrs) == count
+
+
+def test_ssh_open_to_the_internet_is_refused_even_with_allow_anywhere() -> None:
+    raw = {**AWS_OK, "sshKeyName": "ops", "sshCidrs": '["0.0.0.0/0"]', "allowAnywhere": "true"}
+    with pytest.raises(
+        ConfigError, match=r"localai:sshCidrs = .*port 22 would be open to the internet"
+    ):
+        load(raw)
+    assert load({**raw, "sshCidrs": '["198.51.100.7/32"]'}).ssh_cidrs == ["198.51.100.7/32"]
+
+
+@pytest.mark.parametrize("key", ["allowedCidrs", "sshCidrs"])
+def test_ipv6_cidrs_are_refused_because_the_host_has_no_ipv6_address(key: str) -> None:
+    raw = {**AWS_OK, "sshKeyName": "ops", "sshCidrs": '["198.51.100.7/32"]'}
+    raw[key] = '["2001:db8::/48"]'
+    with pytest.raises(
+        ConfigError, match=rf"localai:{key} = .*are IPv6, but the host has no IPv6 address"
+    ):
+        load(raw)
 
 
 def test_ssh_needs_both_a_key_and_cidrs() -> None:

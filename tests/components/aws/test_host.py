@@ -62,11 +62,11 @@ def test_no_ssh_key_and_no_port_22_by_default(pulumi_mocks: RecordingMocks) -> N
 
 
 def test_ingress_is_only_the_api_port_from_allowed_cidrs(pulumi_mocks: RecordingMocks) -> None:
-    run_program({**AWS, "allowedCidrs": '["203.0.113.0/24", "2001:db8::/48"]', "port": "9000"})
+    run_program({**AWS, "allowedCidrs": '["203.0.113.0/24", "198.51.100.0/24"]', "port": "9000"})
     ingress = pulumi_mocks.one(SG).inputs["ingress"]
     assert all(r["fromPort"] == r["toPort"] == 9000 for r in ingress)
-    assert [r.get("cidrBlocks") for r in ingress] == [["203.0.113.0/24"], None]
-    assert [r.get("ipv6CidrBlocks") for r in ingress] == [None, ["2001:db8::/48"]]
+    assert [r.get("cidrBlocks") for r in ingress] == [["203.0.113.0/24"], ["198.51.100.0/24"]]
+    assert all("ipv6CidrBlocks" not in r for r in ingress)
 
 
 def test_ssh_opens_only_when_asked(pulumi_mocks: RecordingMocks) -> None:
@@ -439,3 +439,15 @@ def test_the_instance_waits_for_its_roles_policies(pulumi_mocks: RecordingMocks)
         pulumi_mocks.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment").urn,
     ]
     assert set(policies) <= set(instance.dependencies), instance.dependencies
+
+
+def test_a_private_stack_admits_only_its_allowed_cidrs(pulumi_mocks: RecordingMocks) -> None:
+    """README: no inbound rule by default; only allowedCidrs (e.g. the VPC's range)."""
+    run_program({"target": "aws", "public": "false"})
+    assert pulumi_mocks.one(SG).inputs.get("ingress", []) == []
+
+
+def test_a_private_stack_with_a_vpc_range_admits_it(pulumi_mocks: RecordingMocks) -> None:
+    run_program({"target": "aws", "public": "false", "allowedCidrs": '["10.0.0.0/16"]'})
+    ingress = pulumi_mocks.one(SG).inputs["ingress"]
+    assert [(r["fromPort"], r["cidrBlocks"]) for r in ingress] == [(8080, ["10.0.0.0/16"])]
