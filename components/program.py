@@ -13,7 +13,12 @@ from typing import Any
 
 import pulumi
 
-from components.aws.launch import host_image, root_volume_size_gb
+from components.aws.launch import (
+    check_root_volume,
+    host_image,
+    resolve_host_ami,
+    root_volume_size_gb,
+)
 from components.docker.daemon import DaemonInfo, query_daemon
 from components.errors import ConfigError, ModelConfigError
 from components.models.catalog import (
@@ -258,6 +263,9 @@ def _build_aws(
 
     instance = lookup(settings.aws_instance_type)
     image = host_image(instance)
+    ami = resolve_host_ami(image, settings.ami_id)
+    root_gb = root_volume_size_gb(instance, settings.root_volume_size_gb)
+    check_root_volume(root_gb, ami, explicit=settings.root_volume_size_gb is not None)
     gpu_capable = instance.gpu_count > 0 and settings.accelerator != "cpu"
     host = HostResources.from_instance_type(instance)
     sizing = _plan(settings, host, models, facts, use_gpu=gpu_capable)
@@ -275,6 +283,7 @@ def _build_aws(
         serving=_serving(settings, sizing, wait_for_ready=wait),
         instance=instance,
         image=image,
+        ami=ami,
         cpu_image=settings.cpu_image,
         gpu_image=settings.cuda_image,
         gpu_capable=gpu_capable,
@@ -290,7 +299,7 @@ def _build_aws(
         allowed_cidrs=settings.allowed_cidrs,
         volume_size_gb=volume_gb,
         volume_throughput=settings.volume_throughput,
-        root_volume_size_gb=root_volume_size_gb(instance, settings.root_volume_size_gb),
+        root_volume_size_gb=root_gb,
         log_retention_days=settings.log_retention_days,
         resource_prefix=f"{env.project}-{env.stack}",
         ssh_key_name=settings.ssh_key_name,
@@ -312,6 +321,8 @@ def _build_aws(
         "healthUrl": target.health_url,
         "instanceId": target.instance_id,
         "instanceType": instance.name,
+        "amiId": target.ami_id,
+        "amiParameter": image.ami_parameter,
         "weightsVolumeId": target.volume_id,
         "privateIp": target.private_ip,
         "logGroup": target.log_group_name,

@@ -60,6 +60,7 @@ _AWS_ONLY_KEYS = (
     "logRetentionDays",
     "rootVolumeSizeGb",
     "weightsVolumeId",
+    "amiId",
 )
 _DOCKER_ONLY_KEYS = ("bindAddress",)
 _VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
@@ -194,6 +195,7 @@ class Settings(_Section):
     vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
     subnet_id: str | None = Field(default=None, pattern=r"^subnet-[0-9a-f]{8,17}$")
     weights_volume_id: str | None = Field(default=None, pattern=r"^vol-[0-9a-f]{8,17}$")
+    ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]{8,17}$")
     log_retention_days: int = 30
     tags: dict[str, str] = Field(default_factory=dict)
 

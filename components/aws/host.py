@@ -13,8 +13,8 @@ from components.aws.bootstrap.cloud_init import BootstrapSpec, render_user_data_
 from components.aws.launch import (
     HostIdentity,
     HostImage,
+    ResolvedAmi,
     metadata_options,
-    resolve_ami,
 )
 from components.aws.limits import gp3_iops_for
 from components.aws.network import Placement, endpoint_security_group, place_host
@@ -35,6 +35,7 @@ class AwsHostArgs:
     serving: ServingArgs
     instance: InstanceType
     image: HostImage
+    ami: ResolvedAmi
     cpu_image: str
     gpu_image: str
     gpu_capable: bool
@@ -68,6 +69,7 @@ class AwsHost(pulumi.ComponentResource):
     api_key: pulumi.Output[str]
     health_url: pulumi.Output[str]
     instance_id: pulumi.Output[str]
+    ami_id: pulumi.Output[str]
     volume_id: pulumi.Output[str]
     public_ip: pulumi.Output[str | None]
     private_ip: pulumi.Output[str]
@@ -128,6 +130,7 @@ class AwsHost(pulumi.ComponentResource):
         self.base_url = pulumi.Output.format("http://{0}:{1}/v1", endpoint_host, serving.port)
         self.health_url = pulumi.Output.format("http://{0}:{1}/readyz", endpoint_host, serving.port)
         self.instance_id = instance.id
+        self.ami_id = instance.ami
         self.volume_id = volume_id
         self.private_ip = instance.private_ip
         self.log_group_name = log_group.name
@@ -142,6 +145,7 @@ class AwsHost(pulumi.ComponentResource):
                 "api_key": self.api_key,
                 "health_url": self.health_url,
                 "instance_id": self.instance_id,
+                "ami_id": self.ami_id,
                 "volume_id": self.volume_id,
                 "public_ip": self.public_ip,
                 "private_ip": self.private_ip,
@@ -194,8 +198,8 @@ class AwsHost(pulumi.ComponentResource):
         # user_data is gzip + base64: cloud-init unpacks it, and EC2's 16 KiB limit then
         # holds about twice the models. check_user_data() has already rendered it once.
         return aws.ec2.Instance(
-            f"{name}-instance",
-            ami=resolve_ami(args.image, parent=self),
+            args.image.instance_name(name),
+            ami=args.ami.ami_id,
             instance_type=args.instance.name,
             subnet_id=placement.subnet_id,
             vpc_security_group_ids=[security_group.id],
@@ -213,10 +217,13 @@ class AwsHost(pulumi.ComponentResource):
             user_data_replace_on_change=True,
             tags={**tags, "Name": args.resource_prefix},
             volume_tags=None,
-            # A new AMI release must not replace a running host by surprise; see the
-            # README ("Updating the AMI") for the explicit way to move to a newer one.
+            # A new AMI release must not replace a running host by surprise: the AMI is
+            # ignored after creation unless localai:amiId pins it (README "Updating the
+            # AMI"). A change of family is a new instance name (HostImage.instance_name).
             opts=pulumi.ResourceOptions(
-                parent=self, ignore_changes=["ami"], depends_on=identity.policies
+                parent=self,
+                ignore_changes=[] if args.ami.pinned else ["ami"],
+                depends_on=identity.policies,
             ),
         )
 

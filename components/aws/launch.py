@@ -42,6 +42,11 @@ IMDS_HOP_LIMIT = 1
 bridge; the Docker daemon itself (awslogs driver, image pulls) runs on the host."""
 
 
+LEGACY_FAMILY = "ubuntu-24.04-amd64"
+"""The family whose instance keeps the logical name every host had before families were
+part of it (``<name>-instance``), so stacks deployed on it see no change."""
+
+
 @dataclass(frozen=True)
 class HostImage:
     """Which AMI a host boots and what that AMI already carries."""
@@ -49,10 +54,35 @@ class HostImage:
     ami_parameter: str
     gpu_ami: bool
     """The NVIDIA DLAMI (Docker + toolkit preinstalled) rather than plain Ubuntu."""
+    family: str
+    """OS, flavour and architecture (``ubuntu-24.04-arm64``): the instance's logical name
+    carries it, so a change of family is a new instance that resolves its own AMI."""
+    arch: str
+    """EC2's name for the architecture: ``x86_64`` or ``arm64``."""
 
     @property
     def install_docker(self) -> bool:
         return not self.gpu_ami
+
+    def instance_name(self, name: str) -> str:
+        """The instance's logical name. The AMI is ignored after creation (a new release
+        must not replace a running host), and Pulumi applies ``ignore_changes`` to a
+        replacement too: a changed instance type would keep an AMI of the wrong family.
+        A new name per family makes a family change a new resource with a fresh AMI."""
+        if self.family == LEGACY_FAMILY:
+            return f"{name}-instance"
+        return f"{name}-instance-{self.family}"
+
+
+@dataclass(frozen=True)
+class ResolvedAmi:
+    """The AMI a new host of this family boots, looked up before any resource."""
+
+    ami_id: str
+    architecture: str
+    root_snapshot_gib: int
+    pinned: bool
+    """``localai:amiId`` chose it (no ignore_changes: changing the pin replaces the host)."""
 
 
 def host_image(instance: InstanceType) -> HostImage:
@@ -63,21 +93,48 @@ def host_image(instance: InstanceType) -> HostImage:
                 f"localai configuration is invalid:\n  - localai:instanceType = "
                 f"{instance.name!r}: GPU instances are supported on x86_64 only"
             )
-        return HostImage(DLAMI_AMI_PARAMETER, gpu_ami=True)
+        return HostImage(DLAMI_AMI_PARAMETER, True, "nvidia-dlami-24.04-x86_64", "x86_64")
     ubuntu_arch = {"x86_64": "amd64", "arm64": "arm64"}[instance.arch]
-    return HostImage(UBUNTU_AMI_PARAMETER.format(arch=ubuntu_arch), gpu_ami=False)
-
-
-def resolve_ami(image: HostImage, parent: pulumi.Resource) -> pulumi.Output[str]:
-    """The AMI id the public SSM parameter points at now.
-
-    ``insecure_value`` keeps a public AMI id from becoming a secret.
-    """
-    parameter = aws.ssm.get_parameter_output(
-        name=image.ami_parameter,
-        opts=pulumi.InvokeOutputOptions(parent=parent),
+    return HostImage(
+        UBUNTU_AMI_PARAMETER.format(arch=ubuntu_arch),
+        False,
+        f"ubuntu-24.04-{ubuntu_arch}",
+        instance.arch,
     )
-    return parameter.insecure_value
+
+
+def resolve_host_ami(image: HostImage, pinned_ami_id: str | None) -> ResolvedAmi:
+    """Look up the AMI (the pin, or what the family's public SSM parameter names now) and
+    its root snapshot, with plain invokes, so a wrong AMI stops the preview."""
+    if pinned_ami_id is None:
+        ami_id = aws.ssm.get_parameter(name=image.ami_parameter).insecure_value
+    else:
+        ami_id = pinned_ami_id
+    found = aws.ec2.get_ami(filters=[{"name": "image-id", "values": [ami_id]}], most_recent=True)
+    root = next(
+        (m for m in found.block_device_mappings if m.device_name == found.root_device_name),
+        None,
+    )
+    size = int((root.ebs or {}).get("volume_size") or 0) if root is not None else 0
+    resolved = ResolvedAmi(ami_id, found.architecture, size, pinned_ami_id is not None)
+    if resolved.architecture != image.arch:
+        raise ConfigError(
+            f"localai configuration is invalid:\n  - localai:amiId = {ami_id!r}: it is an "
+            f"{resolved.architecture} AMI, but the instance type needs {image.arch} "
+            f"({image.family}); pin an AMI of that family or unset localai:amiId"
+        )
+    return resolved
+
+
+def check_root_volume(root_gib: int, ami: ResolvedAmi, *, explicit: bool) -> None:
+    """EC2 refuses a root volume smaller than the AMI's snapshot, at launch time."""
+    if root_gib < ami.root_snapshot_gib:
+        key = "localai:rootVolumeSizeGb" if explicit else "the default root volume"
+        raise ConfigError(
+            f"localai configuration is invalid:\n  - {key} = {root_gib} GiB is smaller than "
+            f"the {ami.root_snapshot_gib} GiB snapshot of AMI {ami.ami_id}: EC2 would refuse "
+            f"to launch; use at least {ami.root_snapshot_gib}"
+        )
 
 
 def metadata_options() -> dict[str, object]:

@@ -4,7 +4,10 @@ A stack deployed by an earlier version must see no replacement because code move
 child was renamed: the URN (type chain + logical name) of every resource each shipped
 stack declares is pinned in ``deployed_urns.json``, recorded from the code as it was
 deployed. A deliberate rename updates that file in the same commit and adds a
-``pulumi.Alias`` so existing stacks keep their resources.
+``pulumi.Alias`` so existing stacks keep their resources, except where the new name is
+there to make the engine create a new resource: the instance of an image family other
+than Ubuntu amd64 is ``<name>-instance-<family>`` (components/aws/launch.py,
+HostImage.instance_name), so GPU and Graviton hosts deployed before are replaced once.
 
 Regenerate (only for a deliberate change): ``LOCALAI_RECORD_URNS=1 pytest`` on this file.
 """
@@ -29,6 +32,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str], object]] = {
     "dev-private": ("dev", {"public": "false"}, NO_GPU_DAEMON),
     "dev-kept-volume": ("dev", {"weightsVolumeId": "vol-0123456789abcdef0"}, NO_GPU_DAEMON),
     "gpu": ("gpu", {}, NO_GPU_DAEMON),
+    "dev-graviton": ("dev", {"instanceType": "c7g.xlarge"}, NO_GPU_DAEMON),
 }
 
 
@@ -69,4 +73,4 @@ def test_the_pinned_urns_name_both_component_types() -> None:
     assert "pulumi:pulumi:Stack$localai:docker:LocalTarget::localai" in pinned["local"]
     assert "pulumi:pulumi:Stack$localai:aws:Host::localai" in pinned["dev"]
     assert "localai:aws:Host$localai:aws:HostIdentity::localai-identity" in pinned["dev"]
-    assert "localai:aws:Host$aws:ec2/instance:Instance::localai-instance" in pinned["gpu"]
+    assert "localai:aws:Host$aws:ec2/instance:Instance::localai-instance" in pinned["dev"]

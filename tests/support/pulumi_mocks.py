@@ -36,6 +36,14 @@ FAKE_AMI = {
 }
 
 
+AMI_FACTS = {
+    "ami-0ubuntuamd64000001": ("x86_64", 8),
+    "ami-0ubuntuarm64000001": ("arm64", 8),
+    "ami-0dlaminvidia000001": ("x86_64", 75),
+}
+"""Architecture and root snapshot GiB of the AMIs above (Canonical's are 8 GiB)."""
+
+
 SUBNET_ZONES = {"subnet-0bbbb000000000000": "us-east-1b"}
 """Subnets the mock places outside us-east-1a (the default for any other id)."""
 
@@ -84,6 +92,7 @@ class RecordingMonitor(MockMonitor):
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Registration] = []
+        self.extra_amis: dict[str, tuple[str, int]] = {}  # id -> (architecture, root GiB)
         self.partition = "aws"  # set "aws-us-gov" or "aws-cn" to play another partition
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
@@ -143,6 +152,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "arn": f"arn:aws:ssm:us-east-1::parameter{name}",
                 "version": 1,
             }
+        if token == "aws:ec2/getAmi:getAmi":
+            ami_id = args.args["filters"][0]["values"][0]
+            facts = AMI_FACTS.get(ami_id) or self.extra_amis[ami_id]  # KeyError: unexpected AMI
+            return {
+                "id": ami_id,
+                "imageId": ami_id,
+                "architecture": facts[0],
+                "rootDeviceName": "/dev/sda1",
+                "blockDeviceMappings": [
+                    {"deviceName": "/dev/sda1", "ebs": {"volume_size": str(facts[1])},
+                     "noDevice": "", "virtualName": ""},
+                ],
+            }  # fmt: skip
         if token == "aws:index/getPartition:getPartition":
             return {"id": self.partition, "partition": self.partition, "dnsSuffix": "amazonaws.com"}
         if token == "aws:index/getRegion:getRegion":

@@ -302,7 +302,7 @@ def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
     import random
 
     from components.aws.host import AwsHostArgs, check_user_data
-    from components.aws.launch import host_image
+    from components.aws.launch import ResolvedAmi, host_image
     from components.serving import ServingArgs
     from components.sizing.instance_types import lookup
 
@@ -332,6 +332,7 @@ def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
         serving=serving,
         instance=instance,
         image=host_image(instance),
+        ami=ResolvedAmi("ami-0ubuntuamd64000001", "x86_64", 8, pinned=False),
         cpu_image="localai/localai:v2.24.0-ffmpeg-core",
         gpu_image="localai/localai:v2.24.0-cublas-cuda12",
         gpu_capable=False,

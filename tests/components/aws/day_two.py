@@ -1,0 +1,53 @@
+"""Run the program twice, as two `pulumi up`s with different config, and compare.
+
+Each run gets fresh cloud mocks, so a run sees only what it declares. What the engine
+would do with a resource across the two runs follows from its URN and its inputs: a URN
+only in the second run is created (and one only in the first deleted); the same URN
+with the same inputs is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from tests.support.program_run import NO_GPU_DAEMON, ProgramResult, run_program
+from tests.support.pulumi_mocks import PROJECT, RecordingMocks, RecordingMonitor, Registration
+
+
+@dataclass
+class Deployment:
+    mocks: RecordingMocks
+    result: ProgramResult
+
+    @property
+    def by_urn(self) -> dict[str, Registration]:
+        return {r.urn: r for r in self.mocks.resources}
+
+    def one(self, typ: str) -> Registration:
+        return self.mocks.one(typ)
+
+
+def deploy(config: Mapping[str, str], *, setup=None, **kwargs: Any) -> Deployment:
+    """One `pulumi up` of ``config`` (``localai:`` keys without the prefix)."""
+    mocks = RecordingMocks()
+    if setup is not None:
+        setup(mocks)
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack="test", preview=False, monitor=RecordingMonitor(mocks)
+    )
+    pulumi.runtime.set_all_config({}, secret_keys=[])
+    try:
+        result = run_program(config, daemon=kwargs.pop("daemon", NO_GPU_DAEMON), **kwargs)
+    finally:
+        pulumi.runtime.set_all_config({}, secret_keys=[])
+    return Deployment(mocks, result)
+
+
+def unchanged(before: Deployment, after: Deployment, typ: str) -> bool:
+    """The resource of ``typ`` keeps its URN and every input: the engine leaves it alone."""
+    old, new = before.one(typ), after.one(typ)
+    return old.urn == new.urn and old.inputs == new.inputs
