@@ -35,7 +35,7 @@ from components.sizing.instance_types import lookup
 from components.sizing.local_host import local_host_resources
 from components.sizing.planner import SizingError, SizingPlan, plan
 from components.sizing.resources import HostResources
-from components.sizing.volume import volume_size_gb
+from components.sizing.volume import describe_weights, minimum_volume_gb, volume_size_gb
 
 STACK_RESOURCE_NAME = "localai"
 
@@ -248,6 +248,43 @@ def _build_docker(
 # -- AWS ------------------------------------------------------------------------------------
 
 
+def _weights_volume_size(
+    settings: Settings,
+    facts: list[tuple[str, ModelFacts | None]],
+    *,
+    resource_prefix: str,
+) -> int:
+    """The weights volume's size: configured or sized from the models, never below what
+    the weights need, and never below the deployed volume's size (EBS cannot shrink)."""
+    from components.aws.network import deployed_weights_volume_gb
+
+    needed = minimum_volume_gb(facts)
+    if settings.volume_size_gb is not None and settings.volume_size_gb < needed:
+        raise ConfigError(
+            f"localai configuration is invalid:\n  - localai:volumeSizeGb = "
+            f"{settings.volume_size_gb}: the weights need {needed} GiB "
+            f"({describe_weights(facts)}, plus 10% for the filesystem); use at least {needed}"
+        )
+    size = settings.volume_size_gb if settings.volume_size_gb is not None else volume_size_gb(facts)
+    if settings.weights_volume_id is not None:
+        return size
+    deployed = deployed_weights_volume_gb(resource_prefix)
+    if deployed is None or size >= deployed[1]:
+        return size
+    volume_id, current = deployed
+    if settings.volume_size_gb is not None:
+        raise ConfigError(
+            f"localai configuration is invalid:\n  - localai:volumeSizeGb = "
+            f"{settings.volume_size_gb}: the weights volume {volume_id} is {current} GiB and "
+            f"EBS volumes cannot shrink; use {current} or more (or unset it)"
+        )
+    pulumi.log.info(
+        f"weights volume {volume_id} stays at {current} GiB (the models now need {size}; "
+        "EBS volumes never shrink)"
+    )
+    return current
+
+
 def _build_aws(
     settings: Settings,
     env: Environment,
@@ -270,10 +307,7 @@ def _build_aws(
     host = HostResources.from_instance_type(instance)
     sizing = _plan(settings, host, models, facts, use_gpu=gpu_capable)
     _warn(sizing)
-    if settings.volume_size_gb is not None:
-        volume_gb = settings.volume_size_gb
-    else:
-        volume_gb = volume_size_gb(facts)
+    volume_gb = _weights_volume_size(settings, facts, resource_prefix=f"{env.project}-{env.stack}")
     if settings.weights_volume_id is not None:
         ignored = {"volumeSizeGb", "volumeThroughput"} & settings.model_fields_set_aliases()
         for key in sorted(ignored):

@@ -32,6 +32,7 @@ from components.aws.limits import (
     GP3_BASELINE_THROUGHPUT_MIBS,
     GP3_MAX_SIZE_GIB,
     GP3_MAX_THROUGHPUT_MIBS,
+    GP3_MIN_SIZE_GIB,
     tag_problems,
 )
 from components.errors import ConfigError
@@ -181,7 +182,7 @@ class Settings(_Section):
     bind_address: str = "127.0.0.1"
     # aws target
     instance_type: str | None = None
-    volume_size_gb: int | None = Field(default=None, ge=8, le=GP3_MAX_SIZE_GIB)
+    volume_size_gb: int | None = Field(default=None, ge=GP3_MIN_SIZE_GIB, le=GP3_MAX_SIZE_GIB)
     volume_throughput: int = Field(
         default=250, ge=GP3_BASELINE_THROUGHPUT_MIBS, le=GP3_MAX_THROUGHPUT_MIBS
     )

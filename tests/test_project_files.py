@@ -78,3 +78,11 @@ def test_readme_layout_names_only_files_that_exist() -> None:
     assert named - existing == set(), (
         f"README layout names missing files {sorted(named - existing)}"
     )
+
+
+def test_bootstrap_files_exist_once() -> None:
+    """The EC2 bootstrap's scripts and units live in components/aws/bootstrap/files only:
+    a second copy drifts, and tests could read the wrong one."""
+    names = [p.name for p in (ROOT / "components").rglob("localai*.s[he]*")]
+    copies = {n: names.count(n) for n in names if names.count(n) > 1}
+    assert copies == {}, f"bootstrap files found more than once under components/: {copies}"

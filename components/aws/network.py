@@ -80,6 +80,23 @@ def existing_volume_zone(volume_id: str, subnet_id: str | None) -> str:
     return zone
 
 
+def deployed_weights_volume_gb(resource_prefix: str) -> tuple[str, int] | None:
+    """The weights volume this stack has attached now, and its size (plain invokes, before
+    any resource), found by the tags the host gives it; None before the first deploy."""
+    found = aws.ebs.get_ebs_volumes(
+        filters=[
+            {"name": "tag:localai:stack", "values": [resource_prefix]},
+            {"name": "tag:localai:role", "values": ["weights"]},
+            {"name": "status", "values": ["in-use"]},
+        ]
+    )
+    sizes = [
+        (volume_id, aws.ebs.get_volume(filters=[{"name": "volume-id", "values": [volume_id]}]).size)
+        for volume_id in sorted(found.ids)
+    ]
+    return max(sizes, key=lambda item: item[1], default=None)
+
+
 def endpoint_security_group(
     name: str,
     *,

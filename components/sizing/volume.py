@@ -32,3 +32,15 @@ def volume_size_gb(models: Sequence[tuple[str, ModelFacts | None]]) -> int:
             total += facts.file_size_bytes * VOLUME_FILE_FACTOR
     size = math.ceil(total / GIB / VOLUME_STEP_GIB) * VOLUME_STEP_GIB
     return max(VOLUME_MIN_GIB, size)
+
+
+def minimum_volume_gb(models: Sequence[tuple[str, ModelFacts | None]]) -> int:
+    """The smallest volume that holds the weights of the models with facts:
+    ``ceil(sum(file sizes) x 1.1)`` GiB (ext4 metadata), no headroom."""
+    total = sum(f.file_size_bytes for _n, f in models if f is not None) * VOLUME_FILE_FACTOR
+    return math.ceil(total / GIB)
+
+
+def describe_weights(models: Sequence[tuple[str, ModelFacts | None]]) -> str:
+    """``a 2.39 GB + b 4.92 GB``: the weights a volume must hold, for messages."""
+    return " + ".join(f"{n} {f.file_size_bytes / 1e9:.2f} GB" for n, f in models if f is not None)

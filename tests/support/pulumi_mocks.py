@@ -93,6 +93,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Registration] = []
         self.extra_amis: dict[str, tuple[str, int]] = {}  # id -> (architecture, root GiB)
+        self.deployed_volumes: dict[str, int] = {}  # the stack's attached weights volume: GiB
         self.partition = "aws"  # set "aws-us-gov" or "aws-cn" to play another partition
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
@@ -194,13 +195,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "vpcId": "vpc-0default0000000",
                 "cidrBlock": "172.31.0.0/20",
             }
+        if token == "aws:ebs/getEbsVolumes:getEbsVolumes":
+            return {"id": "us-east-1", "ids": sorted(self.deployed_volumes)}
         if token == "aws:ebs/getVolume:getVolume":
             volume_id = args.args["filters"][0]["values"][0]
             return {
                 "id": volume_id,
                 "volumeId": volume_id,
                 "availabilityZone": "us-east-1b",
-                "size": 40,
+                "size": self.deployed_volumes.get(volume_id, 40),
                 "type": "gp3",
                 "encrypted": True,
             }

@@ -104,3 +104,75 @@ def test_a_root_volume_smaller_than_the_amis_snapshot_is_refused(size: str, ok: 
         match=r"localai:rootVolumeSizeGb = 74 GiB is smaller than the 75 GiB snapshot of AMI ami-0dlaminvidia000001",
     ):
         deploy(config)
+
+
+def deployed_volume(size_gib: int):
+    def setup(mocks) -> None:
+        mocks.deployed_volumes["vol-0deployed000000001"] = size_gib
+
+    return setup
+
+
+def changed_inputs(before, after, typ: str) -> dict[str, tuple]:
+    old, new = before.one(typ), after.one(typ)
+    assert old.urn == new.urn, f"{typ} must keep its URN"
+    keys = set(old.inputs) | set(new.inputs)
+    return {
+        k: (old.inputs.get(k), new.inputs.get(k))
+        for k in keys
+        if old.inputs.get(k) != new.inputs.get(k)
+    }
+
+
+def test_removing_a_model_never_shrinks_the_deployed_volume() -> None:
+    """The computed size drops when a model goes (20 GiB for phi alone); EBS refuses to
+    shrink, so the deployed 40 GiB stays (defect 5)."""
+    models = '["phi-3.5-mini-instruct", "llama-3.1-8b-instruct"]'
+    before = deploy({**AWS, "models": models, "volumeSizeGb": "40"})
+    after = deploy(AWS, setup=deployed_volume(40))
+    assert before.one(VOLUME).inputs["size"] == after.one(VOLUME).inputs["size"] == 40
+    assert unchanged(before, after, VOLUME)
+
+
+def test_a_first_deploy_sizes_the_volume_from_the_models() -> None:
+    assert deploy(AWS).one(VOLUME).inputs["size"] == 20
+
+
+def test_asking_for_less_than_the_deployed_volume_is_refused() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"localai:volumeSizeGb = 30: the weights volume vol-0deployed000000001 is 40 GiB and EBS volumes cannot shrink",
+    ):
+        deploy({**AWS, "volumeSizeGb": "30"}, setup=deployed_volume(40))
+    assert (
+        deploy({**AWS, "volumeSizeGb": "40"}, setup=deployed_volume(40)).one(VOLUME).inputs["size"]
+        == 40
+    )
+
+
+def test_a_volume_too_small_for_the_weights_is_refused_with_the_numbers() -> None:
+    # phi 2,393,231,072 B + llama 4,920,734,016 B = 7,313,965,088 B; x 1.1 = 8,045,361,597 B
+    # = 7.49 GiB -> 8 GiB at least.
+    models = '["phi-3.5-mini-instruct", "llama-3.1-8b-instruct"]'
+    with pytest.raises(
+        ConfigError,
+        match=r"localai:volumeSizeGb = 7: the weights need 8 GiB \(phi-3.5-mini-instruct 2.39 GB \+ llama-3.1-8b-instruct 4.92 GB, plus 10% for the filesystem\); use at least 8",
+    ):
+        deploy({**AWS, "models": models, "volumeSizeGb": "7"})
+    assert deploy({**AWS, "models": models, "volumeSizeGb": "8"}).one(VOLUME).inputs["size"] == 8
+
+
+def test_growing_the_volume_changes_only_its_size() -> None:
+    before = deploy({**AWS, "volumeSizeGb": "40"})
+    after = deploy({**AWS, "volumeSizeGb": "60"}, setup=deployed_volume(40))
+    assert changed_inputs(before, after, VOLUME) == {"size": (40, 60)}
+
+
+def test_raising_throughput_changes_only_throughput_and_iops() -> None:
+    before = deploy(AWS)
+    after = deploy({**AWS, "volumeThroughput": "1000"})
+    assert changed_inputs(before, after, VOLUME) == {
+        "throughput": (250, 1000),
+        "iops": (3000, 4000),
+    }
+    assert before.one(INSTANCE).urn == after.one(INSTANCE).urn

@@ -5,6 +5,8 @@
 #    RAID, LUKS, swap...) and a zero first MiB. Reuse ext4 as is; refuse anything else.
 # 3. Keep exactly one fstab line for MOUNTPOINT (by UUID, nofail); other lines untouched.
 # 4. Mount unless already mounted there.
+# 5. Grow ext4 to the device's size (a grown EBS volume does not grow its fs): before
+#    mounting when it is not mounted yet, online otherwise.
 # Env: PREPARE_VOLUME_WAIT_S (300), PREPARE_VOLUME_POLL_S (1), PREPARE_VOLUME_LABEL
 # (localai-models), PREPARE_VOLUME_DEVICE_TIMEOUT (300s), PREPARE_VOLUME_LOCK, FSTAB.
 # Exit: 0 ready, 2 usage, 3 device timeout, 4 refused (foreign data/mount), 1 other.
@@ -118,11 +120,37 @@ else
     log "$fstab now has: $entry"
 fi
 
+# 5. (helper) An EBS volume grown by `pulumi up` keeps its old filesystem size until
+#    resized. Less than a MiB of slack is rounding.
+grow_needed() {
+    local dev_bytes fs_header block_size block_count
+    dev_bytes=$(blockdev --getsize64 "$dev")
+    fs_header=$(dumpe2fs -h "$dev" 2>/dev/null) || die 1 "dumpe2fs cannot read $dev"
+    block_size=$(sed -n 's/^Block size:[[:space:]]*//p' <<<"$fs_header")
+    block_count=$(sed -n 's/^Block count:[[:space:]]*//p' <<<"$fs_header")
+    [[ "$block_size" =~ ^[0-9]+$ && "$block_count" =~ ^[0-9]+$ ]] ||
+        die 1 "cannot read the filesystem size of $dev"
+    fs_bytes=$((block_size * block_count))
+    grow_to=$dev_bytes
+    ((dev_bytes - fs_bytes >= 1048576))
+}
+
 # 4. Mount by UUID through that fstab line, unless this device is already mounted there.
 mkdir -p -- "$mount_point"
 if mountpoint -q -- "$mount_point"; then
     log "$dev is already mounted at $mount_point"
+    if grow_needed; then
+        log "growing the mounted filesystem on $dev from $fs_bytes to $grow_to bytes"
+        if ! out=$(resize2fs "$dev" 2>&1); then
+            log "WARNING: could not grow the filesystem online ($(tail -n 1 <<<"$out")); it keeps $fs_bytes bytes until it is next prepared unmounted (reboot)"
+        fi
+    fi
 else
+    if grow_needed; then
+        log "growing the filesystem on $dev from $fs_bytes to $grow_to bytes"
+        e2fsck -f -p "$dev" >/dev/null 2>&1 || die 1 "e2fsck found problems on $dev before growing it; check it by hand"
+        resize2fs "$dev" >/dev/null 2>&1 || die 1 "resize2fs could not grow the filesystem on $dev"
+    fi
     mount --fstab "$fstab" -- "$mount_point"
     [[ "$(mountpoint -d -- "$mount_point")" == "$dev_id" ]] || die 1 "$mount_point is not backed by $dev after mount"
     log "mounted $dev (UUID=$uuid) at $mount_point"

@@ -13,7 +13,7 @@ from components.aws.bootstrap.cloud_init import BootstrapSpec, decode_write_file
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 MODEL_CONFIG_DIR = REPO_ROOT / "model_configs"
-FILES_DIR = REPO_ROOT / "components" / "files"
+FILES_DIR = REPO_ROOT / "components" / "aws" / "bootstrap" / "files"
 
 # Never passed to the renderer: tests assert it appears nowhere in what ships.
 SENTINEL_KEY = "sk-localai-SENTINEL-7f3c9e1d2b4a"

@@ -42,6 +42,9 @@ TOOLS = (
     "mountpoint",
     "findmnt",
     "flock",
+    "blockdev",
+    "dumpe2fs",
+    "resize2fs",
 )
 
 
@@ -298,3 +301,55 @@ def test_mount_point_used_by_another_device_is_refused(make_volume, mount_point,
     # Refused before touching anything: the other volume is not formatted, fstab unchanged.
     assert second.probe("TYPE") == ""
     assert Path(env["FSTAB"]).read_text() == fstab_before
+
+
+def fs_size_bytes(mount_point: Path) -> int:
+    stats = os.statvfs(mount_point)
+    return stats.f_blocks * stats.f_frsize
+
+
+def test_a_grown_volume_grows_its_filesystem_online_and_keeps_its_data(
+    make_volume, mount_point, env
+):
+    """EBS grows the device when volumeSizeGb (or the models) grow; ext4 stays at its old
+    size until resized (issue 9, defect 5). The next start grows it while mounted."""
+    volume = make_volume()
+    assert prepare(volume.device, mount_point, env).returncode == 0
+    (mount_point / "weights.gguf").write_bytes(b"GGUF" + b"\x02" * 8192)
+    small = fs_size_bytes(mount_point)
+    assert small <= SIZE
+
+    run("umount", str(mount_point))  # a reboot: the volume is prepared before it is mounted
+    with volume.image.open("r+b") as handle:
+        handle.truncate(2 * SIZE)
+    run("losetup", "--set-capacity", volume.device)
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 0, result.stderr
+    assert f"growing the filesystem on {volume.device}" in result.stdout
+    grown = fs_size_bytes(mount_point)
+    assert grown > small + SIZE * 0.9, (small, grown)
+    assert (mount_point / "weights.gguf").read_bytes() == b"GGUF" + b"\x02" * 8192
+
+    again = prepare(volume.device, mount_point, env)
+    assert again.returncode == 0 and "growing" not in again.stdout, "nothing left to grow"
+
+
+def test_a_volume_grown_while_mounted_is_grown_online_or_reported(make_volume, mount_point, env):
+    """A mounted volume grows online with resize2fs. Where the kernel refuses the resize
+    (this sandbox denies the ioctl; EC2 hosts do not), the start still succeeds, the
+    data stays, and the log says it keeps its size until prepared unmounted."""
+    volume = make_volume()
+    assert prepare(volume.device, mount_point, env).returncode == 0
+    small = fs_size_bytes(mount_point)
+    with volume.image.open("r+b") as handle:
+        handle.truncate(2 * SIZE)
+    run("losetup", "--set-capacity", volume.device)
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 0, result.stderr
+    assert f"growing the mounted filesystem on {volume.device}" in result.stdout
+    grown = fs_size_bytes(mount_point)
+    if grown == small:
+        assert "WARNING: could not grow the filesystem online" in result.stdout
+    else:
+        assert grown > small + SIZE * 0.9
+    assert mounted_source(mount_point) == volume.device
