@@ -19,6 +19,7 @@ from components.aws.launch import (
     resolve_host_ami,
     root_volume_size_gb,
 )
+from components.aws.network import DeployedVolume
 from components.docker.daemon import DaemonInfo, query_daemon
 from components.errors import ConfigError, ModelConfigError
 from components.models.catalog import (
@@ -251,13 +252,10 @@ def _build_docker(
 def _weights_volume_size(
     settings: Settings,
     facts: list[tuple[str, ModelFacts | None]],
-    *,
-    resource_prefix: str,
+    deployed: DeployedVolume | None,
 ) -> int:
     """The weights volume's size: configured or sized from the models, never below what
     the weights need, and never below the deployed volume's size (EBS cannot shrink)."""
-    from components.aws.network import deployed_weights_volume_gb
-
     needed = minimum_volume_gb(facts)
     if settings.volume_size_gb is not None and settings.volume_size_gb < needed:
         raise ConfigError(
@@ -266,12 +264,9 @@ def _weights_volume_size(
             f"({describe_weights(facts)}, plus 10% for the filesystem); use at least {needed}"
         )
     size = settings.volume_size_gb if settings.volume_size_gb is not None else volume_size_gb(facts)
-    if settings.weights_volume_id is not None:
+    if deployed is None or size >= deployed.size_gb:
         return size
-    deployed = deployed_weights_volume_gb(resource_prefix)
-    if deployed is None or size >= deployed[1]:
-        return size
-    volume_id, current = deployed
+    volume_id, current = deployed.volume_id, deployed.size_gb
     if settings.volume_size_gb is not None:
         raise ConfigError(
             f"localai configuration is invalid:\n  - localai:volumeSizeGb = "
@@ -296,7 +291,7 @@ def _build_aws(
         AwsHostArgs,
         check_user_data,
     )
-    from components.aws.network import existing_volume_zone
+    from components.aws.network import choose_subnet, deployed_weights_volume, existing_volume_zone
 
     instance = lookup(settings.aws_instance_type)
     image = host_image(instance)
@@ -307,7 +302,22 @@ def _build_aws(
     host = HostResources.from_instance_type(instance)
     sizing = _plan(settings, host, models, facts, use_gpu=gpu_capable)
     _warn(sizing)
-    volume_gb = _weights_volume_size(settings, facts, resource_prefix=f"{env.project}-{env.stack}")
+    prefix = f"{env.project}-{env.stack}"
+    if settings.weights_volume_id is not None:
+        deployed = None
+        zone: str | None = existing_volume_zone(settings.weights_volume_id, settings.subnet_id)
+    else:
+        # The host stays in the zone of the volume it has: another zone would replace it.
+        deployed = deployed_weights_volume(prefix)
+        zone = deployed.availability_zone if deployed is not None else None
+    placement = choose_subnet(
+        instance_type=instance.name,
+        public=settings.public,
+        subnet_id=settings.subnet_id,
+        vpc_id=settings.vpc_id,
+        zone=zone,
+    )
+    volume_gb = _weights_volume_size(settings, facts, deployed)
     if settings.weights_volume_id is not None:
         ignored = {"volumeSizeGb", "volumeThroughput"} & settings.model_fields_set_aliases()
         for key in sorted(ignored):
@@ -335,17 +345,12 @@ def _build_aws(
         volume_throughput=settings.volume_throughput,
         root_volume_size_gb=root_gb,
         log_retention_days=settings.log_retention_days,
-        resource_prefix=f"{env.project}-{env.stack}",
+        resource_prefix=prefix,
         ssh_key_name=settings.ssh_key_name,
         ssh_cidrs=settings.ssh_cidrs,
-        vpc_id=settings.vpc_id,
-        subnet_id=settings.subnet_id,
         existing_volume_id=settings.weights_volume_id,
-        existing_volume_zone=(
-            existing_volume_zone(settings.weights_volume_id, settings.subnet_id)
-            if settings.weights_volume_id is not None
-            else None
-        ),
+        placement=placement,
+        create_vpc_endpoints=settings.vpc_endpoints,
         tags=settings.tags,
     )
     check_user_data(host_args)

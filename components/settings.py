@@ -62,6 +62,7 @@ _AWS_ONLY_KEYS = (
     "rootVolumeSizeGb",
     "weightsVolumeId",
     "amiId",
+    "vpcEndpoints",
 )
 _DOCKER_ONLY_KEYS = ("bindAddress",)
 _VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
@@ -197,6 +198,7 @@ class Settings(_Section):
     subnet_id: str | None = Field(default=None, pattern=r"^subnet-[0-9a-f]{8,17}$")
     weights_volume_id: str | None = Field(default=None, pattern=r"^vol-[0-9a-f]{8,17}$")
     ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]{8,17}$")
+    vpc_endpoints: bool = False
     log_retention_days: int = 30
     tags: dict[str, str] = Field(default_factory=dict)
 

@@ -17,7 +17,7 @@ from components.aws.launch import (
     metadata_options,
 )
 from components.aws.limits import gp3_iops_for
-from components.aws.network import Placement, endpoint_security_group, place_host
+from components.aws.network import Placement, endpoint_security_group, vpc_endpoints
 from components.errors import ConfigError
 from components.readiness.command import wait_for_endpoint
 from components.serving import ServingArgs
@@ -47,18 +47,18 @@ class AwsHostArgs:
     volume_size_gb: int
     volume_throughput: int
     root_volume_size_gb: int
+    placement: Placement
+    """The subnet, zone and VPC (:func:`components.aws.network.choose_subnet`)."""
     log_retention_days: int
     resource_prefix: str
     """Stable prefix for cloud-side names (SSM parameter, log group): project-stack."""
     ssh_key_name: str | None = None
     ssh_cidrs: Sequence[str] = ()
-    vpc_id: str | None = None
-    subnet_id: str | None = None
+    create_vpc_endpoints: bool = False
+    """Interface endpoints for SSM and logs plus an S3 gateway endpoint (``vpcEndpoints``)."""
     existing_volume_id: str | None = None
     """Attach this EBS volume (e.g. one kept by an earlier ``pulumi destroy``) instead of
-    creating one; the stack never deletes it."""
-    existing_volume_zone: str | None = None
-    """Its availability zone (see :func:`existing_volume_zone`): the host goes there."""
+    creating one; the stack never deletes it. ``placement`` is then in its zone."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -87,12 +87,7 @@ class AwsHost(pulumi.ComponentResource):
         self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         self.api_key = endpoint_api_key(name, serving.api_key, parent=self)
 
-        placement = place_host(
-            subnet_id=args.subnet_id,
-            vpc_id=args.vpc_id,
-            zone=args.existing_volume_zone,
-            parent=self,
-        )
+        placement = args.placement
         security_group = endpoint_security_group(
             name,
             port=serving.port,
@@ -104,7 +99,18 @@ class AwsHost(pulumi.ComponentResource):
             parent=self,
         )
         key_parameter, log_group, identity = self._create_host_access(name, args, tags)
-        volume_id = self._weights_volume(name, args, placement.availability_zone, tags)
+        endpoints = (
+            vpc_endpoints(
+                name,
+                placement=placement,
+                host_security_group=security_group,
+                tags=tags,
+                parent=self,
+            )
+            if args.create_vpc_endpoints
+            else []
+        )
+        volume_id = self._weights_volume(name, args, tags)
         instance = self._create_instance(
             name,
             args,
@@ -112,6 +118,7 @@ class AwsHost(pulumi.ComponentResource):
             placement=placement,
             security_group=security_group,
             identity=identity,
+            boot_after=[*identity.policies, *endpoints],
             user_data=pulumi.Output.all(
                 volume_id, self.region, log_group.name, key_parameter.name
             ).apply(lambda v: render_user_data_base64(bootstrap_spec(args, *v))),
@@ -193,6 +200,7 @@ class AwsHost(pulumi.ComponentResource):
         placement: Placement,
         security_group: aws.ec2.SecurityGroup,
         identity: HostIdentity,
+        boot_after: list[pulumi.Resource],
         user_data: pulumi.Output[str],
     ) -> aws.ec2.Instance:
         # user_data is gzip + base64: cloud-init unpacks it, and EC2's 16 KiB limit then
@@ -223,7 +231,7 @@ class AwsHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 ignore_changes=[] if args.ami.pinned else ["ami"],
-                depends_on=identity.policies,
+                depends_on=boot_after,
             ),
         )
 
@@ -298,11 +306,7 @@ class AwsHost(pulumi.ComponentResource):
             )
 
     def _weights_volume(
-        self,
-        name: str,
-        args: AwsHostArgs,
-        availability_zone: pulumi.Output[str],
-        tags: dict[str, str],
+        self, name: str, args: AwsHostArgs, tags: dict[str, str]
     ) -> pulumi.Output[str]:
         """The weights volume's id: the configured existing one, or a new one.
 
@@ -312,7 +316,7 @@ class AwsHost(pulumi.ComponentResource):
             return pulumi.Output.from_input(args.existing_volume_id)
         volume = aws.ebs.Volume(
             f"{name}-weights",
-            availability_zone=availability_zone,
+            availability_zone=args.placement.availability_zone,
             size=args.volume_size_gb,
             type="gp3",
             # gp3 refuses throughput > IOPS x 0.25: 3,000 (included) up to 750 MiB/s.

@@ -17,50 +17,151 @@ from components.errors import ConfigError
 
 @dataclass(frozen=True)
 class Placement:
-    """A subnet, its availability zone and its VPC."""
+    """A subnet, its availability zone and its VPC, chosen before any resource."""
 
-    subnet_id: pulumi.Output[str]
-    availability_zone: pulumi.Output[str]
-    vpc_id: pulumi.Output[str]
+    subnet_id: str
+    availability_zone: str
+    vpc_id: str
+    route_table_id: str | None = None
+    """The subnet's route table (its own, else the VPC's main one)."""
 
 
-def place_host(
+@dataclass(frozen=True)
+class DeployedVolume:
+    """The weights volume the stack has attached now (found by its tags)."""
+
+    volume_id: str
+    size_gb: int
+    availability_zone: str
+
+
+NAT_TARGETS = ("nat_gateway_id", "instance_id", "network_interface_id", "transit_gateway_id")
+"""Default-route targets that give a host without a public IP a way out: a NAT gateway,
+a NAT instance (by instance or ENI), or a transit gateway (central egress)."""
+
+
+def default_route_egress(routes: Sequence[object]) -> tuple[str, str]:
+    """What the subnet's ``0.0.0.0/0`` route reaches: ``("igw", id)``, ``("nat", id)`` or
+    ``("none", what it is)``. Only an internet gateway serves a public IP, and only a NAT
+    path serves a host without one."""
+    for route in routes:
+        if getattr(route, "cidr_block", "") != "0.0.0.0/0":
+            continue
+        gateway = getattr(route, "gateway_id", "") or ""
+        if gateway.startswith("igw-"):
+            return "igw", gateway
+        for attribute in NAT_TARGETS:
+            target = getattr(route, attribute, "") or ""
+            if target:
+                return "nat", target
+        return "none", f"0.0.0.0/0 goes to {gateway or 'an unsupported target'}"
+    return "none", "no 0.0.0.0/0 route"
+
+
+def _route_table(subnet_id: str, vpc_id: str) -> tuple[str | None, Sequence[object]]:
+    """The subnet's route table and its routes: its explicit association, else the VPC's
+    main table (the route-table data source errors on a subnet without an explicit
+    association: terraform-provider-aws vpc_route_table_data_source.go, "no results")."""
+    explicit = aws.ec2.get_route_tables(
+        filters=[{"name": "association.subnet-id", "values": [subnet_id]}]
+    ).ids
+    if explicit:
+        table_id = explicit[0]
+    else:
+        main = aws.ec2.get_route_tables(
+            vpc_id=vpc_id, filters=[{"name": "association.main", "values": ["true"]}]
+        ).ids
+        if not main:
+            return None, []
+        table_id = main[0]
+    return table_id, aws.ec2.get_route_table(route_table_id=table_id).routes
+
+
+def choose_subnet(
     *,
+    instance_type: str,
+    public: bool,
     subnet_id: str | None,
     vpc_id: str | None,
     zone: str | None,
-    parent: pulumi.Resource,
 ) -> Placement:
-    """The configured subnet, or one in the default VPC (``vpc_id``'s VPC when given),
-    in ``zone`` when there is one (an existing weights volume's zone)."""
-    invoke_opts = pulumi.InvokeOutputOptions(parent=parent)
+    """The subnet a host goes into, with plain invokes before any resource: the
+    configured one, or the first (by id) of the VPC's candidates (the default VPC's
+    default subnets unless ``vpc_id``) whose zone offers ``instance_type`` (and is
+    ``zone``, where the weights volume is) and whose default route fits ``public``: an
+    internet gateway for a public host, a NAT path for a private one. Raises ConfigError
+    naming every candidate and what it lacks."""
+    offered = set(
+        aws.ec2.get_instance_type_offerings(
+            location_type="availability-zone",
+            filters=[{"name": "instance-type", "values": [instance_type]}],
+        ).locations
+    )
     if subnet_id is not None:
-        chosen: pulumi.Output[str] = pulumi.Output.from_input(subnet_id)
+        candidates = [subnet_id]
     else:
         if vpc_id is not None:
-            vpc = aws.ec2.get_vpc_output(id=vpc_id, opts=invoke_opts)
-            filters = [{"name": "vpc-id", "values": [vpc.id]}]
+            filters = [{"name": "vpc-id", "values": [vpc_id]}]
         else:
-            vpc = aws.ec2.get_vpc_output(default=True, opts=invoke_opts)
+            default_vpc = aws.ec2.get_vpc(default=True).id
             filters = [
-                {"name": "vpc-id", "values": [vpc.id]},
+                {"name": "vpc-id", "values": [default_vpc]},
                 {"name": "default-for-az", "values": ["true"]},
             ]
-        if zone is not None:
-            filters.append({"name": "availability-zone", "values": [zone]})
-        subnets = aws.ec2.get_subnets_output(filters=filters, opts=invoke_opts)
-        chosen = subnets.ids.apply(_first_subnet)
-    subnet = aws.ec2.get_subnet_output(id=chosen, opts=invoke_opts)
-    return Placement(chosen, subnet.availability_zone, subnet.vpc_id)
+        candidates = sorted(aws.ec2.get_subnets(filters=filters).ids)
+    reasons = []
+    for candidate in candidates:
+        subnet = aws.ec2.get_subnet(id=candidate)
+        where = f"{candidate} ({subnet.availability_zone})"
+        if zone is not None and subnet.availability_zone != zone:
+            reasons.append(f"{where}: the weights volume is in {zone}")
+            continue
+        if subnet.availability_zone not in offered:
+            reasons.append(f"{where}: {instance_type} is not offered in that zone")
+            continue
+        table_id, routes = _route_table(candidate, subnet.vpc_id)
+        kind, target = default_route_egress(routes)
+        detail = target if kind == "none" else f"0.0.0.0/0 goes to {target}"
+        if public and kind != "igw":
+            reasons.append(
+                f"{where}: a public host needs a 0.0.0.0/0 route to an internet gateway ({detail})"
+            )
+            continue
+        if not public and kind != "nat":
+            reasons.append(
+                f"{where}: a private host needs a 0.0.0.0/0 route through a NAT gateway "
+                "(or NAT instance or transit gateway) to install Docker, pull the image, "
+                f"download the weights and reach SSM ({detail})"
+            )
+            continue
+        return Placement(candidate, subnet.availability_zone, subnet.vpc_id, table_id)
+    if not candidates:
+        reasons.append("no subnet found (create a default VPC, or set localai:subnetId)")
+    key = "localai:subnetId" if subnet_id is not None else "localai:vpcId or localai:subnetId"
+    raise ConfigError(
+        "localai configuration cannot be deployed: no subnet fits the host:\n"
+        + "\n".join(f"  - {reason}" for reason in reasons)
+        + f"\n  Set {key} to a subnet that fits"
+        + (" (a private subnet with a NAT route)." if not public else ".")
+    )
 
 
-def _first_subnet(ids: list[str]) -> str:
-    if not ids:
-        raise pulumi.RunError(
-            "no subnet found for the LocalAI host: set localai:subnetId (or localai:vpcId "
-            "with at least one subnet, or create a default VPC)"
-        )
-    return sorted(ids)[0]
+def deployed_weights_volume(resource_prefix: str) -> DeployedVolume | None:
+    """The weights volume this stack has attached now, its size and zone (plain invokes,
+    before any resource), found by the tags the host gives it; None before the first
+    deploy. The host stays in that zone and the volume never shrinks."""
+    found = aws.ebs.get_ebs_volumes(
+        filters=[
+            {"name": "tag:localai:stack", "values": [resource_prefix]},
+            {"name": "tag:localai:role", "values": ["weights"]},
+            {"name": "status", "values": ["in-use"]},
+        ]
+    )
+    volumes = []
+    for volume_id in sorted(found.ids):
+        volume = aws.ebs.get_volume(filters=[{"name": "volume-id", "values": [volume_id]}])
+        volumes.append(DeployedVolume(volume_id, volume.size, volume.availability_zone))
+    return max(volumes, key=lambda v: v.size_gb, default=None)
 
 
 def existing_volume_zone(volume_id: str, subnet_id: str | None) -> str:
@@ -78,23 +179,6 @@ def existing_volume_zone(volume_id: str, subnet_id: str | None) -> str:
                 "Pick a subnet in that zone, or unset localai:subnetId"
             )
     return zone
-
-
-def deployed_weights_volume_gb(resource_prefix: str) -> tuple[str, int] | None:
-    """The weights volume this stack has attached now, and its size (plain invokes, before
-    any resource), found by the tags the host gives it; None before the first deploy."""
-    found = aws.ebs.get_ebs_volumes(
-        filters=[
-            {"name": "tag:localai:stack", "values": [resource_prefix]},
-            {"name": "tag:localai:role", "values": ["weights"]},
-            {"name": "status", "values": ["in-use"]},
-        ]
-    )
-    sizes = [
-        (volume_id, aws.ebs.get_volume(filters=[{"name": "volume-id", "values": [volume_id]}]).size)
-        for volume_id in sorted(found.ids)
-    ]
-    return max(sizes, key=lambda item: item[1], default=None)
 
 
 def endpoint_security_group(
@@ -136,3 +220,71 @@ def _ingress_rule(port: int, cidr: str, description: str) -> aws.ec2.SecurityGro
     return aws.ec2.SecurityGroupIngressArgs(
         protocol="tcp", from_port=port, to_port=port, cidr_blocks=[cidr], description=description
     )
+
+
+INTERFACE_ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages", "logs")
+"""What the host reaches AWS for: its key and Session Manager (ssm, ssmmessages,
+ec2messages; SSM User Guide, "Use VPC endpoints") and CloudWatch Logs (the awslogs driver)."""
+
+
+def vpc_endpoints(
+    name: str,
+    *,
+    placement: Placement,
+    host_security_group: aws.ec2.SecurityGroup,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+) -> list[aws.ec2.VpcEndpoint]:
+    """Interface endpoints for SSM and CloudWatch Logs in the host's subnet (private DNS,
+    HTTPS from the host only) and an S3 gateway endpoint on its route table: SSM and logs
+    traffic stays in the VPC. The Docker install, image pull and weight downloads still
+    need the NAT route. Private DNS needs the VPC's DNS support and hostnames on, and
+    fails if another endpoint of the same service already has private DNS in the VPC."""
+    endpoint_sg = aws.ec2.SecurityGroup(
+        f"{name}-endpoints-sg",
+        description="LocalAI VPC endpoints: HTTPS from the LocalAI host only",
+        vpc_id=placement.vpc_id,
+        ingress=[
+            aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp",
+                from_port=443,
+                to_port=443,
+                security_groups=[host_security_group.id],
+                description="LocalAI host",
+            )
+        ],
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    invoke = pulumi.InvokeOutputOptions(parent=parent)
+    endpoints = [
+        aws.ec2.VpcEndpoint(
+            f"{name}-endpoint-{service}",
+            vpc_id=placement.vpc_id,
+            service_name=aws.ec2.get_vpc_endpoint_service_output(
+                service=service, service_type="Interface", opts=invoke
+            ).service_name,
+            vpc_endpoint_type="Interface",
+            subnet_ids=[placement.subnet_id],
+            security_group_ids=[endpoint_sg.id],
+            private_dns_enabled=True,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for service in INTERFACE_ENDPOINT_SERVICES
+    ]
+    if placement.route_table_id is not None:
+        endpoints.append(
+            aws.ec2.VpcEndpoint(
+                f"{name}-endpoint-s3",
+                vpc_id=placement.vpc_id,
+                service_name=aws.ec2.get_vpc_endpoint_service_output(
+                    service="s3", service_type="Gateway", opts=invoke
+                ).service_name,
+                vpc_endpoint_type="Gateway",
+                route_table_ids=[placement.route_table_id],
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=parent),
+            )
+        )
+    return endpoints

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.program_run import NO_GPU_DAEMON, NVIDIA_DAEMON, localai_keys, run_program
-from tests.support.pulumi_mocks import RecordingMocks, stack_config
+from tests.support.pulumi_mocks import PRIVATE_SUBNET, RecordingMocks, stack_config
 
 GOLDEN = Path(__file__).with_name("deployed_urns.json")
 
@@ -29,7 +29,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str], object]] = {
     "local": ("local", {}, NO_GPU_DAEMON),
     "local-nvidia": ("local", {}, NVIDIA_DAEMON),
     "dev": ("dev", {}, NO_GPU_DAEMON),
-    "dev-private": ("dev", {"public": "false"}, NO_GPU_DAEMON),
+    "dev-private": ("dev", {"public": "false", "subnetId": PRIVATE_SUBNET}, NO_GPU_DAEMON),
     "dev-kept-volume": ("dev", {"weightsVolumeId": "vol-0123456789abcdef0"}, NO_GPU_DAEMON),
     "gpu": ("gpu", {}, NO_GPU_DAEMON),
     "dev-graviton": ("dev", {"instanceType": "c7g.xlarge"}, NO_GPU_DAEMON),

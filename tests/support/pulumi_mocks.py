@@ -44,8 +44,33 @@ AMI_FACTS = {
 """Architecture and root snapshot GiB of the AMIs above (Canonical's are 8 GiB)."""
 
 
+DEFAULT_VPC = "vpc-0def000000000000a"
 SUBNET_ZONES = {"subnet-0bbbb000000000000": "us-east-1b"}
 """Subnets the mock places outside us-east-1a (the default for any other id)."""
+DEFAULT_SUBNETS = ("subnet-0aaaa000000000000", "subnet-0bbbb000000000000")
+"""The default VPC's default-for-az subnets; their route is the main table's (igw)."""
+PRIVATE_SUBNET = "subnet-0cccc00000000beef"
+"""A subnet in the default VPC with its own table: 0.0.0.0/0 through a NAT gateway."""
+
+
+def _route(**target: str) -> dict[str, str]:
+    keys = [
+        "carrierGatewayId",
+        "coreNetworkArn",
+        "destinationPrefixListId",
+        "egressOnlyGatewayId",
+        "gatewayId",
+        "instanceId",
+        "ipv6CidrBlock",
+        "localGatewayId",
+        "natGatewayId",
+        "networkInterfaceId",
+        "odbNetworkArn",
+        "transitGatewayId",
+        "vpcEndpointId",
+        "vpcPeeringConnectionId",
+    ]
+    return {"cidrBlock": "0.0.0.0/0", **dict.fromkeys(keys, ""), **target}
 
 
 @dataclass
@@ -93,8 +118,20 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Registration] = []
         self.extra_amis: dict[str, tuple[str, int]] = {}  # id -> (architecture, root GiB)
-        self.deployed_volumes: dict[str, int] = {}  # the stack's attached weights volume: GiB
-        self.partition = "aws"  # set "aws-us-gov" or "aws-cn" to play another partition
+        # The stack's attached weights volume (found by its tags): id -> (GiB, zone).
+        self.deployed_volumes: dict[str, tuple[int, str]] = {}
+        self.partition = "aws"
+        # The network the AWS invokes describe; tests change it to play other accounts.
+        self.vpc_subnets: dict[str, list[str]] = {DEFAULT_VPC: [*DEFAULT_SUBNETS, PRIVATE_SUBNET]}
+        self.subnet_route_tables: dict[str, str] = {PRIVATE_SUBNET: "rtb-0private"}
+        self.main_route_table = "rtb-0main"
+        self.route_tables: dict[str, list[dict[str, str]]] = {
+            "rtb-0main": [_route(gatewayId="igw-0main")],
+            "rtb-0private": [_route(natGatewayId="nat-0private")],
+        }
+        self.offerings: dict[
+            str, list[str]
+        ] = {}  # type -> zones; absent: us-east-1a and b  # set "aws-us-gov" or "aws-cn" to play another partition
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     # -- helpers for tests ------------------------------------------------------------------
@@ -166,6 +203,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                      "noDevice": "", "virtualName": ""},
                 ],
             }  # fmt: skip
+        if token == "aws:ec2/getVpcEndpointService:getVpcEndpointService":
+            service = args.args["service"]
+            return {"id": service, "serviceName": f"com.amazonaws.us-east-1.{service}"}
         if token == "aws:index/getPartition:getPartition":
             return {"id": self.partition, "partition": self.partition, "dnsSuffix": "amazonaws.com"}
         if token == "aws:index/getRegion:getRegion":
@@ -178,21 +218,42 @@ class RecordingMocks(pulumi.runtime.Mocks):
             }
         if token == "aws:ec2/getVpc:getVpc":
             return {
-                "id": args.args.get("id") or "vpc-0default0000000",
+                "id": args.args.get("id") or "vpc-0def000000000000a",
                 "cidrBlock": "172.31.0.0/16",
                 "default": True,
             }
         if token == "aws:ec2/getSubnets:getSubnets":
-            ids = ["subnet-0bbbb000000000000", "subnet-0aaaa000000000000"]
-            for wanted in args.args.get("filters", []):
-                if wanted["name"] == "availability-zone":
-                    ids = [i for i in ids if SUBNET_ZONES.get(i, "us-east-1a") in wanted["values"]]
+            filters = {f["name"]: f["values"] for f in args.args.get("filters", [])}
+            ids = [i for vpc in filters["vpc-id"] for i in self.vpc_subnets.get(vpc, [])]
+            if filters.get("default-for-az") == ["true"]:
+                ids = [i for i in ids if i in DEFAULT_SUBNETS]
             return {"id": "us-east-1", "ids": ids}
+        if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            wanted = args.args["filters"][0]["values"][0]
+            zones = self.offerings.get(wanted, ["us-east-1a", "us-east-1b"])
+            return {
+                "id": "us-east-1",
+                "locations": zones,
+                "locationTypes": ["availability-zone"] * len(zones),
+                "instanceTypes": [wanted] * len(zones),
+            }
+        if token == "aws:ec2/getRouteTables:getRouteTables":
+            filters = {f["name"]: f["values"] for f in args.args.get("filters", [])}
+            if "association.subnet-id" in filters:
+                table = self.subnet_route_tables.get(filters["association.subnet-id"][0])
+                return {"id": "us-east-1", "ids": [table] if table else []}
+            return {"id": "us-east-1", "ids": [self.main_route_table]}
+        if token == "aws:ec2/getRouteTable:getRouteTable":
+            table = args.args["routeTableId"]
+            return {"id": table, "routeTableId": table, "routes": self.route_tables[table]}
         if token == "aws:ec2/getSubnet:getSubnet":
             return {
                 "id": args.args["id"],
                 "availabilityZone": SUBNET_ZONES.get(args.args["id"], "us-east-1a"),
-                "vpcId": "vpc-0default0000000",
+                "vpcId": next(
+                    (v for v, ids in self.vpc_subnets.items() if args.args["id"] in ids),
+                    DEFAULT_VPC,
+                ),
                 "cidrBlock": "172.31.0.0/20",
             }
         if token == "aws:ebs/getEbsVolumes:getEbsVolumes":
@@ -202,8 +263,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {
                 "id": volume_id,
                 "volumeId": volume_id,
-                "availabilityZone": "us-east-1b",
-                "size": self.deployed_volumes.get(volume_id, 40),
+                "availabilityZone": self.deployed_volumes.get(volume_id, (40, "us-east-1b"))[1],
+                "size": self.deployed_volumes.get(volume_id, (40, "us-east-1b"))[0],
                 "type": "gp3",
                 "encrypted": True,
             }

@@ -106,9 +106,11 @@ def test_a_root_volume_smaller_than_the_amis_snapshot_is_refused(size: str, ok: 
         deploy(config)
 
 
-def deployed_volume(size_gib: int):
+def deployed_volume(size_gib: int, zone: str = "us-east-1a"):
+    """The stack's attached weights volume, where the first deploy put it (us-east-1a)."""
+
     def setup(mocks) -> None:
-        mocks.deployed_volumes["vol-0deployed000000001"] = size_gib
+        mocks.deployed_volumes["vol-0deployed000000001"] = (size_gib, zone)
 
     return setup
 

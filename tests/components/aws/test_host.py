@@ -13,7 +13,7 @@ from components.aws.bootstrap.cloud_init import decode_write_file
 from components.aws.host import ssm_port_forward_command, weights_device_path
 from components.errors import ConfigError
 from tests.support.program_run import run_program
-from tests.support.pulumi_mocks import FAKE_AMI, RecordingMocks
+from tests.support.pulumi_mocks import FAKE_AMI, PRIVATE_SUBNET, RecordingMocks
 
 INSTANCE = "aws:ec2/instance:Instance"
 VOLUME = "aws:ebs/volume:Volume"
@@ -21,6 +21,8 @@ SG = "aws:ec2/securityGroup:SecurityGroup"
 CIDRS = '["203.0.113.0/24"]'
 AWS = {"target": "aws", "allowedCidrs": CIDRS}
 SENTINEL_KEY = "sk-sentinel-AWS-0123456789abcdef"
+PRIVATE = {"target": "aws", "public": "false", "subnetId": PRIVATE_SUBNET}
+"""A private host goes into a subnet with a NAT route (the default VPC's have none)."""
 
 
 def user_data(mocks: RecordingMocks) -> str:
@@ -257,7 +259,7 @@ def test_public_stack_has_a_stable_address_and_waits_for_readiness(
 
 
 def test_private_stack_has_no_public_ip_and_skips_the_wait(pulumi_mocks: RecordingMocks) -> None:
-    result = run_program({"target": "aws", "public": "false"})
+    result = run_program(PRIVATE)
     assert pulumi_mocks.one(INSTANCE).inputs["associatePublicIpAddress"] is False
     assert not pulumi_mocks.of_type("aws:ec2/eip:Eip")
     assert not pulumi_mocks.of_type("command:local:Command")
@@ -303,6 +305,7 @@ def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
 
     from components.aws.host import AwsHostArgs, check_user_data
     from components.aws.launch import ResolvedAmi, host_image
+    from components.aws.network import Placement
     from components.serving import ServingArgs
     from components.sizing.instance_types import lookup
 
@@ -343,6 +346,7 @@ def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
         volume_size_gb=20,
         volume_throughput=250,
         root_volume_size_gb=30,
+        placement=Placement("subnet-0aaaa000000000000", "us-east-1a", "vpc-0def000000000000a"),
         log_retention_days=30,
         resource_prefix="localai-test",
     )
@@ -444,11 +448,11 @@ def test_the_instance_waits_for_its_roles_policies(pulumi_mocks: RecordingMocks)
 
 def test_a_private_stack_admits_only_its_allowed_cidrs(pulumi_mocks: RecordingMocks) -> None:
     """README: no inbound rule by default; only allowedCidrs (e.g. the VPC's range)."""
-    run_program({"target": "aws", "public": "false"})
+    run_program(PRIVATE)
     assert pulumi_mocks.one(SG).inputs.get("ingress", []) == []
 
 
 def test_a_private_stack_with_a_vpc_range_admits_it(pulumi_mocks: RecordingMocks) -> None:
-    run_program({"target": "aws", "public": "false", "allowedCidrs": '["10.0.0.0/16"]'})
+    run_program({**PRIVATE, "allowedCidrs": '["10.0.0.0/16"]'})
     ingress = pulumi_mocks.one(SG).inputs["ingress"]
     assert [(r["fromPort"], r["cidrBlocks"]) for r in ingress] == [(8080, ["10.0.0.0/16"])]
