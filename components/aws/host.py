@@ -25,6 +25,10 @@ from components.sizing.instance_types import InstanceType
 
 MOUNT_POINT = "/var/lib/localai"
 ATTACH_DEVICE_NAME = "/dev/sdf"  # the API needs one; on Nitro the disk shows up as NVMe
+KEY_RELOAD_GRACE_S = 180
+"""After a key rotation the host loads the new key within about a minute (the key-watch
+timer runs every 30 s, then LocalAI restarts with its weights on the volume): the wait
+retries 401s that long."""
 VOLUME_WAIT_S = 900  # on replacement the old host is stopped before the volume moves
 
 
@@ -144,7 +148,14 @@ class AwsHost(pulumi.ComponentResource):
         self.ssm_port_forward = pulumi.Output.all(instance.id, self.region).apply(
             lambda v: ssm_port_forward_command(v[0], v[1], serving.port)
         )
-        self._check_readiness(name, args, triggers=[instance.id, volume_id], after=ready_after)
+        # The key's version is a trigger: a rotated key re-runs the wait, which then proves
+        # the host loaded it (localai-key-watch.timer) and refuses any other key.
+        self._check_readiness(
+            name,
+            args,
+            triggers=[instance.id, volume_id, key_parameter.version],
+            after=ready_after,
+        )
 
         self.register_outputs(
             {
@@ -283,6 +294,11 @@ class AwsHost(pulumi.ComponentResource):
                 triggers=triggers,
                 parent=self,
                 depends_on=after,
+                extra_args=[
+                    "--auth-grace",
+                    str(KEY_RELOAD_GRACE_S),
+                    "--check-other-key-refused",
+                ],
                 hint=(
                     "Check that this machine's address is in localai:allowedCidrs, and the "
                     "host's log: aws logs tail "

@@ -19,7 +19,13 @@ import pulumi_command as command
 from components.paths import PROJECT_ROOT
 
 
-def readiness_command_line(base_url: str, model: str, timeout_s: int, hint: str = "") -> str:
+def readiness_command_line(
+    base_url: str,
+    model: str,
+    timeout_s: int,
+    hint: str = "",
+    extra_args: Sequence[str] = (),
+) -> str:
     """The shell command the Command resource runs (the key comes from the env)."""
     parts = [
         sys.executable,
@@ -32,6 +38,7 @@ def readiness_command_line(base_url: str, model: str, timeout_s: int, hint: str 
         "--timeout",
         str(timeout_s),
     ]
+    parts += list(extra_args)
     if hint:
         parts += ["--hint", hint]
     return " ".join(shlex.quote(part) for part in parts)
@@ -48,10 +55,12 @@ def wait_for_endpoint(
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource],
     hint: str = "",
+    extra_args: Sequence[str] = (),
 ) -> command.local.Command:
-    """``hint`` is appended to the failure message: what the user should check."""
+    """``hint`` is appended to the failure message: what the user should check;
+    ``extra_args`` are more waiter flags (e.g. ``--check-other-key-refused``)."""
     create = pulumi.Output.from_input(base_url).apply(
-        lambda url: readiness_command_line(url, model, timeout_s, hint)
+        lambda url: readiness_command_line(url, model, timeout_s, hint, extra_args)
     )
     return command.local.Command(
         name,

@@ -20,7 +20,12 @@ Policy:
 * Fail fast: HTTP 401/403 means the key is wrong and waiting will not fix it. We give
   up after ``max_auth_failures`` (default 3, a few seconds) consecutive rejections
   rather than on the first one, because while an instance is being replaced the old
-  one, configured with the old key, may still answer for a moment.
+  one, configured with the old key, may still answer for a moment. During the first
+  ``auth_grace_s`` seconds rejections are retried like any other answer: after a key
+  rotation the host needs a moment to load the new key.
+* ``check_other_key_refused``: once ready, one more request with a different key must be
+  rejected (401/403): the server enforces exactly the configured key, so an old (rotated
+  or leaked) key no longer works.
 
 CLI (the key comes only from the environment, never from argv, which ``ps`` shows)::
 
@@ -110,6 +115,8 @@ def wait_until_ready(
     request_timeout_s: float = 120.0,
     log: Callable[[str], None] | None = None,
     max_auth_failures: int = 3,
+    auth_grace_s: float = 0.0,
+    check_other_key_refused: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ReadyResult:
@@ -140,9 +147,13 @@ def wait_until_ready(
         elapsed = now - start
         if obs.ok:
             log(f"ready: {url} answered after {_secs(elapsed)} ({_plural(attempts, 'attempt')})")
+            if check_other_key_refused:
+                _require_other_key_refused(url, api_key, model, per_request, elapsed, attempts)
+                log("a different API key is refused")
             return ReadyResult(attempts, elapsed, now - sent, obs.first_token)
 
-        auth_failures = auth_failures + 1 if obs.auth_rejected else 0
+        in_grace = elapsed < auth_grace_s
+        auth_failures = auth_failures + 1 if obs.auth_rejected and not in_grace else 0
         if auth_failures >= max_auth_failures:
             raise EndpointNotReady(
                 f"{url} rejected the API key {auth_failures} times in a row after "
@@ -167,6 +178,22 @@ def wait_until_ready(
             log(f"attempt {attempts} at {_secs(elapsed)}: {obs.seen}; retrying in {_secs(pause)}")
             logged = (obs.seen, now)
         sleep(pause)
+
+
+def _require_other_key_refused(
+    url: str, api_key: str, model: str, timeout_s: float, elapsed: float, attempts: int
+) -> None:
+    other = _probe(url, api_key + "-not-this-key", model, timeout_s)
+    if other.auth_rejected:
+        return
+    raise EndpointNotReady(
+        f"{url} answers with the API key, but also accepted a different key ({other.seen}): "
+        "the server does not enforce exactly the configured key (an old or leaked key may "
+        "still work)",
+        last_seen=other.seen,
+        attempts=attempts + 1,
+        elapsed_s=elapsed,
+    )
 
 
 def _secs(seconds: float) -> str:
@@ -302,6 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-delay", type=float, default=15.0)
     parser.add_argument("--request-timeout", type=float, default=120.0)
     parser.add_argument("--hint", default="", help="what to check, appended on failure")
+    parser.add_argument(
+        "--auth-grace",
+        type=float,
+        default=0.0,
+        help="seconds during which 401/403 are retried (a host loading a rotated key)",
+    )
+    parser.add_argument(
+        "--check-other-key-refused",
+        action="store_true",
+        help="once ready, require that a different key is rejected",
+    )
     args = parser.parse_args(argv)
     api_key = os.environ.get("OPENAI_API_KEY")
     missing = [
@@ -329,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             max_delay_s=args.max_delay,
             request_timeout_s=args.request_timeout,
             log=log,
+            auth_grace_s=args.auth_grace,
+            check_other_key_refused=args.check_other_key_refused,
         )
     except EndpointNotReady as err:
         hint = f". {args.hint}" if args.hint else ""

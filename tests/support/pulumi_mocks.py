@@ -120,6 +120,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.extra_amis: dict[str, tuple[str, int]] = {}  # id -> (architecture, root GiB)
         # The stack's attached weights volume (found by its tags): id -> (GiB, zone).
         self.deployed_volumes: dict[str, tuple[int, str]] = {}
+        self.key_version = 1  # the SSM parameter's version after this `pulumi up`
         self.partition = "aws"
         # The network the AWS invokes describe; tests change it to play other accounts.
         self.vpc_subnets: dict[str, list[str]] = {DEFAULT_VPC: [*DEFAULT_SUBNETS, PRIVATE_SUBNET]}
@@ -164,7 +165,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
             outputs.update(name=f"{name}-physical", arn=f"arn:aws:iam::123456789012:{name}")
         elif typ == "aws:ssm/parameter:Parameter":
-            outputs.update(arn=f"arn:aws:ssm:us-east-1:123456789012:parameter{args.inputs['name']}")
+            outputs.update(
+                arn=f"arn:aws:ssm:us-east-1:123456789012:parameter{args.inputs['name']}",
+                version=self.key_version,
+            )
         elif typ == "aws:cloudwatch/logGroup:LogGroup":
             outputs.update(
                 arn=f"arn:aws:logs:us-east-1:123456789012:log-group:{args.inputs['name']}"

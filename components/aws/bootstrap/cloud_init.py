@@ -9,14 +9,16 @@ this module):
 
 - ``write_files``: the settings file ``/etc/localai/localai.conf`` (non-secret ``KEY=value``
   lines the scripts source and the units read), non-secret extra container env vars, the
-  scripts (``/usr/local/sbin/localai-*``), the systemd units plus a drop-in with
-  ``RequiresMountsFor=<mount point>``, and both model YAML sets (``/etc/localai/models/{cpu,gpu}``).
+  scripts (``/usr/local/sbin/localai-*``), the systemd units and timers, and both model
+  YAML sets (``/etc/localai/models/{cpu,gpu}``).
 - ``packages`` (plain Ubuntu only): ``docker.io`` and ``curl``. The NVIDIA DLAMI already
   ships Docker and the NVIDIA container toolkit.
 - ``runcmd``: prepare the weights volume (wait, format only when blank, mount, fstab by
   UUID), ``systemctl daemon-reload``, then enable and start (without blocking cloud-init)
-  ``localai.service`` and ``localai-warmup.service``. The service prepares the volume again
-  before every start (idempotent), so a slow EBS attachment heals on its own.
+  ``localai.service``, ``localai-warmup.service`` and the key-watch and GPU-retry timers.
+  The service prepares the volume and checks Docker again before every start (idempotent),
+  and declares no Requires= (systemd never retries a dependency failure), so a slow EBS
+  attachment or a failed Docker install heals on its own.
 
 The API key never appears here: only the name of the SSM SecureString parameter, which
 ``localai-run`` reads at every start. cloud-init's ``fs_setup``/``disk_setup``/``mounts`` are
@@ -59,11 +61,22 @@ SCRIPTS: dict[str, str] = {
     f"{SBIN_DIR}/localai-warmup": "localai-warmup.sh",
 }
 UNITS: dict[str, str] = {
-    f"{UNIT_DIR}/localai.service": "localai.service",
-    f"{UNIT_DIR}/localai-warmup.service": "localai-warmup.service",
+    f"{UNIT_DIR}/{name}": name
+    for name in (
+        "localai.service",
+        "localai-warmup.service",
+        "localai-key-watch.service",
+        "localai-key-watch.timer",
+        "localai-gpu-retry.service",
+        "localai-gpu-retry.timer",
+    )
 }
-MOUNT_DROPIN_PATH = f"{UNIT_DIR}/localai.service.d/10-weights-volume.conf"
-SERVICES = ("localai.service", "localai-warmup.service")
+SERVICES = (
+    "localai.service",
+    "localai-warmup.service",
+    "localai-key-watch.timer",
+    "localai-gpu-retry.timer",
+)
 DOCKER_PACKAGES = ("docker.io", "curl")
 DEFAULT_PERMISSIONS = "0644"
 
@@ -181,7 +194,6 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
         files[path] = (read_file(name), "0755")
     for path, name in UNITS.items():
         files[path] = (read_file(name), "0644")
-    files[MOUNT_DROPIN_PATH] = (_mount_dropin(spec.mount_point), "0644")
     model_sets = {"cpu": spec.cpu_models}
     if spec.gpu_capable:
         model_sets["gpu"] = spec.gpu_models
@@ -242,6 +254,7 @@ def _conf(spec: BootstrapSpec) -> str:
         "LOCALAI_CPU_IMAGE": spec.cpu_image,
         "LOCALAI_GPU_IMAGE": spec.gpu_image if spec.gpu_capable else "",
         "LOCALAI_GPU_CAPABLE": "1" if spec.gpu_capable else "0",
+        "LOCALAI_INSTALL_DOCKER": "1" if spec.install_docker else "0",
         "LOCALAI_API_KEY_PARAMETER": spec.api_key_parameter,
         "LOCALAI_REGION": spec.region,
         "LOCALAI_LOG_GROUP": spec.log_group,
@@ -272,10 +285,6 @@ def _extra_env(extra_env: dict[str, str]) -> str:
     lines = ["# Non-secret LocalAI env vars (docker --env-file)."]
     lines += [f"{key}={value}" for key, value in sorted(extra_env.items())]
     return "\n".join(lines) + "\n"
-
-
-def _mount_dropin(mount_point: str) -> str:
-    return f"# Weights never go to the root disk.\n[Unit]\nRequiresMountsFor={mount_point}\n"
 
 
 def _format_cpus(value: float) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from components.errors import ConfigError
-from tests.components.aws.day_two import deploy, unchanged
+from tests.components.aws.day_two import deploy, reveal, unchanged
 from tests.support.pulumi_mocks import FAKE_AMI
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -119,10 +119,11 @@ def changed_inputs(before, after, typ: str) -> dict[str, tuple]:
     old, new = before.one(typ), after.one(typ)
     assert old.urn == new.urn, f"{typ} must keep its URN"
     keys = set(old.inputs) | set(new.inputs)
+    old_inputs, new_inputs = reveal(old.inputs), reveal(new.inputs)
     return {
-        k: (old.inputs.get(k), new.inputs.get(k))
+        k: (old_inputs.get(k), new_inputs.get(k))
         for k in keys
-        if old.inputs.get(k) != new.inputs.get(k)
+        if old_inputs.get(k) != new_inputs.get(k)
     }
 
 
@@ -178,3 +179,32 @@ def test_raising_throughput_changes_only_throughput_and_iops() -> None:
         "iops": (3000, 4000),
     }
     assert before.one(INSTANCE).urn == after.one(INSTANCE).urn
+
+
+def test_rotating_the_key_reaches_the_host_and_is_proven_by_the_wait() -> None:
+    """A new localai:apiKey changed only the SSM parameter; the host kept the old key and
+    nothing re-checked (defect 6). Now the parameter's version is a readiness trigger, the
+    wait retries while the host reloads and proves another key is refused; the instance
+    is not replaced (the key is not in its user data)."""
+    old_key, new_key = "sk-old-" + "a" * 24, "sk-new-" + "b" * 24
+
+    def version(n: int):
+        def setup(mocks) -> None:
+            mocks.key_version = n
+
+        return setup
+
+    before = deploy({**AWS, "apiKey": old_key}, secret_keys=("apiKey",), setup=version(1))
+    after = deploy({**AWS, "apiKey": new_key}, secret_keys=("apiKey",), setup=version(2))
+    parameter = "aws:ssm/parameter:Parameter"
+    assert changed_inputs(before, after, parameter) == {"value": (old_key, new_key)}
+    assert unchanged(before, after, INSTANCE)
+    assert unchanged(before, after, VOLUME)
+    command = "command:local:Command"
+    old_wait, new_wait = before.one(command), after.one(command)
+    assert old_wait.urn == new_wait.urn
+    assert old_wait.inputs["triggers"] != new_wait.inputs["triggers"], "the wait runs again"
+    assert 2 in new_wait.inputs["triggers"]
+    assert "--check-other-key-refused" in new_wait.inputs["create"]
+    assert "--auth-grace 180" in new_wait.inputs["create"]
+    assert reveal(new_wait.inputs["environment"])["OPENAI_API_KEY"] == new_key

@@ -315,3 +315,69 @@ def test_importing_it_does_not_import_pulumi() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+# --- key rotation (issue 9, defect 6) ------------------------------------------------------
+
+COMPLETION = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}
+
+
+def keyed(good_key: str, *, reject_first: int = 0):
+    """A server that accepts only ``good_key``, and rejects every key for its first
+    ``reject_first`` requests (a host still loading a rotated key)."""
+    seen = {"n": 0}
+
+    def respond(handler) -> None:
+        seen["n"] += 1
+        auth = handler.headers.get("Authorization", "")
+        ok = seen["n"] > reject_first and auth == f"Bearer {good_key}"
+        json_reply(200, COMPLETION)(handler) if ok else json_reply(
+            401, {"error": {"message": "An api key is required"}}
+        )(handler)
+
+    return respond
+
+
+def test_rejections_during_the_grace_period_are_retried() -> None:
+    with StubServer(keyed("sk-new", reject_first=4)) as stub:
+        result = wait_until_ready(
+            stub.base_url, "sk-new", "m", timeout_s=30, initial_delay_s=0.05, auth_grace_s=20
+        )
+    assert result.attempts == 5
+
+
+def test_without_a_grace_period_three_rejections_still_fail_fast() -> None:
+    with StubServer(keyed("sk-new", reject_first=4)) as stub, pytest.raises(EndpointNotReady):
+        wait_until_ready(stub.base_url, "sk-new", "m", timeout_s=30, initial_delay_s=0.05)
+    assert len(stub.requests) == 3
+
+
+def test_rejections_after_the_grace_period_fail_fast() -> None:
+    with StubServer(keyed("sk-other")) as stub, pytest.raises(EndpointNotReady) as caught:
+        wait_until_ready(
+            stub.base_url, "sk-new", "m", timeout_s=30, initial_delay_s=0.3, auth_grace_s=0.5
+        )
+    assert "rejected the API key 3 times in a row" in str(caught.value)
+
+
+def test_a_server_that_enforces_the_key_passes_the_other_key_check() -> None:
+    with StubServer(keyed("sk-new")) as stub:
+        wait_until_ready(stub.base_url, "sk-new", "m", timeout_s=5, check_other_key_refused=True)
+    keys = [r["headers"]["authorization"] for r in stub.requests]
+    assert keys == ["Bearer sk-new", "Bearer sk-new-not-this-key"]
+
+
+def test_a_server_that_accepts_any_key_fails_the_other_key_check() -> None:
+    with StubServer(json_reply(200, COMPLETION)) as stub, pytest.raises(EndpointNotReady) as caught:
+        wait_until_ready(stub.base_url, "sk-new", "m", timeout_s=5, check_other_key_refused=True)
+    assert "also accepted a different key" in str(caught.value)
+
+
+def test_the_real_server_refuses_another_key(llama_server: LlamaServer) -> None:
+    wait_until_ready(
+        llama_server.base_url,
+        llama_server.api_key,
+        llama_server.model,
+        timeout_s=60,
+        check_other_key_refused=True,
+    )

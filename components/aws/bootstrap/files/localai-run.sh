@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# localai-run: ExecStart of localai.service; ends by exec'ing `docker run` in the foreground.
-# At every start: check the weights volume is mounted; read the API key from SSM (SecureString)
-# into 0600 files (never on a command line, never logged); choose GPU (CUDA image, --gpus all)
-# only if nvidia-smi, docker's nvidia runtime and a --gpus probe container all work, else CPU;
-# install that model YAML set into <mount>/models; pull; remove a stale container; run.
+# localai-run [serve|watch-key|retry-gpu]
+#  serve (ExecStart of localai.service; ends by exec'ing `docker run` in the foreground). At
+#    every start: check the weights volume is mounted; make sure Docker is installed and
+#    answers (installing docker.io itself if cloud-init's install failed); read the API key
+#    and its version from SSM (SecureString) into 0600 files (never on a command line, never
+#    logged); choose GPU (CUDA image, --gpus all) only if nvidia-smi and a --gpus probe
+#    container work, else CPU (recorded, for retry-gpu); install that model YAML set into
+#    <mount>/models; pull the image only if it is missing (bounded); replace the container.
+#    Every failure exits non-zero with the reason; systemd restarts the unit (Restart=always).
+#  watch-key (localai-key-watch.timer): restart localai.service when the SSM key's version
+#    differs from the one it loaded, so `pulumi up` with a new localai:apiKey reaches it.
+#  retry-gpu (localai-gpu-retry.timer): while a GPU host serves on CPU, log it loudly and
+#    restart localai.service on the GPU as soon as the GPU path works.
 # Settings: $LOCALAI_CONF (default /etc/localai/localai.conf, non-secret KEY=value lines).
 set -euo pipefail
 umask 077
 
 readonly PROG=localai-run CONTAINER=localai
+command=${1:-serve}
 conf=${LOCALAI_CONF:-/etc/localai/localai.conf}
 instance_id_file=${LOCALAI_INSTANCE_ID_FILE:-/var/lib/cloud/data/instance-id}
 ssm_attempts=${LOCALAI_SSM_ATTEMPTS:-8}
-pull_attempts=${LOCALAI_PULL_ATTEMPTS:-5}
+pull_attempts=${LOCALAI_PULL_ATTEMPTS:-3}
+pull_timeout_s=${LOCALAI_PULL_TIMEOUT_S:-1800}
+docker_wait_s=${LOCALAI_DOCKER_WAIT_S:-120}
 PATH="$PATH:/snap/bin" # the aws CLI is a snap on Ubuntu
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
@@ -25,7 +36,7 @@ retry() { # retry ATTEMPTS COMMAND...: backoff 5, 10, 20, 40, 60... seconds
     shift
     until "$@"; do
         ((n < attempts)) || return 1
-        log "'$1 ${2:-}' failed (attempt $n/$attempts); retrying in ${delay}s"
+        log "'${*:1:3}' failed (attempt $n/$attempts); retrying in ${delay}s"
         sleep "$delay"
         n=$((n + 1))
         delay=$((delay < 30 ? delay * 2 : 60))
@@ -44,28 +55,115 @@ for var in LOCALAI_PORT LOCALAI_MEMORY_MB LOCALAI_THREADS LOCALAI_PARALLEL_REQUE
     [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a whole number in $conf: '${!var}'"
 done
 
+install -d -m 0700 -- "$LOCALAI_RUN_DIR"
+key_version_file="$LOCALAI_RUN_DIR/api-key.version"
+accelerator_file="$LOCALAI_RUN_DIR/accelerator"
+
+ensure_image() { # IMAGE: use the local copy; pull only when missing, each attempt bounded
+    docker image inspect "$1" >/dev/null 2>&1 && return 0
+    log "pulling $1"
+    retry "$pull_attempts" timeout "$pull_timeout_s" docker pull --quiet "$1" >/dev/null
+}
+gpu_reason=""
+gpu_usable() { # the probe container decides: --gpus all needs no nvidia entry in `docker info`
+    nvidia-smi -L 2>/dev/null | grep -q '^GPU ' || {
+        gpu_reason="nvidia-smi finds no GPU"
+        log "GPU: $gpu_reason"
+        return 1
+    }
+    ensure_image "$LOCALAI_GPU_IMAGE" || {
+        gpu_reason="cannot pull $LOCALAI_GPU_IMAGE"
+        log "GPU: $gpu_reason"
+        return 1
+    }
+    timeout 300 docker run --rm --gpus all --log-driver none --entrypoint nvidia-smi \
+        "$LOCALAI_GPU_IMAGE" -L >/dev/null 2>&1 || {
+        gpu_reason="a --gpus all container cannot use the GPU"
+        log "GPU: $gpu_reason"
+        return 1
+    }
+}
+ssm_key_version() {
+    aws ssm get-parameter --region "$LOCALAI_REGION" --name "$LOCALAI_API_KEY_PARAMETER" \
+        --query Parameter.Version --output text
+}
+
+case "$command" in
+serve) ;;
+watch-key)
+    current=$(head -n 1 -- "$key_version_file" 2>/dev/null) || {
+        log "no key loaded yet"
+        exit 0
+    }
+    latest=$(ssm_key_version) || {
+        log "cannot read the version of $LOCALAI_API_KEY_PARAMETER; will try again"
+        exit 0
+    }
+    [[ "$latest" != "$current" ]] || exit 0
+    log "the API key changed (version $current -> $latest): restarting localai.service"
+    exec systemctl restart --no-block localai.service
+    ;;
+retry-gpu)
+    [[ "$LOCALAI_GPU_CAPABLE" == 1 ]] || exit 0
+    state=$(head -n 1 -- "$accelerator_file" 2>/dev/null) || exit 0
+    [[ "$state" == cpu-fallback* ]] || exit 0
+    log "WARNING: serving on CPU although this host has a GPU (${state#cpu-fallback: }); trying the GPU again"
+    if gpu_usable; then
+        log "the GPU works now: restarting localai.service on it"
+        exec systemctl restart --no-block localai.service
+    fi
+    log "WARNING: still serving on CPU: $gpu_reason"
+    exit 0
+    ;;
+*) die "usage: $PROG [serve|watch-key|retry-gpu] (got '$command')" ;;
+esac
+
 # 1. Never write weights to the root disk.
 mountpoint -q -- "$LOCALAI_MOUNT_POINT" ||
     die "$LOCALAI_MOUNT_POINT is not a mount point (weights volume not mounted); refusing to start"
 
-# 2. API key: SSM SecureString -> 0600 files in a 0700 directory. printf is a builtin, so
-#    the key is never in any process's argv.
+# 2. Docker: cloud-init installs it, but a failed apt run (an address change mid-install)
+#    must not leave the host without it; this unit retries until Docker answers.
+if ! command -v docker >/dev/null; then
+    [[ "${LOCALAI_INSTALL_DOCKER:-0}" == 1 ]] || die "docker is not installed (this AMI ships it)"
+    log "docker is missing: installing docker.io"
+    apt_install() {
+        DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io
+    }
+    retry 5 apt_install || die "could not install docker.io"
+fi
+if command -v systemctl >/dev/null; then systemctl start docker.service || true; fi
+waited=0
+until docker info >/dev/null 2>&1; do
+    ((waited < docker_wait_s)) || die "the Docker daemon did not answer within ${docker_wait_s}s"
+    sleep 2
+    waited=$((waited + 2))
+done
+
+# 3. API key: SSM SecureString -> 0600 files in a 0700 directory. printf is a builtin, so
+#    the key is never in any process's argv. Its version goes beside it for watch-key.
 if ! command -v aws >/dev/null; then
     command -v snap >/dev/null || die "no aws CLI and no snap to install it"
     log "installing the aws CLI snap"
     timeout 600 snap wait system seed.loaded || true # snapd may still be seeding at first boot
     retry 5 snap install aws-cli --classic || die "could not install the aws CLI"
 fi
-install -d -m 0700 -- "$LOCALAI_RUN_DIR"
 key=""
+version=""
 # A new instance profile can take a moment to work: retry.
 for ((attempt = 1; attempt <= ssm_attempts; attempt++)); do
-    key=$(aws ssm get-parameter --region "$LOCALAI_REGION" --name "$LOCALAI_API_KEY_PARAMETER" \
-        --with-decryption --query Parameter.Value --output text) && [[ -n "$key" ]] && break
+    out=$(aws ssm get-parameter --region "$LOCALAI_REGION" --name "$LOCALAI_API_KEY_PARAMETER" \
+        --with-decryption --query 'Parameter.[Version,Value]' --output text) && {
+        version=${out%%$'\t'*}
+        key=${out#*$'\t'}
+        [[ -n "$key" && "$version" =~ ^[0-9]+$ && "$out" == *$'\t'* ]]
+    } && break
     key=""
     log "cannot read SSM parameter $LOCALAI_API_KEY_PARAMETER (attempt $attempt/$ssm_attempts)"
     ((attempt == ssm_attempts)) || sleep $((attempt * 5))
 done
+unset out
 [[ -n "$key" ]] || die "no API key from SSM parameter $LOCALAI_API_KEY_PARAMETER ($LOCALAI_REGION)"
 [[ "$key" != *[[:space:]]* ]] || die "the API key in $LOCALAI_API_KEY_PARAMETER contains whitespace"
 write_secret() { # PATH CONTENT
@@ -78,35 +176,11 @@ write_secret() { # PATH CONTENT
 write_secret "$LOCALAI_RUN_DIR/api-key.env" "LOCALAI_API_KEY=$key"
 write_secret "$LOCALAI_RUN_DIR/auth.header" "Authorization: Bearer $key"
 unset key
-log "API key read from SSM parameter $LOCALAI_API_KEY_PARAMETER"
+write_secret "$key_version_file" "$version"
+log "API key version $version read from SSM parameter $LOCALAI_API_KEY_PARAMETER"
 
-# 3. Accelerator, decided at every start: a host whose GPU is gone still serves on CPU.
-pull() {
-    retry "$pull_attempts" docker pull --quiet "$1" >/dev/null && return 0
-    docker image inspect "$1" >/dev/null 2>&1 || return 1
-    log "cannot pull $1; using the local copy"
-}
-gpu_usable() {
-    local runtimes
-    nvidia-smi -L 2>/dev/null | grep -q '^GPU ' || {
-        log "GPU: nvidia-smi finds no GPU"
-        return 1
-    }
-    runtimes=$(docker info --format '{{json .Runtimes}}' 2>/dev/null || true)
-    [[ "$runtimes" == *'"nvidia"'* ]] || {
-        log "GPU: docker has no nvidia runtime (${runtimes:-unknown})"
-        return 1
-    }
-    pull "$LOCALAI_GPU_IMAGE" || {
-        log "GPU: cannot pull $LOCALAI_GPU_IMAGE"
-        return 1
-    }
-    timeout 300 docker run --rm --gpus all --log-driver none --entrypoint nvidia-smi \
-        "$LOCALAI_GPU_IMAGE" -L >/dev/null 2>&1 || {
-        log "GPU: a --gpus all container cannot use the GPU"
-        return 1
-    }
-}
+# 4. Accelerator, decided at every start: a host whose GPU is gone still serves on CPU, and
+#    retry-gpu moves it back once the GPU path works.
 accelerator=cpu
 # shellcheck disable=SC2153 # set by the sourced $conf (checked above)
 image=$LOCALAI_CPU_IMAGE
@@ -115,13 +189,18 @@ if [[ "$LOCALAI_GPU_CAPABLE" == 1 ]]; then
         accelerator=gpu
         image=$LOCALAI_GPU_IMAGE
     else
-        log "GPU not usable: falling back to CPU"
+        log "WARNING: GPU not usable ($gpu_reason): falling back to CPU; localai-gpu-retry.timer tries again"
     fi
 fi
-[[ "$accelerator" == gpu ]] || pull "$image" || die "cannot pull $image"
+[[ "$accelerator" == gpu ]] || ensure_image "$image" || die "cannot pull $image"
+if [[ "$LOCALAI_GPU_CAPABLE" == 1 && "$accelerator" == cpu ]]; then
+    printf 'cpu-fallback: %s\n' "$gpu_reason" >"$accelerator_file"
+else
+    printf '%s\n' "$accelerator" >"$accelerator_file"
+fi
 log "accelerator: $accelerator, image: $image"
 
-# 4. Model YAMLs for that accelerator. Files a previous start installed but this set lacks
+# 5. Model YAMLs for that accelerator. Files a previous start installed but this set lacks
 #    are removed (manifest); files we did not install are never touched.
 src="$LOCALAI_MODEL_SRC_DIR/$accelerator"
 models="$LOCALAI_MOUNT_POINT/models"
@@ -144,7 +223,7 @@ chmod 0644 -- "$manifest.tmp"
 mv -f -- "$manifest.tmp" "$manifest"
 log "model configs: ${wanted[*]}"
 
-# 5. Logs: CloudWatch (stream = instance id) plus docker's bounded local cache, so
+# 6. Logs: CloudWatch (stream = instance id) plus docker's bounded local cache, so
 #    `docker logs` works; only the local driver when no log group is set.
 instance_id=$(head -n 1 -- "$instance_id_file" 2>/dev/null || true)
 if [[ -z "$instance_id" ]]; then
@@ -163,7 +242,7 @@ else
     log_args=(--log-driver local --log-opt max-size=20m --log-opt max-file=5)
 fi
 
-# 6. The container.
+# 7. The container.
 args=(--env-file "$LOCALAI_RUN_DIR/api-key.env" -e "THREADS=$LOCALAI_THREADS")
 if ((LOCALAI_PARALLEL_REQUESTS > 1)); then
     args+=(-e PARALLEL_REQUESTS=true -e "LLAMACPP_PARALLEL=$LOCALAI_PARALLEL_REQUESTS")

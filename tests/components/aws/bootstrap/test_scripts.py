@@ -47,7 +47,14 @@ from tests.components.aws.bootstrap.cloud_init_support import (
 )
 
 SHELL_SCRIPTS = [*sorted(FILES_DIR.glob("*.sh")), REPO_ROOT / "scripts/fetch-cloud-init-schema.sh"]
-UNIT_NAMES = ("localai.service", "localai-warmup.service")
+UNIT_NAMES = (
+    "localai.service",
+    "localai-warmup.service",
+    "localai-key-watch.service",
+    "localai-key-watch.timer",
+    "localai-gpu-retry.service",
+    "localai-gpu-retry.timer",
+)
 # Binaries the units run that the OS provides (docker.io / the DLAMI, util-linux).
 OS_BINARIES = {"/usr/bin/docker", "/usr/bin/mountpoint"}
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -166,10 +173,8 @@ BREAKAGES = {
     "unknown section": lambda root: edit(
         root / UNIT_DIR / "localai-warmup.service", "[Service]", "[Servce]"
     ),
-    "relative mount path in drop-in": lambda root: edit(
-        root / UNIT_DIR / "localai.service.d/10-weights-volume.conf",
-        "RequiresMountsFor=/",
-        "RequiresMountsFor=",
+    "bad timer value": lambda root: edit(
+        root / UNIT_DIR / "localai-key-watch.timer", "OnUnitActiveSec=30s", "OnUnitActiveSec=soon"
     ),
     "missing ExecStart binary": lambda root: (root / "usr/local/sbin/localai-warmup").unlink(),
     "missing ExecStartPre binary": lambda root: (
@@ -198,8 +203,9 @@ def test_every_exec_binary_is_installed_by_the_user_data():
 
 def test_service_unit_guards_the_volume_and_restarts():
     text = (FILES_DIR / "localai.service").read_text()
-    assert "Requires=docker.service" in text
+    assert not re.search(r"^Requires", text, re.M), "dependency failures are never retried"
     assert re.search(r"^After=.*docker\.service", text, re.M)
+    assert re.search(r"^StartLimitIntervalSec=0$", text, re.M), "retry forever"
     assert "ExecStartPre=/usr/bin/mountpoint -q ${LOCALAI_MOUNT_POINT}" in text
     assert "Restart=always" in text
     assert "EnvironmentFile=/etc/localai/localai.conf" in text
@@ -218,11 +224,12 @@ argv = sys.argv[1:]
 record = {"cmd": "docker", "argv": argv}
 rc, out = 0, ""
 if argv[:1] == ["info"]:
+    rc = int(os.environ.get("STUB_DOCKER_INFO_RC", "0"))
     out = os.environ.get("STUB_DOCKER_RUNTIMES", '{"io.containerd.runc.v2":{},"runc":{}}')
 elif argv[:1] == ["pull"]:
     rc = 1 if argv[-1] in os.environ.get("STUB_DOCKER_PULL_FAIL", "").split(",") else 0
 elif argv[:2] == ["image", "inspect"]:
-    rc = 1
+    rc = 0 if argv[-1] in os.environ.get("STUB_DOCKER_IMAGES", "").split(",") else 1
 elif argv[:1] == ["run"] and "--entrypoint" in argv:
     rc = int(os.environ.get("STUB_DOCKER_GPU_PROBE_RC", "0"))
 elif argv[:1] == ["run"]:
@@ -246,7 +253,21 @@ with open(os.environ["STUB_LOG"], "a") as log:
 if os.environ.get("STUB_AWS_FAIL") or argv[:2] != ["ssm", "get-parameter"]:
     print("An error occurred (AccessDeniedException)", file=sys.stderr)
     sys.exit(254)
-print(os.environ["STUB_AWS_KEY"])
+query = argv[argv.index("--query") + 1]
+version = os.environ.get("STUB_AWS_VERSION", "1")
+if query == "Parameter.Version":
+    print(version)
+elif query == "Parameter.[Version,Value]":
+    print(f"{version}\t{os.environ['STUB_AWS_KEY']}")
+else:
+    print(f"unexpected --query {query}", file=sys.stderr)
+    sys.exit(252)
+"""
+
+STUB_SYSTEMCTL = r"""
+import json, os, sys
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps({"cmd": "systemctl", "argv": sys.argv[1:]}) + "\n")
 """
 
 STUB_NVIDIA_SMI = r"""
@@ -302,6 +323,7 @@ class Host:
             "nvidia-smi": STUB_NVIDIA_SMI,
             "mountpoint": STUB_MOUNTPOINT,
             "curl": STUB_CURL_OFFLINE,
+            "systemctl": STUB_SYSTEMCTL,
         }.items():
             write_stub(self.stubs, name, body)
         self.log = tmp_path / "calls.jsonl"
@@ -311,7 +333,7 @@ class Host:
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
 
-    def run(self, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         self.log.write_text("")
         environment = {
             "PATH": f"{self.stubs}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -326,7 +348,11 @@ class Host:
         }
         script = self.path("/usr/local/sbin/localai-run")
         return subprocess.run(
-            ["bash", str(script)], env=environment, capture_output=True, text=True, timeout=120
+            ["bash", str(script), *args],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     def calls(self, cmd: str | None = None) -> list[dict]:
@@ -385,7 +411,7 @@ def test_run_on_cpu_host_starts_the_cpu_container(tmp_path: Path):
     )
     assert docker.index(["rm", "-f", "localai"]) == len(docker) - 2
     # No GPU detection at all on a CPU instance type.
-    assert not any(c["argv"][0] == "info" for c in host.calls("docker"))
+    assert not any("--entrypoint" in c["argv"] for c in host.calls("docker"))
     models = host.mount / "models"
     assert (models / "phi-3.5-mini-instruct.yaml").read_text() == host.spec.cpu_models[
         "phi-3.5-mini-instruct.yaml"
@@ -428,7 +454,6 @@ def test_run_on_working_gpu_uses_cuda_image_and_gpu_models(tmp_path: Path):
 
 GPU_FAILURES = {
     "nvidia-smi fails": ({"STUB_NVIDIA_SMI": "fail"}, "nvidia-smi finds no GPU"),
-    "no nvidia runtime": ({"STUB_NVIDIA_SMI": "ok"}, "docker has no nvidia runtime"),
     "probe container fails": ({**GPU_OK, "STUB_DOCKER_GPU_PROBE_RC": "125"}, "cannot use the GPU"),
     "cuda image unavailable": (
         {**GPU_OK, "STUB_DOCKER_PULL_FAIL": "localai/localai:v2.24.0-cublas-cuda12"},
@@ -624,3 +649,149 @@ def test_warmup_gives_up_clearly_when_localai_never_listens(warmup_host):
     assert "did not open http://127.0.0.1:" in result.stderr
     assert elapsed < 15
     assert FakeLocalAI.requests == []
+
+
+# --- day two: GPU decided by the probe, pulls, retries, key rotation (issue 9) -------------
+
+
+def test_gpu_is_used_without_an_nvidia_entry_in_docker_info(tmp_path: Path):
+    """--gpus all works through the NVIDIA container toolkit's hook; docker info need not
+    list an nvidia runtime (defect 9). The probe container decides."""
+    host = Host(tmp_path, {"gpu": True})
+    result = host.run(STUB_NVIDIA_SMI="ok", STUB_DOCKER_RUNTIMES='{"runc":{}}')
+    assert result.returncode == 0, result.stderr
+    assert host.container_run()["argv"][-1] == host.spec.gpu_image
+    assert (host.run_dir / "accelerator").read_text() == "gpu\n"
+
+
+def test_an_image_already_present_is_not_pulled_again(tmp_path: Path):
+    """A crash loop pulled on every restart (defect 9): present images are used as is."""
+    host = Host(tmp_path, {"gpu": False})
+    result = host.run(STUB_DOCKER_IMAGES=host.spec.cpu_image)
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in host.calls("docker") if c["argv"][0] == "pull"]
+    assert host.container_run()["argv"][-1] == host.spec.cpu_image
+
+
+def test_a_missing_image_that_cannot_be_pulled_fails_the_start(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False})
+    result = host.run(STUB_DOCKER_PULL_FAIL=host.spec.cpu_image)
+    assert result.returncode != 0
+    assert f"cannot pull {host.spec.cpu_image}" in result.stderr
+    assert not [c for c in host.calls("docker") if c["argv"][0] == "run"]
+
+
+def test_a_cpu_fallback_is_recorded_and_logged_loudly(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": True})
+    result = host.run(STUB_NVIDIA_SMI="fail")
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: GPU not usable (nvidia-smi finds no GPU): falling back to CPU" in result.stderr
+    assert (host.run_dir / "accelerator").read_text() == "cpu-fallback: nvidia-smi finds no GPU\n"
+
+
+def restarts(host: Host) -> list[list[str]]:
+    return [c["argv"] for c in host.calls("systemctl") if c["argv"][:1] == ["restart"]]
+
+
+def test_retry_gpu_moves_a_fallen_back_host_onto_the_gpu(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": True})
+    assert host.run(STUB_NVIDIA_SMI="fail").returncode == 0  # serving on CPU
+    still = host.run("retry-gpu", STUB_NVIDIA_SMI="fail")
+    assert still.returncode == 0
+    assert (
+        "WARNING: serving on CPU although this host has a GPU (nvidia-smi finds no GPU)"
+        in still.stderr
+    )
+    assert "WARNING: still serving on CPU: nvidia-smi finds no GPU" in still.stderr
+    assert restarts(host) == []
+    works = host.run("retry-gpu", **GPU_OK)
+    assert works.returncode == 0, works.stderr
+    assert restarts(host) == [["restart", "--no-block", "localai.service"]]
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+def test_retry_gpu_does_nothing_on_the_gpu_or_on_cpu_types(tmp_path: Path, gpu: bool):
+    host = Host(tmp_path, {"gpu": gpu})
+    assert host.run(**GPU_OK).returncode == 0
+    result = host.run("retry-gpu", **GPU_OK)
+    assert result.returncode == 0 and restarts(host) == []
+    assert not [c for c in host.calls("docker") if "--entrypoint" in c["argv"]]
+
+
+def test_the_loaded_key_version_is_recorded(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False})
+    result = host.run(STUB_AWS_VERSION="7")
+    assert result.returncode == 0, result.stderr
+    assert (host.run_dir / "api-key.version").read_text() == "7\n"
+    assert "API key version 7 read from SSM parameter" in result.stderr
+
+
+def test_watch_key_restarts_localai_when_the_key_changes(tmp_path: Path):
+    """`pulumi config set --secret localai:apiKey NEW && pulumi up` changed only the SSM
+    parameter; the server kept the old key (defect 6). The watcher compares versions."""
+    host = Host(tmp_path, {"gpu": False})
+    assert host.run("watch-key").returncode == 0
+    assert restarts(host) == [], "nothing loaded yet: nothing to compare"
+    assert host.run(STUB_AWS_VERSION="1").returncode == 0
+    same = host.run("watch-key", STUB_AWS_VERSION="1")
+    assert same.returncode == 0 and restarts(host) == []
+    rotated = host.run("watch-key", STUB_AWS_VERSION="2")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "the API key changed (version 1 -> 2)" in rotated.stderr
+    assert restarts(host) == [["restart", "--no-block", "localai.service"]]
+    (aws,) = host.calls("aws")
+    assert "--with-decryption" not in aws["argv"], "the watcher never reads the key itself"
+
+
+def test_watch_key_waits_quietly_when_ssm_is_unreachable(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False})
+    assert host.run().returncode == 0
+    result = host.run("watch-key", STUB_AWS_FAIL="1")
+    assert result.returncode == 0
+    assert "will try again" in result.stderr and restarts(host) == []
+
+
+STUB_APT_GET = r"""
+import json, os, shutil, sys
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps({"cmd": "apt-get", "argv": sys.argv[1:]}) + "\n")
+if sys.argv[1:2] == ["install"]:
+    shutil.copy(os.environ["STUB_DOCKER_SOURCE"], os.path.join(os.environ["STUB_BIN"], "docker"))
+"""
+
+
+def test_a_host_whose_docker_install_failed_installs_it_at_start(tmp_path: Path):
+    """cloud-init's apt run can fail (the Elastic IP swaps the address mid-install); the
+    unit then installed nothing and, with Requires=docker.service, never ran (defect 8)."""
+    host = Host(tmp_path, {"gpu": False})
+    docker_source = tmp_path / "docker-stub"
+    (host.stubs / "docker").rename(docker_source)
+    write_stub(host.stubs, "apt-get", STUB_APT_GET)
+    result = host.run(
+        PATH=f"{host.stubs}:/usr/sbin:/usr/bin:/sbin:/bin",
+        STUB_BIN=str(host.stubs),
+        STUB_DOCKER_SOURCE=str(docker_source),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "docker is missing: installing docker.io" in result.stderr
+    apt = [c["argv"] for c in host.calls("apt-get")]
+    assert ["install", "-y", "-q", "docker.io"] in apt
+    assert ["start", "docker.service"] in [c["argv"] for c in host.calls("systemctl")]
+    assert host.container_run()["argv"][-1] == host.spec.cpu_image
+
+
+def test_a_docker_daemon_that_does_not_answer_fails_the_start_for_a_retry(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False})
+    result = host.run(STUB_DOCKER_INFO_RC="1", LOCALAI_DOCKER_WAIT_S="2")
+    assert result.returncode != 0
+    assert "the Docker daemon did not answer within 2s" in result.stderr
+    assert not [c for c in host.calls("docker") if c["argv"][0] == "run"]
+    assert host.run().returncode == 0, "the next start (Restart=always) goes on"
+
+
+def test_an_unknown_subcommand_is_refused(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False})
+    result = host.run("status")
+    assert (
+        result.returncode != 0 and "usage: localai-run [serve|watch-key|retry-gpu]" in result.stderr
+    )
