@@ -289,6 +289,7 @@ def _build_aws(
     from components.aws.host import (
         AwsHost,
         AwsHostArgs,
+        check_names,
         check_user_data,
     )
     from components.aws.network import choose_subnet, deployed_weights_volume, existing_volume_zone
@@ -303,6 +304,7 @@ def _build_aws(
     sizing = _plan(settings, host, models, facts, use_gpu=gpu_capable)
     _warn(sizing)
     prefix = f"{env.project}-{env.stack}"
+    check_names(prefix)
     if settings.weights_volume_id is not None:
         deployed = None
         zone: str | None = existing_volume_zone(settings.weights_volume_id, settings.subnet_id)

@@ -16,7 +16,7 @@ from components.aws.launch import (
     ResolvedAmi,
     metadata_options,
 )
-from components.aws.limits import gp3_iops_for
+from components.aws.limits import gp3_iops_for, resource_prefix_problems
 from components.aws.network import Placement, endpoint_security_group, vpc_endpoints
 from components.errors import ConfigError
 from components.readiness.command import wait_for_endpoint
@@ -353,6 +353,21 @@ def key_parameter_name(resource_prefix: str) -> str:
 
 def log_group_name(resource_prefix: str) -> str:
     return f"/localai/{resource_prefix}"
+
+
+def check_names(resource_prefix: str) -> None:
+    """Names built from ``<project>-<stack>`` within AWS's limits, before any resource."""
+    problems = resource_prefix_problems(
+        resource_prefix,
+        key_parameter=key_parameter_name(resource_prefix),
+        log_group=log_group_name(resource_prefix),
+    )
+    if problems:
+        raise ConfigError(
+            f"project and stack name '{resource_prefix}' are too long for AWS: "
+            + "; ".join(problems)
+            + ". Use a shorter stack name"
+        )
 
 
 def check_user_data(args: AwsHostArgs) -> None:

@@ -117,3 +117,35 @@ LOG_GROUP_NAME_MAX_CHARS = 512
 # 1011 characters.
 SSM_PARAMETER_MAX_LEVELS = 15
 SSM_PARAMETER_ARN_MAX_CHARS = 1011
+LONGEST_PARAMETER_ARN_PREFIX = len("arn:aws-us-gov:ssm:ap-southeast-100:123456789012:parameter")
+"""The longest ``arn:<partition>:ssm:<region>:<account>:parameter`` this package could see."""
+NAME_TAG_SUFFIXES = ("-weights", "-endpoint")
+"""What the package appends to ``<project>-<stack>`` in ``Name`` tags."""
+
+
+def resource_prefix_problems(prefix: str, *, key_parameter: str, log_group: str) -> list[str]:
+    """Every AWS name limit that names built from ``<project>-<stack>`` would break."""
+    problems = []
+    longest_tag = prefix + max(NAME_TAG_SUFFIXES, key=len)
+    if len(longest_tag) > TAG_VALUE_MAX_CHARS:
+        problems.append(
+            f"the Name tag {longest_tag[:40]}... would be {len(longest_tag)} characters "
+            f"(AWS allows {TAG_VALUE_MAX_CHARS})"
+        )
+    if len(log_group) > LOG_GROUP_NAME_MAX_CHARS:
+        problems.append(
+            f"the log group name would be {len(log_group)} characters "
+            f"(CloudWatch allows {LOG_GROUP_NAME_MAX_CHARS})"
+        )
+    if LONGEST_PARAMETER_ARN_PREFIX + len(key_parameter) > SSM_PARAMETER_ARN_MAX_CHARS:
+        problems.append(
+            f"the key parameter's ARN could be "
+            f"{LONGEST_PARAMETER_ARN_PREFIX + len(key_parameter)} characters (SSM allows "
+            f"{SSM_PARAMETER_ARN_MAX_CHARS})"
+        )
+    levels = key_parameter.strip("/").count("/") + 1
+    if levels > SSM_PARAMETER_MAX_LEVELS:
+        problems.append(
+            f"the key parameter has {levels} levels (SSM allows {SSM_PARAMETER_MAX_LEVELS})"
+        )
+    return problems

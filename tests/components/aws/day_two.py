@@ -66,3 +66,20 @@ def unchanged(before: Deployment, after: Deployment, typ: str) -> bool:
     """The resource of ``typ`` keeps its URN and every input: the engine leaves it alone."""
     old, new = before.one(typ), after.one(typ)
     return old.urn == new.urn and old.inputs == new.inputs
+
+
+def touched(before: Deployment, after: Deployment) -> dict[str, str]:
+    """Every resource the second run creates, deletes or changes, by ``type::name``:
+    ``created``, ``deleted`` or ``changed`` (same URN, different inputs)."""
+
+    def key(urn: str) -> str:
+        chain, name = urn.rsplit("::", 1)
+        return f"{chain.rsplit('$', 1)[-1]}::{name}"
+
+    old, new = before.by_urn, after.by_urn
+    result = {key(u): "created" for u in new.keys() - old.keys()}
+    result |= {key(u): "deleted" for u in old.keys() - new.keys()}
+    for urn in old.keys() & new.keys():
+        if reveal(old[urn].inputs) != reveal(new[urn].inputs):
+            result[key(urn)] = "changed"
+    return result

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from components.errors import ConfigError
-from tests.components.aws.day_two import deploy, reveal, unchanged
-from tests.support.pulumi_mocks import FAKE_AMI
+from tests.components.aws.day_two import deploy, reveal, touched, unchanged
+from tests.support.pulumi_mocks import FAKE_AMI, PRIVATE_SUBNET
 
 INSTANCE = "aws:ec2/instance:Instance"
 VOLUME = "aws:ebs/volume:Volume"
@@ -208,3 +208,62 @@ def test_rotating_the_key_reaches_the_host_and_is_proven_by_the_wait() -> None:
     assert "--check-other-key-refused" in new_wait.inputs["create"]
     assert "--auth-grace 180" in new_wait.inputs["create"]
     assert reveal(new_wait.inputs["environment"])["OPENAI_API_KEY"] == new_key
+
+
+# -- what else a change touches: nothing the user did not change ---------------------------
+
+HOST_REPLACED = {
+    # The instance and what names it (attachment, address association, readiness wait).
+    "aws:ec2/instance:Instance::localai-instance": "changed",
+    "aws:ec2/volumeAttachment:VolumeAttachment::localai-weights-attachment": "changed",
+    "aws:ec2/eipAssociation:EipAssociation::localai-address-association": "changed",
+    "command:local:Command::localai-ready": "changed",
+}
+
+
+def test_a_bigger_instance_type_touches_only_the_host() -> None:
+    """The instance changes (its type; the provider stops and resizes it, or replaces it);
+    the volume, key, role, log group, address and security group stay as they are."""
+    before = deploy(with_type("c7i.xlarge"))
+    after = deploy(with_type("c7i.2xlarge"))
+    assert touched(before, after) == {"aws:ec2/instance:Instance::localai-instance": "changed"}
+
+
+def test_adding_a_model_replaces_only_the_host_and_keeps_the_volume() -> None:
+    """The models are in the user data (a new host downloads nothing it has: the weights
+    are on the volume); with the same volume size nothing else changes."""
+    before = deploy({**AWS, "volumeSizeGb": "40"})
+    after = deploy(
+        {
+            **AWS,
+            "volumeSizeGb": "40",
+            "models": '["phi-3.5-mini-instruct", "qwen2.5-0.5b-instruct"]',
+        },
+        setup=deployed_volume(40),
+    )
+    changes = touched(before, after)
+    assert changes.pop("aws:ec2/instance:Instance::localai-instance") == "changed"
+    assert set(changes) <= set(HOST_REPLACED), changes
+    assert unchanged(before, after, VOLUME)
+    old_ud, new_ud = (d.one(INSTANCE).inputs["userDataBase64"] for d in (before, after))
+    assert old_ud != new_ud
+
+
+def test_going_private_removes_the_address_and_keeps_the_volume() -> None:
+    before = deploy(AWS)  # the default VPC's first subnet, us-east-1a
+    after = deploy(
+        {"target": "aws", "public": "false", "subnetId": PRIVATE_SUBNET},
+        setup=deployed_volume(20),
+    )
+    changes = touched(before, after)
+    assert changes["aws:ec2/eip:Eip::localai-address"] == "deleted"
+    assert (
+        changes["aws:ec2/eipAssociation:EipAssociation::localai-address-association"] == "deleted"
+    )
+    assert changes["command:local:Command::localai-ready"] == "deleted", (
+        "cannot reach a private host"
+    )
+    assert changes["aws:ec2/instance:Instance::localai-instance"] == "changed"
+    assert after.one(INSTANCE).inputs["associatePublicIpAddress"] is False
+    assert unchanged(before, after, VOLUME), "same zone (us-east-1a): the weights stay"
+    assert "aws:ebs/volume:Volume::localai-weights" not in changes

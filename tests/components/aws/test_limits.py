@@ -91,3 +91,51 @@ def test_cloudwatch_retention_values_are_the_documented_ones() -> None:
 
 def test_user_data_limit_is_16_kib_raw() -> None:
     assert limits.USER_DATA_LIMIT_BYTES == 16 * 1024
+
+
+def _names(prefix: str) -> list[str]:
+    return limits.resource_prefix_problems(
+        prefix, key_parameter=f"/localai/{prefix}/api-key", log_group=f"/localai/{prefix}"
+    )
+
+
+def test_a_prefix_at_the_name_tag_limit_is_accepted_and_one_more_is_not() -> None:
+    # The longest Name tag is <prefix>-endpoint (9 characters): 247 + 9 = 256.
+    assert _names("p" * 247) == []
+    assert _names("p" * 248) == [
+        f"the Name tag {'p' * 40}... would be 257 characters (AWS allows 256)"
+    ]
+
+
+def test_log_group_and_parameter_limits_are_checked_on_their_own() -> None:
+    assert (
+        limits.resource_prefix_problems("p", key_parameter="/a/b", log_group="/" + "g" * 511) == []
+    )
+    assert limits.resource_prefix_problems(
+        "p", key_parameter="/a/b", log_group="/" + "g" * 512
+    ) == ["the log group name would be 513 characters (CloudWatch allows 512)"]
+    room = limits.SSM_PARAMETER_ARN_MAX_CHARS - limits.LONGEST_PARAMETER_ARN_PREFIX
+    assert (
+        limits.resource_prefix_problems("p", key_parameter="/" + "k" * (room - 1), log_group="/g")
+        == []
+    )
+    assert (
+        len(limits.resource_prefix_problems("p", key_parameter="/" + "k" * room, log_group="/g"))
+        == 1
+    )
+    fifteen = "/" + "/".join(["l"] * 15)
+    assert limits.resource_prefix_problems("p", key_parameter=fifteen, log_group="/g") == []
+    assert limits.resource_prefix_problems("p", key_parameter=fifteen + "/l", log_group="/g") == [
+        "the key parameter has 16 levels (SSM allows 15)"
+    ]
+
+
+def test_a_stack_name_too_long_for_aws_stops_before_any_resource() -> None:
+    from components.errors import ConfigError
+    from tests.components.aws.day_two import deploy
+
+    with pytest.raises(
+        ConfigError,
+        match=r"project and stack name 'localai-s{10}.*' are too long for AWS: the Name tag",
+    ):
+        deploy({"target": "aws", "allowedCidrs": '["203.0.113.0/24"]'}, stack="s" * 240)
