@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -86,3 +88,23 @@ def test_bootstrap_files_exist_once() -> None:
     names = [p.name for p in (ROOT / "components").rglob("localai*.s[he]*")]
     copies = {n: names.count(n) for n in names if names.count(n) > 1}
     assert copies == {}, f"bootstrap files found more than once under components/: {copies}"
+
+
+def _collect_e2e(env_value: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LOCALAI_E2E_AWS"}
+    if env_value is not None:
+        env["LOCALAI_E2E_AWS"] = env_value
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "tests/e2e"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_the_real_aws_test_is_not_collected_unless_asked_for() -> None:
+    quiet = _collect_e2e(None)
+    assert "no tests collected" in quiet.stdout, quiet.stdout
+    asked = _collect_e2e("1")
+    assert "tests/e2e/test_aws_dev_stack.py::test_day_two_on_real_aws" in asked.stdout, (
+        asked.stdout + asked.stderr
+    )
