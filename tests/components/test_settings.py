@@ -313,3 +313,20 @@ def test_tags_aws_would_refuse_are_refused_with_the_key() -> None:
     ):
         load({**AWS_OK, "tags": '{"aws:owner": "me"}'})
     assert load({**AWS_OK, "tags": '{"team": "ml"}'}).tags == {"team": "ml"}
+
+
+@pytest.mark.parametrize(
+    ("days", "ok"), [("1", True), ("2", False), ("3653", True), ("3654", False)]
+)
+def test_log_retention_accepts_exactly_cloudwatchs_values(days: str, ok: bool) -> None:
+    if ok:
+        assert load({**AWS_OK, "logRetentionDays": days}).log_retention_days == int(days)
+    else:
+        with pytest.raises(ConfigError, match=rf"localai:logRetentionDays = '{days}'"):
+            load({**AWS_OK, "logRetentionDays": days})
+
+
+def test_the_default_log_retention_is_valid_for_cloudwatch() -> None:
+    from components.aws.limits import CLOUDWATCH_RETENTION_DAYS
+
+    assert load(AWS_OK).log_retention_days in CLOUDWATCH_RETENTION_DAYS
