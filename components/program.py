@@ -143,6 +143,7 @@ def _serving(settings: Settings, sizing: SizingPlan, *, wait_for_ready: bool) ->
         ready_timeout_seconds=settings.ready_timeout_seconds,
         keep_volume_on_destroy=settings.keep_volume_on_destroy,
         extra_env=settings.extra_env,
+        web_ui=settings.web_ui,
     )
 
 

@@ -11,6 +11,112 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
+# What LocalAI v2.24.0 is told on every target so that it serves chat and nothing else
+# (switches read by kong from the environment: v2.24.0:core/cli/run.go). With keys set,
+# every route but /readyz and /healthz needs a key, and then ANY key holder may use the
+# gallery routes (/models/apply downloads from any URL into the weights volume,
+# /models/delete, /models/galleries) and the web UI.
+LOCKDOWN_ENV: dict[str, str] = {
+    "LOCALAI_DISABLE_GALLERY_ENDPOINT": "true",
+    "LOCALAI_SUBTLE_KEY_COMPARISON": "true",  # constant-time key comparison
+}
+WEBUI_OFF_ENV: dict[str, str] = {"LOCALAI_DISABLE_WEBUI": "true"}
+
+CONTAINER_ENV = frozenset(
+    {
+        "API_KEY",
+        "LOCALAI_API_KEY",
+        "THREADS",
+        "LOCALAI_THREADS",
+        "PARALLEL_REQUESTS",
+        "LOCALAI_PARALLEL_REQUESTS",
+        "LLAMACPP_PARALLEL",
+        "MODELS_PATH",
+        "LOCALAI_MODELS_PATH",
+        "ADDRESS",
+        "LOCALAI_ADDRESS",
+    }
+)
+"""Container env vars each target's run step sets itself (from their own keys), or the
+secret: no other env may set them."""
+RESERVED_ENV = CONTAINER_ENV | {"SINGLE_ACTIVE_BACKEND", "LOCALAI_SINGLE_ACTIVE_BACKEND"}
+"""What ``extraEnv`` may not set: the above, and what the sizing plan decides."""
+
+_WEAKEN_AUTH = "exempts routes from the API key"
+_PACKAGE_SETS = "is set by the package (the endpoint serves and does nothing else)"
+_P2P = "turns on P2P/federation: peers could reach and drive the server"
+_REBUILD = "makes the image's entrypoint rebuild LocalAI or run make at start"
+_GALLERY = "installs models from galleries or URLs at start; declare models in localai:models"
+_RUNS = "changes which backend binaries run"
+REFUSED_ENV: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "LOCALAI_DISABLE_API_KEY_REQUIREMENT_FOR_HTTP_GET",
+            "DISABLE_API_KEY_REQUIREMENT_FOR_HTTP_GET",
+            "LOCALAI_HTTP_GET_EXEMPTED_ENDPOINTS",
+            "HTTP_GET_EXEMPTED_ENDPOINTS",
+        ),
+        _WEAKEN_AUTH,
+    ),
+    **dict.fromkeys(
+        (
+            "LOCALAI_DISABLE_GALLERY_ENDPOINT",
+            "DISABLE_GALLERY_ENDPOINT",
+            "LOCALAI_SUBTLE_KEY_COMPARISON",
+            "SUBTLE_KEY_COMPARISON",
+        ),
+        _PACKAGE_SETS,
+    ),
+    **dict.fromkeys(("LOCALAI_DISABLE_WEBUI", "DISABLE_WEBUI"), "is set with localai:webUi"),
+    **dict.fromkeys(
+        (
+            "LOCALAI_P2P",
+            "P2P",
+            "LOCALAI_FEDERATED",
+            "FEDERATED",
+            "LOCALAI_P2P_TOKEN",
+            "TOKEN",
+            "LOCALAI_P2P_NETWORK_ID",
+            "LOCALAI_P2P_DISABLE_DHT",
+        ),
+        _P2P,
+    ),
+    **dict.fromkeys(("REBUILD", "EXTRA_BACKENDS", "BUILD_TYPE", "GO_TAGS"), _REBUILD),
+    **dict.fromkeys(
+        (
+            "LOCALAI_GALLERIES",
+            "GALLERIES",
+            "LOCALAI_AUTOLOAD_GALLERIES",
+            "AUTOLOAD_GALLERIES",
+            "LOCALAI_PRELOAD_MODELS",
+            "PRELOAD_MODELS",
+            "LOCALAI_PRELOAD_MODELS_CONFIG",
+            "PRELOAD_MODELS_CONFIG",
+            "LOCALAI_MODELS",
+            "MODELS",
+            "LOCALAI_LOAD_TO_MEMORY",
+            "LOAD_TO_MEMORY",
+            "LOCALAI_MODELS_CONFIG_FILE",
+            "CONFIG_FILE",
+        ),
+        _GALLERY,
+    ),
+    **dict.fromkeys(
+        (
+            "LOCALAI_BACKEND_ASSETS_PATH",
+            "BACKEND_ASSETS_PATH",
+            "LOCALAI_EXTERNAL_GRPC_BACKENDS",
+            "EXTERNAL_GRPC_BACKENDS",
+        ),
+        _RUNS,
+    ),
+    **dict.fromkeys(
+        ("LOCALAI_CONFIG_DIR", "CONFIG_DIR"),
+        "points LocalAI at another config dir, whose api_keys.json could add keys",
+    ),
+}
+"""``extraEnv`` names that weaken authentication or change what runs, with the reason."""
+
 
 @dataclass(frozen=True)
 class ServingArgs:
@@ -31,3 +137,14 @@ class ServingArgs:
     keep_volume_on_destroy: bool
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """Non-secret LocalAI environment variables."""
+    web_ui: bool = False
+    """LocalAI's web UI (off unless localai:webUi)."""
+
+    def server_env(self) -> dict[str, str]:
+        """Non-secret env every target gives the container: lock-down first, then the
+        package's switches, then the user's extraEnv (validated not to override them)."""
+        env = {**LOCKDOWN_ENV, **({} if self.web_ui else WEBUI_OFF_ENV)}
+        if self.single_active_backend:
+            env["SINGLE_ACTIVE_BACKEND"] = "true"
+        env.update(self.extra_env)
+        return env

@@ -64,7 +64,7 @@ _AWS_ONLY_KEYS = (
     "amiId",
     "vpcEndpoints",
 )
-_DOCKER_ONLY_KEYS = ("bindAddress",)
+_DOCKER_ONLY_KEYS = ("bindAddress", "allowNetworkBind")
 _VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 _IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$", re.IGNORECASE)
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -179,8 +179,10 @@ class Settings(_Section):
     wait_for_ready: bool | None = None
     ready_timeout_seconds: int = Field(default=3600, ge=30, le=6 * 3600)
     keep_volume_on_destroy: bool = True
+    web_ui: bool = False
     # docker target
     bind_address: str = "127.0.0.1"
+    allow_network_bind: bool = False
     # aws target
     instance_type: str | None = None
     volume_size_gb: int | None = Field(default=None, ge=GP3_MIN_SIZE_GIB, le=GP3_MAX_SIZE_GIB)
@@ -233,10 +235,11 @@ class Settings(_Section):
         if value is None:
             return value
         raw = value.get_secret_value()
-        if len(raw) < 16 or any(c.isspace() or c in "'\"\\$`" for c in raw):
+        if len(raw) < 16 or any(c.isspace() or c in "'\"\\$`," for c in raw):
             raise ValueError(
-                "must be at least 16 characters without spaces or quotes "
-                "(leave it unset to have one generated)"
+                "must be at least 16 characters without spaces, quotes or commas (LocalAI "
+                "splits API_KEY on commas: a comma would add a second, weaker key; leave it "
+                "unset to have one generated)"
             )
         return value
 
@@ -274,14 +277,17 @@ class Settings(_Section):
             raise ValueError(f"environment variable names must be UPPER_SNAKE_CASE: {bad}")
         if {"API_KEY", "LOCALAI_API_KEY"} & set(value):
             raise ValueError("the API key is set with 'localai:apiKey' (a secret), not here")
-        from components.aws.bootstrap.cloud_init import RESERVED_ENV  # pure module, no I/O
+        from components.serving import REFUSED_ENV, RESERVED_ENV
 
         reserved = sorted(set(value) & RESERVED_ENV)
         if reserved:
             raise ValueError(
                 f"{reserved} are set by the package itself (threads, parallel requests, "
-                "models path and address come from their own keys)"
+                "single-active backend, models path and address come from their own keys)"
             )
+        refused = [f"{name} {REFUSED_ENV[name]}" for name in sorted(set(value) & set(REFUSED_ENV))]
+        if refused:
+            raise ValueError("refused: " + "; ".join(refused))
         return value
 
     @field_validator("instance_type")
@@ -295,6 +301,18 @@ class Settings(_Section):
         return value
 
     # -- cross-key checks -----------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _local_port_stays_local(self) -> Settings:
+        if self.target != "docker" or ipaddress.ip_address(self.bind_address).is_loopback:
+            return self
+        if not self.allow_network_bind:
+            raise ValueError(
+                f"[bindAddress] {self.bind_address} publishes the endpoint beyond this "
+                "machine, and Docker's published ports bypass host firewalls such as ufw; "
+                "set 'localai:allowNetworkBind true' as well if that is intended"
+            )
+        return self
 
     @model_validator(mode="after")
     def _aws_is_secure_by_default(self) -> Settings:
@@ -443,6 +461,13 @@ def load_settings(
                     )
         else:
             values[key] = value
+    if "extraEnv" in set(secret_keys):
+        problems.append(
+            f"  - {NAMESPACE}:extraEnv is a secret: its values would be written into the "
+            "EC2 user data, the stack state and the container's env file in plain text. "
+            "Secrets go only through keys made for them (localai:apiKey); remove the "
+            "secret values from extraEnv"
+        )
     if "apiKey" in values and "apiKey" not in set(secret_keys):
         problems.append(
             f"  - {NAMESPACE}:apiKey is stored in plain text; set it with "

@@ -423,8 +423,5 @@ def bootstrap_spec(
         threads=serving.threads,
         parallel_requests=serving.parallel_requests,
         volume_wait_s=VOLUME_WAIT_S,
-        extra_env={
-            **({"SINGLE_ACTIVE_BACKEND": "true"} if serving.single_active_backend else {}),
-            **serving.extra_env,
-        },
+        extra_env=serving.server_env(),
     )

@@ -171,9 +171,7 @@ def container_env(args: DockerTargetArgs, api_key: str) -> list[str]:
     if serving.parallel_requests > 1:
         env["PARALLEL_REQUESTS"] = "true"
         env["LLAMACPP_PARALLEL"] = str(serving.parallel_requests)
-    if serving.single_active_backend:
-        env["SINGLE_ACTIVE_BACKEND"] = "true"
-    env.update(serving.extra_env)
+    env.update(serving.server_env())
     return [f"{key}={value}" for key, value in env.items()]
 
 

@@ -42,6 +42,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from components.aws.limits import USER_DATA_LIMIT_BYTES
+from components.serving import CONTAINER_ENV
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
 HEADER = "#cloud-config\n"
@@ -80,22 +81,6 @@ SERVICES = (
 DOCKER_PACKAGES = ("docker.io", "curl")
 DEFAULT_PERMISSIONS = "0644"
 
-# Container env vars the scripts set themselves, or that carry the secret.
-RESERVED_ENV = frozenset(
-    {
-        "API_KEY",
-        "LOCALAI_API_KEY",
-        "THREADS",
-        "LOCALAI_THREADS",
-        "PARALLEL_REQUESTS",
-        "LOCALAI_PARALLEL_REQUESTS",
-        "LLAMACPP_PARALLEL",
-        "MODELS_PATH",
-        "LOCALAI_MODELS_PATH",
-        "ADDRESS",
-        "LOCALAI_ADDRESS",
-    }
-)
 
 # Values in localai.conf are written unquoted: both bash (`.`) and systemd
 # (EnvironmentFile=) then read exactly the same string.
@@ -354,11 +339,11 @@ def _validate(spec: BootstrapSpec) -> None:
     for key, value in spec.extra_env.items():
         if not _ENV_NAME.fullmatch(key):
             raise ValueError(f"extra_env key {key!r} is not a valid environment variable name")
-        if key in RESERVED_ENV:
+        if key in CONTAINER_ENV:
             raise ValueError(
                 f"extra_env must not set {key}: the bootstrap sets it (the API key comes "
                 f"from SSM; threads and parallelism have their own settings). Reserved: "
-                f"{', '.join(sorted(RESERVED_ENV))}"
+                f"{', '.join(sorted(CONTAINER_ENV))}"
             )
         if any(c in value for c in "\n\r\0"):
             raise ValueError(f"extra_env value of {key} must be a single line")

@@ -47,7 +47,7 @@ def test_port_is_bound_to_loopback_by_default(pulumi_mocks: RecordingMocks) -> N
 
 
 def test_port_and_bind_address_are_configurable(pulumi_mocks: RecordingMocks) -> None:
-    result = run_program({"port": "9090", "bindAddress": "0.0.0.0"})
+    result = run_program({"port": "9090", "bindAddress": "0.0.0.0", "allowNetworkBind": "true"})
     assert container(pulumi_mocks)["ports"] == [
         {"internal": 8080, "external": 9090, "ip": "0.0.0.0"}
     ]
