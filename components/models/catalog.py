@@ -42,7 +42,10 @@ offloads nothing: never use it as "all"."""
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_URI_SCHEMES = ("huggingface://", "https://", "http://", "github:", "oci://", "ollama://")
+_URI_SCHEMES = ("huggingface://", "https://")
+"""Sources whose files are fetched as such and verified by their sha256. LocalAI also
+takes http:// (no TLS), oci:// and ollama:// (v2.24.0:pkg/downloader/uri.go skips the
+hash check for those two) and github: (a config fetch): refused."""
 
 
 def _check_filename(value: str) -> str:
@@ -68,13 +71,34 @@ def _check_sha256(value: str) -> str:
 
 def _check_uri(value: str) -> str:
     if not value.startswith(_URI_SCHEMES):
-        raise ValueError(f"must start with one of {', '.join(_URI_SCHEMES)}")
-    if value.startswith("huggingface://") and "/blob/" in value:
+        raise ValueError(
+            f"must start with one of {', '.join(_URI_SCHEMES)}: other sources are fetched "
+            "without TLS or without checking the sha256"
+        )
+    if value.startswith("huggingface://"):
+        _check_huggingface(value.removeprefix("huggingface://"))
+    return value
+
+
+def _check_huggingface(path: str) -> None:
+    """LocalAI v2.24.0's ConvertURL (pkg/downloader/uri.go) reads owner/repo[@rev]/file:
+    only the third segment is the file, and a revision only counts in the repo segment."""
+    if "/blob/" in f"/{path}":
         raise ValueError(
             "huggingface:// URIs take owner/repo/file, without '/blob/main/' "
             "(LocalAI issue #3100: it 404s)"
         )
-    return value
+    parts = path.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(
+            "huggingface:// URIs are owner/repo/file (or owner/repo@revision/file): LocalAI "
+            "uses only the third segment, so a file in a subfolder resolves wrongly"
+        )
+    if "@" in parts[2]:
+        raise ValueError(
+            "a revision after the file name is silently dropped by LocalAI (main is "
+            "downloaded): put it on the repo, huggingface://owner/repo@revision/file"
+        )
 
 
 FileName = Annotated[str, AfterValidator(_check_filename)]
@@ -129,6 +153,17 @@ class TemplateConfig(_Strict):
     join_chat_messages_by_character: str | None = None
     multimodal: str | None = None
 
+    @field_validator("use_tokenizer_template")
+    @classmethod
+    def _no_tokenizer_template(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError(
+                "the llama-cpp backend of LocalAI v2.24.0 ignores it and then receives an "
+                "empty prompt (LocalAI skips its own templating and sends only Messages, "
+                "which grpc-server.cpp does not read): write chat/chat_message templates"
+            )
+        return value
+
 
 class ModelConfig(_Strict):
     """A LocalAI v2.24.0 model config for the llama-cpp backend."""
@@ -146,6 +181,11 @@ class ModelConfig(_Strict):
     gpu_layers: int | None = Field(default=None, ge=0)
     threads: int | None = Field(default=None, gt=0)
     f16: bool | None = None
+    # Sampling: unset, LocalAI v2.24.0 applies mirostat 2 (core/config/backend_config.go,
+    # defaultMirostat), and llama.cpp then ignores top_p/top_k. Rendered as 0 when unset.
+    mirostat: int | None = Field(default=None, ge=0, le=2)
+    mirostat_eta: float | None = None
+    mirostat_tau: float | None = None
     mmap: bool | None = None
     mmlock: bool | None = None
     low_vram: bool | None = None
@@ -198,6 +238,16 @@ class ModelConfig(_Strict):
             )
         return data
 
+    @field_validator("f16")
+    @classmethod
+    def _no_f16(cls, value: bool | None) -> bool | None:
+        if value is not None:
+            raise ValueError(
+                "has no effect on the llama-cpp backend of LocalAI v2.24.0 (memory_f16 is "
+                "commented out in backend/cpp/llama/grpc-server.cpp): remove it"
+            )
+        return value
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
@@ -246,7 +296,7 @@ def load_catalog(directory: Path = MODEL_CONFIG_DIR) -> dict[str, ModelConfig]:
     The file stem must equal the model's ``name`` so a config is easy to find.
     """
     catalog: dict[str, ModelConfig] = {}
-    weights: dict[str, str] = {}
+    files: dict[str, tuple[str, str]] = {}  # download filename -> (model, sha256)
     for path in sorted(directory.glob("*.yaml")):
         source = f"model_configs/{path.name}"
         model = parse_model_config(path.read_text(encoding="utf-8"), source=source)
@@ -255,13 +305,24 @@ def load_catalog(directory: Path = MODEL_CONFIG_DIR) -> dict[str, ModelConfig]:
                 f"{source}: name is {model.name!r}; rename the file to {model.name}.yaml "
                 "or change the name (they must match)"
             )
-        if model.weights_file in weights:
-            raise ModelConfigError(
-                f"{source}: weights file {model.weights_file!r} is also used by model "
-                f"{weights[model.weights_file]!r}"
-            )
-        weights[model.weights_file] = model.name
+        for entry in model.download_files:
+            other = files.get(entry.filename)
+            if other is not None and other[1] != entry.sha256:
+                raise ModelConfigError(
+                    f"{source}: download file {entry.filename!r} is also model {other[0]!r}'s, "
+                    "with another sha256: one file on the volume cannot be both (a shared "
+                    "file needs the same sha256)"
+                )
+            files[entry.filename] = (model.name, entry.sha256)
         catalog[model.name] = model
+    configs = {config_file_name(m): m.name for m in catalog.values()}
+    clashes = sorted(set(files) & set(configs))
+    if clashes:
+        name = clashes[0]
+        raise ModelConfigError(
+            f"model_configs/{files[name][0]}.yaml: download file {name!r} has the name of "
+            f"model {configs[name]!r}'s config in the models directory"
+        )
     if not catalog:
         raise ModelConfigError(f"no model configs (*.yaml) found in {directory}")
     return catalog
@@ -276,6 +337,7 @@ def render_model_yaml(
 ) -> str:
     """The YAML LocalAI reads on one host: offload, threads and context decided for it."""
     data = model.model_dump(exclude_none=True)
+    data.setdefault("mirostat", 0)  # LocalAI's default (2) would ignore top_p/top_k
     data["gpu_layers"] = gpu_layers
     if context_size is not None:
         data["context_size"] = context_size

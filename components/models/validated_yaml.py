@@ -14,6 +14,29 @@ from pydantic import BaseModel, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+MAX_YAML_BYTES = 256 * 1024
+"""Model configs and facts are a few KiB; anything larger is not one."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader without anchors and aliases: a few nested aliases in a small file expand
+    to gigabytes ("billion laughs"); hand-written model files never need them."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases (*name) are not allowed here", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def load_bounded_yaml(text: str) -> object:
+    """``yaml.safe_load`` for hand-edited files: at most MAX_YAML_BYTES, no aliases."""
+    if len(text.encode("utf-8")) > MAX_YAML_BYTES:
+        raise yaml.YAMLError(f"the file is over {MAX_YAML_BYTES // 1024} KiB")
+    return yaml.load(text, Loader=_NoAliasLoader)
+
 
 def parse_yaml_model(
     text: str,
@@ -30,7 +53,7 @@ def parse_yaml_model(
     model does not have.
     """
     try:
-        data = yaml.safe_load(text)
+        data = load_bounded_yaml(text)
     except yaml.YAMLError as exc:
         raise error(f"{source} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):

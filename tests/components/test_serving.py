@@ -146,7 +146,9 @@ def test_a_secret_extra_env_is_refused_so_it_never_lands_in_plain_text() -> None
 
 @pytest.mark.parametrize("key", ["sk-localai-abcdefgh,weak", "sk-localai-abcdefghijkl,"])
 def test_a_configured_key_with_a_comma_is_refused(key: str) -> None:
-    with pytest.raises(ConfigError, match=r"localai:apiKey = '\[secret\]': .*LocalAI splits API_KEY on commas"):
+    with pytest.raises(
+        ConfigError, match=r"localai:apiKey = '\[secret\]': .*LocalAI splits API_KEY on commas"
+    ):
         load({"apiKey": key}, secret_keys=("apiKey",))
 
 

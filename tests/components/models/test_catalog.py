@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,139 @@ def test_rendering_sets_offload_and_threads_at_the_top_level(gpu_layers: int, th
     assert "gpu_layers" not in data["parameters"]
     # What we render is itself a valid config (LocalAI would read every key).
     assert parse_model_config(rendered).gpu_layers == gpu_layers
+
+
+# --- sources, shared files, bounded YAML, LocalAI defaults (issue 10, part 4) --------------
+
+
+def with_uri(uri: str) -> str:
+    def change(data: dict) -> None:
+        data["download_files"][0]["uri"] = uri
+
+    return mutate(change)
+
+
+@pytest.mark.parametrize(
+    ("uri", "fragment"),
+    [
+        (
+            "http://example.com/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf",
+            "without TLS or without checking the sha256",
+        ),
+        ("oci://registry.example/qwen:latest", "without TLS or without checking the sha256"),
+        ("ollama://qwen2.5:0.5b", "without TLS or without checking the sha256"),
+        ("github:owner/repo/file.gguf@main", "without TLS or without checking the sha256"),
+        (
+            "huggingface://bartowski/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf@abc123",
+            "a revision after the file name is silently dropped",
+        ),
+        (
+            "huggingface://bartowski/Qwen2.5-0.5B-Instruct-GGUF/sub/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf",
+            "a file in a subfolder resolves wrongly",
+        ),
+        (
+            "huggingface://bartowski/Qwen2.5-0.5B-Instruct-GGUF",
+            "a file in a subfolder resolves wrongly",
+        ),
+        (
+            "huggingface://bartowski/Qwen2.5-0.5B-Instruct-GGUF/blob/main/x.gguf",
+            "without '/blob/main/'",
+        ),
+    ],
+)
+def test_sources_that_cannot_be_verified_or_resolve_wrongly_are_refused(
+    uri: str, fragment: str
+) -> None:
+    with pytest.raises(ModelConfigError, match=re.escape(fragment)):
+        parse_model_config(with_uri(uri))
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://huggingface.co/bartowski/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf",
+        "huggingface://bartowski/Qwen2.5-0.5B-Instruct-GGUF@9217f5db79a29953eb74d5343926648285ec7e67/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf",
+    ],
+)
+def test_https_and_huggingface_with_a_repo_revision_are_accepted(uri: str) -> None:
+    assert parse_model_config(with_uri(uri)).download_files[0].uri == uri
+
+
+def _second_model(data: dict) -> None:
+    data["name"] = "qwen-copy"
+
+
+def test_a_file_shared_by_two_models_must_have_one_hash(tmp_path: Path) -> None:
+    (tmp_path / "qwen2.5-0.5b-instruct.yaml").write_text(GOOD)
+
+    def other_hash(data: dict) -> None:
+        _second_model(data)
+        data["download_files"][0]["sha256"] = "0" * 64
+
+    (tmp_path / "qwen-copy.yaml").write_text(mutate(other_hash))
+    with pytest.raises(
+        ModelConfigError,
+        match=r"download file 'Qwen2.5-0.5B-Instruct-Q4_K_M.gguf' is also model 'qwen-copy''s, with another sha256",
+    ):
+        load_catalog(tmp_path)
+    (tmp_path / "qwen-copy.yaml").write_text(mutate(_second_model))
+    assert set(load_catalog(tmp_path)) == {"qwen2.5-0.5b-instruct", "qwen-copy"}
+
+
+def test_a_download_named_like_a_model_config_is_refused(tmp_path: Path) -> None:
+    def clash(data: dict) -> None:
+        data["name"] = "clash"
+        data["download_files"].append(
+            {"filename": "qwen2.5-0.5b-instruct.yaml", "sha256": "1" * 64,
+             "uri": "https://example.com/a/b/qwen2.5-0.5b-instruct.yaml"}
+        )  # fmt: skip
+
+    (tmp_path / "qwen2.5-0.5b-instruct.yaml").write_text(GOOD)
+    (tmp_path / "clash.yaml").write_text(mutate(clash))
+    with pytest.raises(
+        ModelConfigError,
+        match=r"download file 'qwen2.5-0.5b-instruct.yaml' has the name of model 'qwen2.5-0.5b-instruct''s config",
+    ):
+        load_catalog(tmp_path)
+
+
+def test_yaml_aliases_are_refused_so_a_small_file_cannot_expand_to_gigabytes() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" + GOOD
+    with pytest.raises(
+        ModelConfigError, match=r"is not valid YAML: .*YAML aliases \(\*name\) are not allowed"
+    ):
+        parse_model_config(bomb)
+
+
+def test_an_oversized_yaml_is_refused() -> None:
+    with pytest.raises(ModelConfigError, match=r"is not valid YAML: the file is over 256 KiB"):
+        parse_model_config(GOOD + "#" * (256 * 1024))
+    assert parse_model_config(GOOD + "#" * 1000).name == "qwen2.5-0.5b-instruct"
+
+
+def test_mirostat_is_rendered_off_unless_the_model_sets_it() -> None:
+    """Unset, LocalAI applies mirostat 2 and llama.cpp ignores top_p/top_k."""
+    rendered = yaml.safe_load(render_model_yaml(parse_model_config(GOOD), gpu_layers=0, threads=2))
+    assert rendered["mirostat"] == 0
+
+    def mirostat(data: dict) -> None:
+        data.update(mirostat=2, mirostat_tau=5.0, mirostat_eta=0.1)
+
+    kept = yaml.safe_load(
+        render_model_yaml(parse_model_config(mutate(mirostat)), gpu_layers=0, threads=2)
+    )
+    assert (kept["mirostat"], kept["mirostat_tau"], kept["mirostat_eta"]) == (2, 5.0, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda d: d.update(f16=True), "has no effect on the llama-cpp backend of LocalAI v2.24.0"),
+        (lambda d: d["template"].update(use_tokenizer_template=True), "receives an empty prompt"),
+        (lambda d: d.update(mirostat=3), "mirostat"),
+    ],
+    ids=["f16", "use_tokenizer_template", "mirostat-3"],
+)
+def test_keys_that_do_nothing_or_break_llama_cpp_are_refused(change, fragment: str) -> None:
+    with pytest.raises(ModelConfigError, match=re.escape(fragment)):
+        parse_model_config(mutate(change))
