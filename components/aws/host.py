@@ -424,4 +424,5 @@ def bootstrap_spec(
         parallel_requests=serving.parallel_requests,
         volume_wait_s=VOLUME_WAIT_S,
         extra_env=serving.server_env(),
+        never_format=args.existing_volume_id is not None,
     )

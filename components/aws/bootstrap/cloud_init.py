@@ -123,6 +123,8 @@ class BootstrapSpec:
     threads: int
     parallel_requests: int
     extra_env: dict[str, str] = field(default_factory=dict)
+    never_format: bool = False
+    """The weights volume is one the user named (weightsVolumeId): never format it."""
     """Non-secret LocalAI env vars for the container."""
     volume_wait_s: int = 300
     """How long to wait for the weights volume to be attached."""
@@ -202,6 +204,7 @@ def _cloud_config(spec: BootstrapSpec, files: dict[str, tuple[str, str]]) -> dic
         [
             "env",
             f"PREPARE_VOLUME_WAIT_S={spec.volume_wait_s}",
+            f"PREPARE_VOLUME_NEVER_FORMAT={1 if spec.never_format else 0}",
             PREPARE_VOLUME,
             spec.volume_device,
             spec.mount_point,
@@ -235,6 +238,7 @@ def _conf(spec: BootstrapSpec) -> str:
         "LOCALAI_VOLUME_DEVICE": spec.volume_device,
         "LOCALAI_MOUNT_POINT": spec.mount_point,
         "PREPARE_VOLUME_WAIT_S": str(spec.volume_wait_s),
+        "PREPARE_VOLUME_NEVER_FORMAT": "1" if spec.never_format else "0",
         "LOCALAI_PORT": str(spec.port),
         "LOCALAI_CPU_IMAGE": spec.cpu_image,
         "LOCALAI_GPU_IMAGE": spec.gpu_image if spec.gpu_capable else "",

@@ -456,3 +456,23 @@ def test_a_private_stack_with_a_vpc_range_admits_it(pulumi_mocks: RecordingMocks
     run_program({**PRIVATE, "allowedCidrs": '["10.0.0.0/16"]'})
     ingress = pulumi_mocks.one(SG).inputs["ingress"]
     assert [(r["fromPort"], r["cidrBlocks"]) for r in ingress] == [(8080, ["10.0.0.0/16"])]
+
+
+def test_a_volume_the_user_named_is_never_formatted_by_the_host(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """Both the boot-time prepare (runcmd) and the unit's (localai.conf) get the flag."""
+    run_program({**AWS, "weightsVolumeId": "vol-0123456789abcdef0"})
+    document = yaml.safe_load(user_data(pulumi_mocks))
+    assert "PREPARE_VOLUME_NEVER_FORMAT=1" in document["runcmd"][0]
+    assert (
+        "\nPREPARE_VOLUME_NEVER_FORMAT=1\n"
+        in written_files(pulumi_mocks)["/etc/localai/localai.conf"]
+    )
+
+
+def test_a_volume_the_stack_created_may_be_formatted_when_blank(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    run_program(AWS)
+    assert "PREPARE_VOLUME_NEVER_FORMAT=0" in yaml.safe_load(user_data(pulumi_mocks))["runcmd"][0]

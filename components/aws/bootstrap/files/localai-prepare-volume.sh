@@ -2,13 +2,18 @@
 # localai-prepare-volume DEVICE MOUNTPOINT: make the weights volume usable, idempotently.
 # 1. Wait for DEVICE (EBS attaches after boot; a by-id symlink is followed).
 # 2. Format ext4 ONLY if blank: no blkid/wipefs signature (filesystem, partition table,
-#    RAID, LUKS, swap...) and a zero first MiB. Reuse ext4 as is; refuse anything else.
+#    RAID, LUKS, swap...), and the first 64 MiB (where partitions start: a filesystem in a
+#    partition whose table was wiped) and the last MiB (the backup GPT, end-of-disk RAID
+#    metadata) read as zeros. Never when PREPARE_VOLUME_NEVER_FORMAT=1 (a volume the user
+#    named). A format interrupted by a crash is recognised by our marker in the last 4 KiB
+#    (outside the filesystem until the first mount) and redone. Reuse ext4; refuse the rest.
 # 3. Keep exactly one fstab line for MOUNTPOINT (by UUID, nofail); other lines untouched.
 # 4. Mount unless already mounted there.
 # 5. Grow ext4 to the device's size (a grown EBS volume does not grow its fs): before
 #    mounting when it is not mounted yet, online otherwise.
 # Env: PREPARE_VOLUME_WAIT_S (300), PREPARE_VOLUME_POLL_S (1), PREPARE_VOLUME_LABEL
-# (localai-models), PREPARE_VOLUME_DEVICE_TIMEOUT (300s), PREPARE_VOLUME_LOCK, FSTAB.
+# (localai-models), PREPARE_VOLUME_DEVICE_TIMEOUT (300s), PREPARE_VOLUME_LOCK, FSTAB,
+# PREPARE_VOLUME_NEVER_FORMAT (0).
 # Exit: 0 ready, 2 usage, 3 device timeout, 4 refused (foreign data/mount), 1 other.
 set -euo pipefail
 
@@ -19,6 +24,8 @@ label=${PREPARE_VOLUME_LABEL:-localai-models}
 device_timeout=${PREPARE_VOLUME_DEVICE_TIMEOUT:-300s}
 lock_file=${PREPARE_VOLUME_LOCK:-/run/localai-prepare-volume.lock}
 fstab=${FSTAB:-/etc/fstab}
+never_format=${PREPARE_VOLUME_NEVER_FORMAT:-0}
+readonly MIB=1048576 HEAD_MIB=64 MARKER="LOCALAI-PREPARE-VOLUME-FORMAT-IN-PROGRESS"
 
 log() { printf '%s: %s\n' "$PROG" "$*"; }
 die() {
@@ -74,17 +81,46 @@ probe() {
     pt_type=$(sed -n 's/^PTTYPE=//p' <<<"$info")
     uuid=$(sed -n 's/^UUID=//p' <<<"$info")
 }
+dev_bytes=$(blockdev --getsize64 "$dev")
+head_mib=$((dev_bytes / MIB - 1 < HEAD_MIB ? dev_bytes / MIB - 1 : HEAD_MIB))
+marker_at=$((dev_bytes / 4096 - 1)) # the last 4 KiB block
+marked() {
+    cmp -s -n ${#MARKER} -- <(dd if="$dev" bs=4096 skip="$marker_at" count=1 status=none) \
+        <(printf '%s' "$MARKER")
+}
+zeros() { # OFFSET_MIB COUNT_MIB
+    cmp -s -n $(($2 * MIB)) -- <(dd if="$dev" bs=$MIB skip="$1" count="$2" status=none) /dev/zero
+}
 probe
-if ((rc == 2)); then
-    signatures=$(wipefs --no-act --noheadings --output TYPE,OFFSET -- "$dev") || die 1 "wipefs cannot read $dev"
-    [[ -z "$signatures" ]] ||
-        die "$EXIT_REFUSED" "$dev is not blank (wipefs: ${signatures//$'\n'/, }); refusing to format it"
-    cmp -s -n 1048576 -- "$dev" /dev/zero ||
-        die "$EXIT_REFUSED" "$dev has no known signature but its first MiB holds data; refusing to format it"
+interrupted=0
+if marked && { ((rc != 0)) || [[ "$fs_type" == ext4 && "$label" == "$(sed -n 's/^LABEL=//p' <<<"$info")" ]]; }; then
+    # Our marker is written before mkfs and cleared before the first mount: nothing of
+    # anyone's was ever on this volume.
+    log "$dev holds an interrupted format of ours (marker present): formatting it again"
+    interrupted=1
+fi
+if ((rc == 2 || interrupted)); then
+    if ((!interrupted)); then
+        signatures=$(wipefs --no-act --noheadings --output TYPE,OFFSET -- "$dev") || die 1 "wipefs cannot read $dev"
+        [[ -z "$signatures" ]] ||
+            die "$EXIT_REFUSED" "$dev is not blank (wipefs: ${signatures//$'\n'/, }); refusing to format it"
+        ((dev_bytes >= 8 * MIB)) || die "$EXIT_REFUSED" "$dev is only $dev_bytes bytes; refusing to format it"
+        zeros 0 "$head_mib" ||
+            die "$EXIT_REFUSED" "$dev has no known signature but its first $head_mib MiB hold data (a partition whose table was wiped?); refusing to format it"
+        zeros $((dev_bytes / MIB - 1)) 1 ||
+            die "$EXIT_REFUSED" "$dev has no known signature but its last MiB holds data (a backup partition table or RAID metadata?); refusing to format it"
+        [[ "$never_format" != 1 ]] ||
+            die "$EXIT_REFUSED" "$dev is blank, but it is a volume you named (localai:weightsVolumeId): refusing to format it; is it the right volume?"
+    fi
     log "$dev is blank: creating ext4 filesystem '$label'"
-    mkfs.ext4 -q -L "$label" -m 0 -- "$dev"
+    printf '%s' "$MARKER" | dd of="$dev" bs=4096 seek="$marker_at" conv=notrunc,fsync status=none ||
+        die 1 "cannot write to $dev"
+    # 1 MiB short of the device: the marker stays outside the filesystem; step 5 grows it.
+    mkfs.ext4 -q -F -L "$label" -m 1 -- "$dev" $(((dev_bytes - MIB) / 1024))k
     probe
     [[ $rc -eq 0 && "$fs_type" == ext4 ]] || die 1 "no ext4 filesystem found on $dev after mkfs.ext4"
+    dd if=/dev/zero of="$dev" bs=4096 seek="$marker_at" count=1 conv=notrunc,fsync status=none ||
+        die 1 "cannot clear the format marker on $dev"
 elif ((rc != 0)); then
     die "$EXIT_REFUSED" "blkid cannot identify $dev unambiguously (status $rc); refusing to touch it"
 elif [[ -n "$pt_type" ]]; then

@@ -247,7 +247,11 @@ def test_runcmd_prepares_the_volume_then_starts_the_units_without_blocking(varia
         VOLUME_DEVICE,
         spec.mount_point,
     ]
-    assert prepare[:2] == ["env", f"PREPARE_VOLUME_WAIT_S={spec.volume_wait_s}"]
+    assert prepare[:3] == [
+        "env",
+        f"PREPARE_VOLUME_WAIT_S={spec.volume_wait_s}",
+        "PREPARE_VOLUME_NEVER_FORMAT=0",
+    ]
     assert runcmd[1] == ["systemctl", "daemon-reload"]
     assert runcmd[-1] == [
         "systemctl",

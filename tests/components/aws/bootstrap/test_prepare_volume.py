@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -262,11 +263,29 @@ def write_unknown_data(volume: Volume) -> None:
         handle.write(b"some bytes no probe recognises " * 64)
 
 
+def write_filesystem_further_in(volume: Volume) -> None:
+    """ext4 in a partition at 4 MiB whose partition table was wiped: the first MiB is zero
+    and blkid finds nothing at offset 0."""
+    run("mkfs.ext4", "-q", "-F", "-E", f"offset={4 * 1024 * 1024}", str(volume.image), "16M")
+
+
+def write_backup_gpt_only(volume: Volume) -> None:
+    """Only the backup GPT header at the last LBA (the primary was overwritten)."""
+    with volume.image.open("r+b") as handle:
+        handle.seek(SIZE - 512)
+        handle.write(b"EFI PART" + b"\x00\x00\x01\x00" + b"\x5c\x00\x00\x00" + b"\x07" * 80)
+
+
 FOREIGN_CONTENT = {
+    "filesystem further in": (
+        write_filesystem_further_in,
+        "MiB hold data (a partition whose table was wiped?)",
+    ),
+    "backup gpt at the end": (write_backup_gpt_only, "last MiB holds data"),
     "dos partition table": (write_mbr_partition_table, "'dos' partition table"),
     "swap signature": (lambda v: run("mkswap", v.device), "holds 'swap', not ext4"),
     "ext2 filesystem": (lambda v: run("mkfs.ext2", "-q", v.device), "holds 'ext2', not ext4"),
-    "unknown data": (write_unknown_data, "first MiB holds data"),
+    "unknown data": (write_unknown_data, "MiB hold data (a partition whose table was wiped?)"),
 }
 
 
@@ -353,3 +372,65 @@ def test_a_volume_grown_while_mounted_is_grown_online_or_reported(make_volume, m
     else:
         assert grown > small + SIZE * 0.9
     assert mounted_source(mount_point) == volume.device
+
+
+MARKER = b"LOCALAI-PREPARE-VOLUME-FORMAT-IN-PROGRESS"
+
+
+def test_a_volume_the_user_named_is_never_formatted(make_volume, mount_point, env):
+    """localai:weightsVolumeId names a volume that should hold weights: blank means it is
+    the wrong one, not one to format (issue 10)."""
+    volume = make_volume()
+    before = volume.digest()
+    result = prepare(volume.device, mount_point, {**env, "PREPARE_VOLUME_NEVER_FORMAT": "1"})
+    assert result.returncode == EXIT_REFUSED
+    assert (
+        "it is a volume you named (localai:weightsVolumeId): refusing to format it" in result.stderr
+    )
+    assert volume.digest() == before and mounts_under(mount_point) == []
+
+    assert prepare(volume.device, mount_point, env).returncode == 0  # formatted normally
+    (mount_point / "w.gguf").write_bytes(b"GGUF")
+    run("umount", str(mount_point))
+    kept = prepare(volume.device, mount_point, {**env, "PREPARE_VOLUME_NEVER_FORMAT": "1"})
+    assert kept.returncode == 0, kept.stderr
+    assert (mount_point / "w.gguf").read_bytes() == b"GGUF"
+
+
+def test_an_interrupted_format_is_detected_and_redone(make_volume, mount_point, env):
+    """A power cut during mkfs left a volume every later start refused (non-zero blocks,
+    no superblock). Our marker says the volume was never mounted: format it again."""
+    volume = make_volume()
+    with volume.image.open("r+b") as handle:
+        handle.seek(SIZE - 4096)
+        handle.write(MARKER)
+        handle.seek(8 * 1024 * 1024)
+        handle.write(b"\xa5" * 65536)  # what a half-done mkfs leaves: tables, no superblock
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "holds an interrupted format of ours (marker present): formatting it again" in result.stdout
+    )
+    assert volume.probe("TYPE") == "ext4"
+    assert mounted_source(mount_point) == volume.device
+    assert MARKER not in volume.image.read_bytes(), "the marker is cleared before mounting"
+
+
+def test_a_marker_with_someone_elses_filesystem_is_not_ours(make_volume, mount_point, env):
+    volume = make_volume()
+    run("mkfs.ext2", "-q", volume.device)
+    with volume.image.open("r+b") as handle:
+        handle.seek(SIZE - 4096)
+        handle.write(MARKER)
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == EXIT_REFUSED and "holds 'ext2', not ext4" in result.stderr
+
+
+def test_a_fresh_filesystem_keeps_reserved_blocks_and_no_marker(make_volume, mount_point, env):
+    """A full volume (a leftover .partial) must not stop root from cleaning up."""
+    volume = make_volume()
+    assert prepare(volume.device, mount_point, env).returncode == 0
+    info = run("dumpe2fs", "-h", volume.device).stdout
+    reserved = int(re.search(r"^Reserved block count:\s+(\d+)", info, re.M).group(1))
+    assert reserved > 0
+    assert MARKER not in volume.image.read_bytes()
