@@ -6,7 +6,11 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.support.pulumi_mocks", "tests.support.llama_server"]
+pytest_plugins = [
+    "tests.support.pulumi_mocks",
+    "tests.support.llama_server",
+    "tests.support.https_files",
+]
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,13 +13,8 @@ import hashlib
 import io
 import re
 import shutil
-import ssl
 import subprocess
 import tarfile
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -53,13 +48,22 @@ def stand_in_archive(pulumi_script: str = STAND_IN_PULUMI) -> bytes:
     return buffer.getvalue()
 
 
-@dataclass
 class Release:
-    """What the HTTPS server serves, and every path it was asked for."""
+    """A stand-in GitHub release on the shared HTTPS file server."""
 
-    files: dict[str, bytes] = field(default_factory=dict)
-    truncate: set[str] = field(default_factory=set)
-    requests: list[str] = field(default_factory=list)
+    def __init__(self, server):
+        self.server = server
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        return self.server.files
+
+    @property
+    def requests(self) -> list[str]:
+        return RequestPaths(self.server.requests)
+
+    def truncate(self, path: str) -> None:
+        self.server.script[path] = [("truncate", len(self.server.files[path]) // 2)]
 
     def publish(self, os_arch: str, archive: bytes, listed_hash: str | None = None) -> str:
         name = f"pulumi-v{VERSION}-{os_arch}.tar.gz"
@@ -71,54 +75,26 @@ class Release:
         return name
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make the test server's certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+class RequestPaths(list):
+    """The requested paths, clearable like the list the server records into."""
+
+    def __init__(self, records: list):
+        super().__init__(path for path, _range, _auth in records)
+        self._records = records
+
+    def clear(self) -> None:
+        self._records.clear()
+        super().clear()
 
 
 @pytest.fixture
-def server(certificate: tuple[Path, Path]) -> Iterator[tuple[str, Release]]:
-    release = Release()
+def certificate(tls_certificate: tuple[Path, Path]) -> tuple[Path, Path]:
+    return tls_certificate
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            release.requests.append(self.path)
-            body = release.files.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.path in release.truncate:
-                self.wfile.write(body[: len(body) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                return
-            self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{httpd.server_address[1]}/dl", release
-    httpd.shutdown()
-    httpd.server_close()
+@pytest.fixture
+def server(file_server) -> tuple[str, Release]:
+    return f"{file_server.base_url}/dl", Release(file_server)
 
 
 def fake_uname(bin_dir: Path, kernel: str, machine: str) -> None:
@@ -215,7 +191,7 @@ def test_a_checksum_mismatch_installs_nothing(tmp_path: Path, server, certificat
 def test_a_truncated_download_installs_nothing(tmp_path: Path, server, certificate) -> None:
     base, release = server
     name = release.publish("linux-x64", stand_in_archive())
-    release.truncate.add(f"/dl/v{VERSION}/{name}")
+    release.truncate(f"/dl/v{VERSION}/{name}")
     line = one_line_error(install(tmp_path, base, certificate))
     assert line.startswith(f"install-pulumi: download of {base}/v{VERSION}/{name} failed")
     assert_nothing_installed(tmp_path)

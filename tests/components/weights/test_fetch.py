@@ -1,0 +1,252 @@
+"""components/weights/localai-fetch-weights.sh run for real against an HTTPS server on
+127.0.0.1 (issue 10, part 1): good file, wrong hash, truncated and stalled transfers,
+resume after a kill, a full disk, a file already present. Nothing is ever served that
+was not verified."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from components.weights.manifest import FETCHER, resolve_uri, weights_manifest
+
+FILE = "tiny.Q4_K_M.gguf"
+BODY = os.urandom(300_000)
+SHA = hashlib.sha256(BODY).hexdigest()
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    directory = tmp_path / "models"
+    directory.mkdir()
+    return directory
+
+
+def manifest(tmp_path: Path, url: str, *, sha: str = SHA, size: int = len(BODY)) -> Path:
+    path = tmp_path / "weights.tsv"
+    path.write_text(f"# comment\n{FILE}\t{sha}\t{size}\t{url}/{FILE}\n")
+    return path
+
+
+def fetch(tmp_path: Path, server, models: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        "PATH": os.environ["PATH"],
+        "CURL_CA_BUNDLE": env.pop("CURL_CA_BUNDLE", ""),
+        "FETCH_RETRY_DELAY_S": "0",
+        "FETCH_STALL_S": "2",
+        "FETCH_MIN_FREE_BYTES": "0",
+        **env,
+    }
+    return subprocess.run(
+        ["bash", str(FETCHER), str(tmp_path / "weights.tsv"), str(models)],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def serve(file_server, tls_certificate, tmp_path: Path, models: Path):
+    file_server.files[f"/{FILE}"] = BODY
+    manifest(tmp_path, file_server.base_url)
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        return fetch(tmp_path, file_server, models, CURL_CA_BUNDLE=str(tls_certificate[0]), **env)
+
+    return run
+
+
+def test_a_good_file_is_downloaded_verified_and_renamed(serve, models: Path, file_server) -> None:
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert (models / FILE).read_bytes() == BODY
+    assert not (models / f"{FILE}.partial").exists()
+    assert f"{FILE}: downloaded and verified" in result.stderr
+    assert sorted(p.name for p in models.iterdir()) == [".localai", FILE], "nothing else listed"
+
+
+def test_a_present_verified_file_is_not_downloaded_or_hashed_again(
+    serve, models, file_server
+) -> None:
+    assert serve().returncode == 0
+    file_server.requests.clear()
+    again = serve()
+    assert again.returncode == 0
+    assert f"{FILE}: present and verified" in again.stderr
+    assert file_server.requests == []
+
+
+def test_a_present_file_without_a_stamp_is_verified_once(serve, models, file_server) -> None:
+    (models / FILE).write_bytes(BODY)  # e.g. a volume from before the fetcher
+    result = serve()
+    assert result.returncode == 0 and f"{FILE}: verified" in result.stderr
+    assert file_server.requests == []
+
+
+def test_a_corrupt_present_file_is_replaced(serve, models, file_server) -> None:
+    (models / FILE).write_bytes(b"not the weights")
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert "does not match its sha256: fetching it again" in result.stderr
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_a_wrong_hash_is_never_served(tmp_path, serve, models, file_server) -> None:
+    manifest(tmp_path, file_server.base_url, sha="ab" * 32)
+    result = serve()
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"localai-fetch: error: sha256 mismatch for {FILE}: expected {'ab' * 32}, got {SHA}"
+    )
+    assert not (models / FILE).exists() and not (models / f"{FILE}.partial").exists()
+    assert len(file_server.requests) == 2, "one retry from the start, then it gives up"
+
+
+def test_a_truncated_transfer_resumes_where_it_stopped(serve, models, file_server) -> None:
+    file_server.script[f"/{FILE}"] = [("truncate", 100_000)]
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert (models / FILE).read_bytes() == BODY
+    ranges = [r for _p, r, _a in file_server.requests]
+    assert ranges == [None, "bytes=100000-"]
+
+
+def test_a_stalled_transfer_is_reported_within_the_stall_limit_and_resumed(
+    serve, models, file_server
+) -> None:
+    file_server.script[f"/{FILE}"] = [("stall", 50_000, 30)]
+    started = time.monotonic()
+    result = serve(FETCH_STALL_S="2")
+    assert result.returncode == 0, result.stderr
+    assert f"download of {FILE} stalled (under 1 KiB/s for 2s" in result.stderr
+    assert time.monotonic() - started < 20, "the stall is noticed in seconds, not hours"
+    assert (models / FILE).read_bytes() == BODY
+    assert [r for _p, r, _a in file_server.requests][1] == "bytes=50000-"
+
+
+def test_a_transfer_that_keeps_stalling_fails_with_the_reason(serve, models, file_server) -> None:
+    file_server.script[f"/{FILE}"] = [("stall", 1000, 30)] * 3
+    result = serve(FETCH_ATTEMPTS="3", FETCH_STALL_S="1")
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"localai-fetch: error: download of {FILE} stalled")
+    )
+    assert not (models / FILE).exists(), "a partial file is never served"
+
+
+def test_a_killed_fetch_resumes_from_its_partial_file(
+    tmp_path, serve, models, file_server, tls_certificate
+) -> None:
+    file_server.script[f"/{FILE}"] = [("slow", 20_000, 0.2)]
+    process = subprocess.Popen(
+        ["bash", str(FETCHER), str(tmp_path / "weights.tsv"), str(models)],
+        env={**os.environ, "CURL_CA_BUNDLE": str(tls_certificate[0]), "FETCH_STALL_S": "10"},
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    partial = models / f"{FILE}.partial"
+    deadline = time.monotonic() + 20
+    while (not partial.exists() or partial.stat().st_size < 60_000) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)  # a reboot in the middle of a download
+    process.wait(timeout=10)
+    kept = partial.stat().st_size
+    assert 0 < kept < len(BODY)
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert f"{FILE}: resuming at {kept} bytes" in result.stderr
+    assert file_server.requests[-1][1] == f"bytes={kept}-"
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_a_server_that_cannot_resume_starts_over(serve, models, file_server) -> None:
+    (models / f"{FILE}.partial").write_bytes(BODY[:1000])
+    file_server.script[f"/{FILE}"] = [("no-range",)]
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert "cannot resume" in result.stderr
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_a_leftover_partial_larger_than_the_file_is_discarded(serve, models) -> None:
+    (models / f"{FILE}.partial").write_bytes(b"x" * (len(BODY) + 10))
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert "is larger than the file" in result.stderr
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_not_enough_free_space_is_refused_with_the_numbers(
+    tmp_path, serve, models, file_server
+) -> None:
+    manifest(tmp_path, file_server.base_url, size=10**15)
+    result = serve()
+    assert result.returncode == 1
+    assert f"not enough space for {FILE} in {models}: it needs {10**15} more bytes" in result.stderr
+    assert file_server.requests == [], "checked before downloading"
+
+
+def test_a_disk_that_fills_during_the_download_fails_clearly(
+    tmp_path, file_server, tls_certificate
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(small)], check=True)
+    try:
+        file_server.files[f"/{FILE}"] = BODY
+        manifest(tmp_path, file_server.base_url, size=0)  # size unknown: no free-space check
+        result = fetch(tmp_path, file_server, small, CURL_CA_BUNDLE=str(tls_certificate[0]))
+        assert result.returncode == 1
+        assert f"cannot write {FILE}.partial in {small} (disk full?)" in result.stderr
+        assert not (small / FILE).exists()
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_a_missing_file_fails_after_its_attempts(serve, models, file_server) -> None:
+    file_server.files.clear()
+    result = serve(FETCH_ATTEMPTS="2")
+    assert result.returncode == 1
+    assert "404" in result.stderr.strip().splitlines()[-1]
+    assert len(file_server.requests) == 2
+
+
+def test_the_token_goes_to_huggingface_only_and_never_into_argv() -> None:
+    text = FETCHER.read_text()
+    assert 'config="header = \\"Authorization: Bearer ${HF_TOKEN}\\""' in text
+    assert '"$url" == https://huggingface.co/*' in text
+    assert "--config -" in text
+
+
+def test_huggingface_uris_resolve_as_localai_resolves_them() -> None:
+    assert (
+        resolve_uri("huggingface://o/r/f.gguf") == "https://huggingface.co/o/r/resolve/main/f.gguf"
+    )
+    assert (
+        resolve_uri("huggingface://o/r@abc/f.gguf")
+        == "https://huggingface.co/o/r/resolve/abc/f.gguf"
+    )
+    assert resolve_uri("https://x.example/f.gguf") == "https://x.example/f.gguf"
+
+
+def test_the_manifest_lists_each_file_once_with_its_size() -> None:
+    from components.models.catalog import load_catalog
+    from components.models.facts import load_facts_for
+
+    catalog = load_catalog()
+    names = ["phi-3.5-mini-instruct", "qwen2.5-0.5b-instruct"]
+    text = weights_manifest([catalog[n] for n in names], dict(load_facts_for(names)))
+    rows = [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
+    assert [(r[0], r[2]) for r in rows] == [
+        ("Phi-3.5-mini-instruct.Q4_K_M.gguf", "2393231072"),
+        ("Qwen2.5-0.5B-Instruct-Q4_K_M.gguf", "397808192"),
+    ]
+    assert all(r[3].startswith("https://huggingface.co/") for r in rows)
