@@ -37,6 +37,7 @@ from components.sizing.local_host import local_host_resources
 from components.sizing.planner import SizingError, SizingPlan, plan
 from components.sizing.resources import HostResources
 from components.sizing.volume import describe_weights, minimum_volume_gb, volume_size_gb
+from components.weights.manifest import weights_manifest
 
 STACK_RESOURCE_NAME = "localai"
 
@@ -353,6 +354,7 @@ def _build_aws(
         ssh_cidrs=settings.ssh_cidrs,
         existing_volume_id=settings.weights_volume_id,
         placement=placement,
+        weights_manifest=weights_manifest(models, dict(facts)),
         create_vpc_endpoints=settings.vpc_endpoints,
         tags=settings.tags,
     )

@@ -52,6 +52,8 @@ class AwsHostArgs:
     volume_throughput: int
     root_volume_size_gb: int
     placement: Placement
+    weights_manifest: str
+    """What the host's fetcher downloads and verifies before LocalAI starts."""
     """The subnet, zone and VPC (:func:`components.aws.network.choose_subnet`)."""
     log_retention_days: int
     resource_prefix: str
@@ -425,4 +427,5 @@ def bootstrap_spec(
         volume_wait_s=VOLUME_WAIT_S,
         extra_env=serving.server_env(),
         never_format=args.existing_volume_id is not None,
+        weights_manifest=args.weights_manifest,
     )

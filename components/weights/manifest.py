@@ -16,6 +16,7 @@ from components.models.catalog import ModelConfig
 from components.models.facts import ModelFacts
 
 FETCHER = Path(__file__).with_name("localai-fetch-weights.sh")
+CONFIG_SYNC = Path(__file__).with_name("localai-sync-configs.sh")
 HUGGINGFACE = "huggingface://"
 
 
@@ -46,7 +47,3 @@ def weights_manifest(models: Sequence[ModelConfig], facts: Mapping[str, ModelFac
             )
             lines.append(f"{entry.filename}\t{entry.sha256}\t{size}\t{resolve_uri(entry.uri)}")
     return "\n".join(lines) + "\n"
-
-
-def fetcher_script() -> str:
-    return FETCHER.read_text(encoding="utf-8")

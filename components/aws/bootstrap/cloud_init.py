@@ -43,6 +43,8 @@ import yaml
 
 from components.aws.limits import USER_DATA_LIMIT_BYTES
 from components.serving import CONTAINER_ENV
+from components.weights.manifest import CONFIG_SYNC
+from components.weights.manifest import FETCHER as WEIGHTS_FETCHER
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
 HEADER = "#cloud-config\n"
@@ -61,6 +63,12 @@ SCRIPTS: dict[str, str] = {
     f"{SBIN_DIR}/localai-run": "localai-run.sh",
     f"{SBIN_DIR}/localai-warmup": "localai-warmup.sh",
 }
+# Scripts both targets run (components/weights/): installed path -> source.
+SHARED_SCRIPTS: dict[str, Path] = {
+    f"{SBIN_DIR}/localai-fetch-weights": WEIGHTS_FETCHER,
+    f"{SBIN_DIR}/localai-sync-configs": CONFIG_SYNC,
+}
+WEIGHTS_MANIFEST_PATH = "/etc/localai/weights.tsv"
 UNITS: dict[str, str] = {
     f"{UNIT_DIR}/{name}": name
     for name in (
@@ -123,6 +131,8 @@ class BootstrapSpec:
     threads: int
     parallel_requests: int
     extra_env: dict[str, str] = field(default_factory=dict)
+    weights_manifest: str = ""
+    """The fetcher's manifest (components/weights/manifest.py): file, sha256, size, URL."""
     never_format: bool = False
     """The weights volume is one the user named (weightsVolumeId): never format it."""
     """Non-secret LocalAI env vars for the container."""
@@ -179,6 +189,9 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
         files[EXTRA_ENV_PATH] = (_extra_env(spec.extra_env), "0644")
     for path, name in SCRIPTS.items():
         files[path] = (read_file(name), "0755")
+    for path, source in SHARED_SCRIPTS.items():
+        files[path] = (source.read_text(encoding="utf-8"), "0755")
+    files[WEIGHTS_MANIFEST_PATH] = (spec.weights_manifest, "0644")
     for path, name in UNITS.items():
         files[path] = (read_file(name), "0644")
     model_sets = {"cpu": spec.cpu_models}
@@ -255,6 +268,7 @@ def _conf(spec: BootstrapSpec) -> str:
         "LOCALAI_MODEL_SRC_DIR": MODEL_SRC_DIR,
         "LOCALAI_RUN_DIR": RUN_DIR,
         "LOCALAI_EXTRA_ENV_FILE": EXTRA_ENV_PATH if spec.extra_env else "",
+        "LOCALAI_WEIGHTS_MANIFEST": WEIGHTS_MANIFEST_PATH,
     }
     for key, value in values.items():
         if not _CONF_VALUE.fullmatch(value):

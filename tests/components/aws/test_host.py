@@ -347,6 +347,7 @@ def test_user_data_that_cannot_fit_is_refused_before_any_resource() -> None:
         volume_throughput=250,
         root_volume_size_gb=30,
         placement=Placement("subnet-0aaaa000000000000", "us-east-1a", "vpc-0def000000000000a"),
+        weights_manifest="",
         log_retention_days=30,
         resource_prefix="localai-test",
     )

@@ -48,7 +48,8 @@ retry() { # retry ATTEMPTS COMMAND...: backoff 5, 10, 20, 40, 60... seconds
 . "$conf"
 for var in LOCALAI_MOUNT_POINT LOCALAI_PORT LOCALAI_CPU_IMAGE LOCALAI_GPU_CAPABLE \
     LOCALAI_API_KEY_PARAMETER LOCALAI_REGION LOCALAI_MODEL_SRC_DIR LOCALAI_RUN_DIR \
-    LOCALAI_CPUS LOCALAI_MEMORY_MB LOCALAI_THREADS LOCALAI_PARALLEL_REQUESTS; do
+    LOCALAI_CPUS LOCALAI_MEMORY_MB LOCALAI_THREADS LOCALAI_PARALLEL_REQUESTS \
+    LOCALAI_WEIGHTS_MANIFEST; do
     [[ -n "${!var:-}" ]] || die "$var is not set in $conf"
 done
 for var in LOCALAI_PORT LOCALAI_MEMORY_MB LOCALAI_THREADS LOCALAI_PARALLEL_REQUESTS; do
@@ -179,6 +180,12 @@ unset key
 write_secret "$key_version_file" "$version"
 log "API key version $version read from SSM parameter $LOCALAI_API_KEY_PARAMETER"
 
+# 3b. Weights: the fetcher runs in parallel with the image pulls below; LocalAI starts
+#     only once every file is present and verified (step 5).
+install -d -m 0755 -- "$LOCALAI_MOUNT_POINT/models"
+localai-fetch-weights "$LOCALAI_WEIGHTS_MANIFEST" "$LOCALAI_MOUNT_POINT/models" &
+fetch_pid=$!
+
 # 4. Accelerator, decided at every start: a host whose GPU is gone still serves on CPU, and
 #    retry-gpu moves it back once the GPU path works.
 accelerator=cpu
@@ -200,28 +207,14 @@ else
 fi
 log "accelerator: $accelerator, image: $image"
 
-# 5. Model YAMLs for that accelerator. Files a previous start installed but this set lacks
-#    are removed (manifest); files we did not install are never touched.
-src="$LOCALAI_MODEL_SRC_DIR/$accelerator"
+# 5. Model YAMLs for that accelerator (configs a previous start installed that this set
+#    lacks are removed; files we did not install are never touched), then the weights the
+#    fetcher started in step 3 must all be present and verified.
 models="$LOCALAI_MOUNT_POINT/models"
-manifest="$models/.localai-managed-configs"
-install -d -m 0755 -- "$models"
-shopt -s nullglob
-wanted=()
-for f in "$src"/*.yaml "$src"/*.yml; do wanted+=("${f##*/}"); done
-((${#wanted[@]})) || die "no model YAMLs in $src"
-if [[ -f "$manifest" ]]; then
-    while IFS= read -r old; do
-        [[ -n "$old" && "$old" != */* && " ${wanted[*]} " != *" $old "* ]] || continue
-        rm -f -- "${models:?}/$old"
-        log "removed stale model config $old"
-    done <"$manifest"
+localai-sync-configs "$LOCALAI_MODEL_SRC_DIR/$accelerator" "$models" || die "cannot install the model configs"
+if ! wait "$fetch_pid"; then
+    die "the model weights are not all present and verified (see localai-fetch above); retrying"
 fi
-for name in "${wanted[@]}"; do install -m 0644 -- "$src/$name" "$models/$name"; done
-printf '%s\n' "${wanted[@]}" >"$manifest.tmp"
-chmod 0644 -- "$manifest.tmp"
-mv -f -- "$manifest.tmp" "$manifest"
-log "model configs: ${wanted[*]}"
 
 # 6. Logs: CloudWatch (stream = instance id) plus docker's bounded local cache, so
 #    `docker logs` works; only the local driver when no log group is set.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 
@@ -32,6 +33,15 @@ def model_set(names: tuple[str, ...], gpu_layers: int) -> dict[str, str]:
     return {f"{name}.yaml": model_yaml(name, gpu_layers) for name in names}
 
 
+TINY_WEIGHTS = b"GGUF tiny test weights"
+TINY_WEIGHTS_FILE = "tiny.Q4_K_M.gguf"
+TINY_MANIFEST = (
+    f"{TINY_WEIGHTS_FILE}\t{hashlib.sha256(TINY_WEIGHTS).hexdigest()}\t{len(TINY_WEIGHTS)}\t"
+    f"https://huggingface.co/o/r/resolve/main/{TINY_WEIGHTS_FILE}\n"
+)
+"""A manifest whose one file the script tests put on the volume first (no network)."""
+
+
 def make_spec(
     *, gpu: bool = False, models: tuple[str, ...] = (DEFAULT_MODEL,), **overrides: object
 ) -> BootstrapSpec:
@@ -55,6 +65,7 @@ def make_spec(
         threads=4,
         parallel_requests=1 if not gpu else 4,
         extra_env={"SINGLE_ACTIVE_BACKEND": "true", "LOCALAI_LOG_LEVEL": "info"},
+        weights_manifest=TINY_MANIFEST,
     )
     return dataclasses.replace(spec, **overrides)
 

@@ -356,3 +356,19 @@ def test_gpu_set_must_contain_the_default_model():
     spec = make_spec(gpu=True, gpu_models=model_set(("qwen2.5-0.5b-instruct",), 99))
     with pytest.raises(ValueError, match="is not among gpu_models"):
         render_user_data(spec)
+
+
+def test_the_shared_scripts_and_the_manifest_are_installed_as_shipped(variant):
+    _, spec, document = variant
+    from components.aws.bootstrap.cloud_init import SHARED_SCRIPTS, WEIGHTS_MANIFEST_PATH
+
+    files = decoded_files(document)
+    entries = write_files(document)
+    for path, source in SHARED_SCRIPTS.items():
+        assert files[path] == source.read_text(encoding="utf-8"), path
+        assert entries[path]["permissions"] == "0755"
+    assert files[WEIGHTS_MANIFEST_PATH] == spec.weights_manifest
+    assert (
+        f"\nLOCALAI_WEIGHTS_MANIFEST={WEIGHTS_MANIFEST_PATH}\n"
+        in files["/etc/localai/localai.conf"]
+    )

@@ -31,6 +31,8 @@ from components.aws.bootstrap.cloud_init import (
     MODEL_SRC_DIR,
     RUN_DIR,
     SCRIPTS,
+    SHARED_SCRIPTS,
+    WEIGHTS_MANIFEST_PATH,
     render_user_data,
 )
 from tests.components.aws.bootstrap.cloud_init_support import (
@@ -39,6 +41,8 @@ from tests.components.aws.bootstrap.cloud_init_support import (
     KEY_PARAMETER,
     REPO_ROOT,
     SENTINEL_KEY,
+    TINY_WEIGHTS,
+    TINY_WEIGHTS_FILE,
     install,
     make_spec,
     model_set,
@@ -194,7 +198,7 @@ def test_every_exec_binary_is_installed_by_the_user_data():
     document = render_user_data(make_spec(gpu=True))
     entries = write_files(document)
     installed = {path for path, entry in entries.items() if entry.get("permissions") == "0755"}
-    assert installed == set(SCRIPTS)
+    assert installed == set(SCRIPTS) | set(SHARED_SCRIPTS)
     for unit in UNIT_NAMES:
         for path in exec_paths((FILES_DIR / unit).read_text()):
             assert path in installed | OS_BINARIES, f"{unit} runs {path}, which nothing installs"
@@ -311,10 +315,13 @@ class Host:
             "LOCALAI_MODEL_SRC_DIR": MODEL_SRC_DIR,
             "LOCALAI_RUN_DIR": RUN_DIR,
             "LOCALAI_EXTRA_ENV_FILE": EXTRA_ENV_PATH,
+            "LOCALAI_WEIGHTS_MANIFEST": WEIGHTS_MANIFEST_PATH,
         }.items():
             text = text.replace(f"\n{key}={path}\n", f"\n{key}={self.path(path)}\n")
         self.conf.write_text(text)
         self.run_dir = self.path(RUN_DIR)
+        (self.mount / "models").mkdir()
+        (self.mount / "models" / TINY_WEIGHTS_FILE).write_bytes(TINY_WEIGHTS)
         self.stubs = tmp_path / "stubs"
         self.stubs.mkdir()
         for name, body in {
@@ -336,7 +343,10 @@ class Host:
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         self.log.write_text("")
         environment = {
-            "PATH": f"{self.stubs}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": f"{self.stubs}:{self.root}/usr/local/sbin:/usr/local/sbin:/usr/local/bin:"
+            "/usr/sbin:/usr/bin:/sbin:/bin",
+            "FETCH_ATTEMPTS": "1",
+            "FETCH_RETRY_DELAY_S": "0",
             "LOCALAI_CONF": str(self.conf),
             "LOCALAI_INSTANCE_ID_FILE": str(self.instance_id_file),
             "LOCALAI_SSM_ATTEMPTS": "2",
@@ -496,7 +506,7 @@ def test_run_refuses_to_start_without_the_weights_volume(tmp_path: Path):
     assert result.returncode != 0
     assert "is not a mount point" in result.stderr
     assert host.calls() == []
-    assert not (host.mount / "models").exists()
+    assert not list((host.mount / "models").glob("*.yaml")), "nothing written to the root disk"
 
 
 def test_run_fails_clearly_when_the_key_cannot_be_read(tmp_path: Path):
@@ -768,7 +778,7 @@ def test_a_host_whose_docker_install_failed_installs_it_at_start(tmp_path: Path)
     (host.stubs / "docker").rename(docker_source)
     write_stub(host.stubs, "apt-get", STUB_APT_GET)
     result = host.run(
-        PATH=f"{host.stubs}:/usr/sbin:/usr/bin:/sbin:/bin",
+        PATH=f"{host.stubs}:{host.root}/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
         STUB_BIN=str(host.stubs),
         STUB_DOCKER_SOURCE=str(docker_source),
     )
@@ -795,3 +805,28 @@ def test_an_unknown_subcommand_is_refused(tmp_path: Path):
     assert (
         result.returncode != 0 and "usage: localai-run [serve|watch-key|retry-gpu]" in result.stderr
     )
+
+
+def test_localai_does_not_start_until_the_weights_are_present_and_verified(tmp_path: Path):
+    """The fetcher runs before the container (LocalAI's own downloader serves after a
+    failed download); its failure fails the start with the reason, and systemd retries."""
+    host = Host(tmp_path, {"gpu": False})
+    (host.mount / "models" / TINY_WEIGHTS_FILE).write_bytes(b"tampered")
+    result = host.run(PATH=f"{host.stubs}:{host.root}/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin")
+    assert result.returncode != 0
+    assert "does not match its sha256: fetching it again" in result.stderr
+    assert "the model weights are not all present and verified" in result.stderr
+    assert not [
+        c for c in host.calls("docker") if c["argv"][0] == "run" and "--entrypoint" not in c["argv"]
+    ]
+    assert not (host.mount / "models" / TINY_WEIGHTS_FILE).exists(), "never served"
+
+
+def test_verified_weights_let_localai_start_and_are_not_listed_as_models(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False})
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    assert f"{TINY_WEIGHTS_FILE}: verified" in result.stderr
+    assert (host.mount / "models" / TINY_WEIGHTS_FILE).read_bytes() == TINY_WEIGHTS
+    hidden = {p.name for p in (host.mount / "models").iterdir() if p.name.startswith(".")}
+    assert hidden == {".localai"}, "state is in a directory, which LocalAI does not list"
