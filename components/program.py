@@ -233,6 +233,7 @@ def _build_docker(
                 threads=sizing.threads,
                 gpu_layers={m.name: ALL_GPU_LAYERS if use_gpu else 0 for m in models},
             ),
+            weights_manifest=weights_manifest(models, dict(facts)),
             bind_address=settings.bind_address,
             volume_name=f"{env.project}-{env.stack}-models",
             container_name=f"{env.project}-{env.stack}",

@@ -12,6 +12,7 @@ import pulumi_docker as docker
 from components.api_key import endpoint_api_key
 from components.readiness.command import wait_for_endpoint
 from components.serving import ServingArgs
+from components.weights.manifest import CONFIG_SYNC, FETCHER
 
 CONTAINER_PORT = 8080
 MODELS_DIR = "/build/models"  # LocalAI v2.24.0: ${WORKDIR}/models, WORKDIR /build
@@ -19,13 +20,19 @@ CONFIG_STAGING_DIR = "/etc/localai/models"
 HEALTHCHECK_START_PERIOD = "60m"  # the port stays closed while weights download
 LOCAL_CPU_SHARES = 512  # Docker's default weight is 1024
 
-# The image's ENTRYPOINT is /build/entrypoint.sh. Rendered configs are uploaded to a
-# staging dir in the container and copied over the volume's configs at each start, so
-# a model removed from the stack no longer loads (its weights stay on the volume).
+WEIGHTS_MANIFEST = "/etc/localai/weights.tsv"
+SYNC_CONFIGS = "/usr/local/sbin/localai-sync-configs"
+FETCH_WEIGHTS = "/usr/local/sbin/localai-fetch-weights"
+# The image's ENTRYPOINT is /build/entrypoint.sh (v2.24.0:Dockerfile; Ubuntu, with bash and
+# curl). At each start, before it: the rendered configs (uploaded to a staging dir) replace
+# the ones an earlier start installed, and only those (a model removed from the stack no
+# longer loads; its weights stay); then the shared fetcher makes every weights file present
+# and verified, so LocalAI never downloads and never serves an unverified file. A failed
+# fetch exits the container with the reason in `docker logs`; Docker restarts it.
 _ENTRYPOINT_SCRIPT = (
-    "set -eu; "
-    f"rm -f {MODELS_DIR}/*.yaml; "
-    f"cp {CONFIG_STAGING_DIR}/*.yaml {MODELS_DIR}/; "
+    "set -euo pipefail; "
+    f"{SYNC_CONFIGS} {CONFIG_STAGING_DIR} {MODELS_DIR}; "
+    f"{FETCH_WEIGHTS} {WEIGHTS_MANIFEST} {MODELS_DIR}; "
     'exec /build/entrypoint.sh "$@"'
 )
 
@@ -41,6 +48,8 @@ class DockerTargetArgs:
     """Request all GPUs (``--gpus all``); only with the CUDA image."""
     model_files: Mapping[str, str]
     """Rendered LocalAI model YAMLs: file name -> content."""
+    weights_manifest: str
+    """What the fetcher makes present and verified before LocalAI starts."""
     bind_address: str
     volume_name: str
     container_name: str
@@ -96,6 +105,7 @@ class LocalDockerTarget(pulumi.ComponentResource):
                 parent=self,
                 depends_on=[container],
                 hint=f"Check the container's log: docker logs {args.container_name}",
+                extra_args=["--docker-container", args.container_name],
             )
 
         self.register_outputs(
@@ -121,7 +131,7 @@ class LocalDockerTarget(pulumi.ComponentResource):
             f"{name}-container",
             name=args.container_name,
             image=image.image_id,
-            entrypoints=["/bin/sh", "-c", _ENTRYPOINT_SCRIPT, "localai-entrypoint"],
+            entrypoints=["/bin/bash", "-c", _ENTRYPOINT_SCRIPT, "localai-entrypoint"],
             envs=envs,
             ports=[
                 docker.ContainerPortArgs(
@@ -132,8 +142,19 @@ class LocalDockerTarget(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(volume_name=volume.name, container_path=MODELS_DIR)
             ],
             uploads=[
-                docker.ContainerUploadArgs(file=f"{CONFIG_STAGING_DIR}/{file_name}", content=text)
-                for file_name, text in sorted(args.model_files.items())
+                *(
+                    docker.ContainerUploadArgs(
+                        file=f"{CONFIG_STAGING_DIR}/{file_name}", content=text
+                    )
+                    for file_name, text in sorted(args.model_files.items())
+                ),
+                docker.ContainerUploadArgs(file=WEIGHTS_MANIFEST, content=args.weights_manifest),
+                docker.ContainerUploadArgs(
+                    file=SYNC_CONFIGS, content=CONFIG_SYNC.read_text(), executable=True
+                ),
+                docker.ContainerUploadArgs(
+                    file=FETCH_WEIGHTS, content=FETCHER.read_text(), executable=True
+                ),
             ],
             cpus=f"{serving.cpu_limit:g}",
             # Half the default weight: under contention the desktop wins, idle CPU is used.

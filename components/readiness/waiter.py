@@ -23,6 +23,10 @@ Policy:
   one, configured with the old key, may still answer for a moment. During the first
   ``auth_grace_s`` seconds rejections are retried like any other answer: after a key
   rotation the host needs a moment to load the new key.
+* ``docker_container``: while the endpoint does not answer, read that container's recent
+  log: the weights fetcher's error ("localai-fetch: error: sha256 mismatch for X") ends the
+  wait at once with that line, and its warnings (a stalled download) are logged, so a
+  broken download shows in seconds instead of after the timeout.
 * ``check_other_key_refused``: once ready, one more request with a different key must be
   rejected (401/403): the server enforces exactly the configured key, so an old (rotated
   or leaked) key no longer works.
@@ -44,6 +48,7 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
@@ -117,6 +122,7 @@ def wait_until_ready(
     max_auth_failures: int = 3,
     auth_grace_s: float = 0.0,
     check_other_key_refused: bool = False,
+    docker_container: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ReadyResult:
@@ -152,6 +158,19 @@ def wait_until_ready(
                 log("a different API key is refused")
             return ReadyResult(attempts, elapsed, now - sent, obs.first_token)
 
+        if docker_container is not None:
+            fetch_error, fetch_note = _fetch_log(docker_container)
+            if fetch_error is not None:
+                raise EndpointNotReady(
+                    f"{url} cannot start: the container {docker_container} reports "
+                    f"{fetch_error!r} (Docker restarts it; fix the cause and run pulumi up)",
+                    last_seen=fetch_error,
+                    attempts=attempts,
+                    elapsed_s=elapsed,
+                )
+            if fetch_note is not None and (logged is None or fetch_note not in logged[0]):
+                log(f"{docker_container}: {fetch_note}")
+                logged = (f"{obs.seen} {fetch_note}", now)
         in_grace = elapsed < auth_grace_s
         auth_failures = auth_failures + 1 if obs.auth_rejected and not in_grace else 0
         if auth_failures >= max_auth_failures:
@@ -178,6 +197,34 @@ def wait_until_ready(
             log(f"attempt {attempts} at {_secs(elapsed)}: {obs.seen}; retrying in {_secs(pause)}")
             logged = (obs.seen, now)
         sleep(pause)
+
+
+FETCH_PREFIXES = ("localai-fetch:", "localai-sync-configs:")
+
+
+def _fetch_log(container: str) -> tuple[str | None, str | None]:
+    """(the fetcher's error, its latest line) from the container's last log lines, when
+    the latest fetcher line is still about a problem; (None, None) without docker."""
+    try:
+        done = subprocess.run(
+            ["docker", "logs", "--tail", "40", container],
+            capture_output=True, text=True, timeout=15, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+    lines = [
+        line.strip()
+        for line in (done.stdout + done.stderr).splitlines()
+        if line.strip().startswith(FETCH_PREFIXES)
+    ]
+    if not lines:
+        return None, None
+    latest = lines[-1]
+    if ": error: " in latest:
+        return latest, None
+    if "stalled" in latest or "retrying" in latest or "downloading" in latest:
+        return None, latest
+    return None, None
 
 
 def _require_other_key_refused(
@@ -336,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds during which 401/403 are retried (a host loading a rotated key)",
     )
     parser.add_argument(
+        "--docker-container",
+        default=None,
+        help="read this container's log for the weights fetcher's errors while waiting",
+    )
+    parser.add_argument(
         "--check-other-key-refused",
         action="store_true",
         help="once ready, require that a different key is rejected",
@@ -369,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             log=log,
             auth_grace_s=args.auth_grace,
             check_other_key_refused=args.check_other_key_refused,
+            docker_container=args.docker_container,
         )
     except EndpointNotReady as err:
         hint = f". {args.hint}" if args.hint else ""

@@ -7,6 +7,7 @@ import yaml
 
 from components.docker.daemon import DaemonInfo
 from components.docker.target import client_host
+from components.weights.manifest import CONFIG_SYNC, FETCHER
 from tests.support.program_run import NO_GPU_DAEMON, NVIDIA_DAEMON, run_program
 from tests.support.pulumi_mocks import RecordingMocks
 
@@ -82,17 +83,34 @@ def test_limits_are_derived_from_the_daemon_when_not_configured(
 
 def test_the_model_yamls_are_uploaded_rendered_for_cpu(pulumi_mocks: RecordingMocks) -> None:
     run_program({"models": '["phi-3.5-mini-instruct", "qwen2.5-0.5b-instruct"]'})
-    uploads = {u["file"]: yaml.safe_load(u["content"]) for u in container(pulumi_mocks)["uploads"]}
-    assert set(uploads) == {
+    uploaded = {u["file"]: u for u in container(pulumi_mocks)["uploads"]}
+    configs = {
+        path: yaml.safe_load(u["content"])
+        for path, u in uploaded.items()
+        if path.startswith("/etc/localai/models/")
+    }
+    assert set(configs) == {
         "/etc/localai/models/phi-3.5-mini-instruct.yaml",
         "/etc/localai/models/qwen2.5-0.5b-instruct.yaml",
     }
-    assert all(cfg["gpu_layers"] == 0 for cfg in uploads.values())
-    # The entrypoint replaces the volume's configs with exactly these, then starts LocalAI.
+    assert all(cfg["gpu_layers"] == 0 for cfg in configs.values())
+    # The shared scripts, byte for byte, executable; the manifest of both models' files.
+    assert uploaded["/usr/local/sbin/localai-fetch-weights"]["content"] == FETCHER.read_text()
+    assert uploaded["/usr/local/sbin/localai-sync-configs"]["content"] == CONFIG_SYNC.read_text()
+    assert uploaded["/usr/local/sbin/localai-fetch-weights"]["executable"] is True
+    manifest = uploaded["/etc/localai/weights.tsv"]["content"]
+    assert "Phi-3.5-mini-instruct.Q4_K_M.gguf\t3f68916e" in manifest
+    assert "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf\t6eb923e7" in manifest
+    # Sync the configs (only those it installed), fetch and verify, then start LocalAI.
     entry = container(pulumi_mocks)["entrypoints"]
-    assert entry[:2] == ["/bin/sh", "-c"]
-    assert "cp /etc/localai/models/*.yaml /build/models/" in entry[2]
-    assert entry[2].endswith('exec /build/entrypoint.sh "$@"')
+    assert entry[:2] == ["/bin/bash", "-c"]
+    sync = "/usr/local/sbin/localai-sync-configs /etc/localai/models /build/models"
+    fetch = "/usr/local/sbin/localai-fetch-weights /etc/localai/weights.tsv /build/models"
+    assert (
+        entry[2].index(sync) < entry[2].index(fetch) < entry[2].index("exec /build/entrypoint.sh")
+    )
+    assert "rm -f /build/models/*.yaml" not in entry[2], "never every YAML in the volume"
+    assert entry[2].startswith("set -euo pipefail;")
 
 
 def test_auto_uses_cuda_only_when_the_daemon_has_the_nvidia_runtime(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -381,3 +382,69 @@ def test_the_real_server_refuses_another_key(llama_server: LlamaServer) -> None:
         timeout_s=60,
         check_other_key_refused=True,
     )
+
+
+# --- local fetch errors surface in seconds (issue 10) ---------------------------------------
+
+
+def stub_docker(tmp_path: Path, log_text: str, monkeypatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "docker.log").write_text(log_text)
+    script = bin_dir / "docker"
+    script.write_text(f'#!/bin/sh\n[ "$1" = logs ] && cat {tmp_path / "docker.log"} >&2\nexit 0\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_a_fetch_error_in_the_container_log_ends_the_wait_at_once(
+    tmp_path: Path, monkeypatch
+) -> None:
+    stub_docker(
+        tmp_path,
+        "localai-fetch: x.gguf: downloading (attempt 1/5)\n"
+        "localai-fetch: error: sha256 mismatch for x.gguf: expected aa, got bb (twice; ...)\n",
+        monkeypatch,
+    )
+    started = time.monotonic()
+    with pytest.raises(EndpointNotReady) as caught:
+        wait_until_ready(
+            "http://127.0.0.1:9/v1", "k", "m", timeout_s=600, initial_delay_s=0.05,
+            docker_container="localai-test",
+        )  # fmt: skip
+    assert time.monotonic() - started < 10
+    assert (
+        "the container localai-test reports 'localai-fetch: error: sha256 mismatch for x.gguf"
+        in str(caught.value)
+    )
+
+
+def test_a_stalled_download_is_reported_while_the_wait_goes_on(tmp_path: Path, monkeypatch) -> None:
+    stub_docker(
+        tmp_path,
+        "localai-fetch: download of x.gguf stalled (under 1 KiB/s for 60s, ...); retrying in 5s\n",
+        monkeypatch,
+    )
+    lines: list[str] = []
+    with pytest.raises(EndpointNotReady) as caught:
+        wait_until_ready(
+            "http://127.0.0.1:9/v1", "k", "m", timeout_s=1.0, initial_delay_s=0.2,
+            docker_container="localai-test", log=lines.append,
+        )  # fmt: skip
+    assert "not ready after" in str(caught.value), "a stall is not a failure by itself"
+    assert any("localai-test: localai-fetch: download of x.gguf stalled" in line for line in lines)
+
+
+def test_a_finished_fetch_in_the_log_is_no_error(tmp_path: Path, monkeypatch) -> None:
+    stub_docker(
+        tmp_path,
+        "localai-fetch: error: download of x.gguf failed: HTTP 503\n"
+        "localai-fetch: all 1 files present and verified in /build/models\n",
+        monkeypatch,
+    )
+    with pytest.raises(EndpointNotReady) as caught:
+        wait_until_ready(
+            "http://127.0.0.1:9/v1", "k", "m", timeout_s=0.6, initial_delay_s=0.2,
+            docker_container="localai-test",
+        )  # fmt: skip
+    assert "not ready after" in str(caught.value)
