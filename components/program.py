@@ -145,6 +145,7 @@ def _serving(settings: Settings, sizing: SizingPlan, *, wait_for_ready: bool) ->
         keep_volume_on_destroy=settings.keep_volume_on_destroy,
         extra_env=settings.extra_env,
         web_ui=settings.web_ui,
+        hf_token=settings.hf_token,
     )
 
 

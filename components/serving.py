@@ -35,6 +35,7 @@ CONTAINER_ENV = frozenset(
         "LOCALAI_MODELS_PATH",
         "ADDRESS",
         "LOCALAI_ADDRESS",
+        "HF_TOKEN",
     }
 )
 """Container env vars each target's run step sets itself (from their own keys), or the
@@ -139,6 +140,8 @@ class ServingArgs:
     """Non-secret LocalAI environment variables."""
     web_ui: bool = False
     """LocalAI's web UI (off unless localai:webUi)."""
+    hf_token: SecretStr | None = None
+    """Hugging Face token for gated models, for the weights fetcher only (a secret)."""
 
     def server_env(self) -> dict[str, str]:
         """Non-secret env every target gives the container: lock-down first, then the

@@ -168,6 +168,7 @@ class Settings(_Section):
     image: ImageRef | None = None
     gpu_image: ImageRef | None = None
     api_key: SecretStr | None = None
+    hf_token: SecretStr | None = None
     port: int = Field(default=8080, ge=1, le=65535)
     threads: int | None = Field(default=None, gt=0, le=512)
     context_size: int | None = Field(default=None, ge=256, le=1_048_576)
@@ -427,7 +428,7 @@ def _format_errors(error: ValidationError, raw: Mapping[str, Any]) -> str:
         key = loc[0] if loc else "?"
         where = ".".join(loc)
         value = item.get("input") if loc else None
-        if key == "apiKey":
+        if key in ("apiKey", "hfToken"):
             value = "[secret]"
         lines.append(f"  - {NAMESPACE}:{where} = {_describe(value)}: {message}")
     return "\n".join(lines)
@@ -467,6 +468,11 @@ def load_settings(
             "EC2 user data, the stack state and the container's env file in plain text. "
             "Secrets go only through keys made for them (localai:apiKey); remove the "
             "secret values from extraEnv"
+        )
+    if "hfToken" in values and "hfToken" not in set(secret_keys):
+        problems.append(
+            f"  - {NAMESPACE}:hfToken is stored in plain text; set it with "
+            f"`pulumi config set --secret {NAMESPACE}:hfToken <token>`"
         )
     if "apiKey" in values and "apiKey" not in set(secret_keys):
         problems.append(

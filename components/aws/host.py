@@ -195,9 +195,21 @@ class AwsHost(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        parameter_arns = [key_parameter.arn]
+        if args.serving.hf_token is not None:
+            token = aws.ssm.Parameter(
+                f"{name}-hf-token",
+                name=hf_token_parameter_name(args.resource_prefix),
+                type="SecureString",
+                value=pulumi.Output.secret(args.serving.hf_token.get_secret_value()),
+                description="Hugging Face token for gated model weights (read by the host)",
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            parameter_arns.append(token.arn)
         identity = HostIdentity(
             f"{name}-identity",
-            key_parameter_arn=key_parameter.arn,
+            parameter_arns=parameter_arns,
             log_group_arn=log_group.arn,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
@@ -353,6 +365,10 @@ def key_parameter_name(resource_prefix: str) -> str:
     return f"/localai/{resource_prefix}/api-key"
 
 
+def hf_token_parameter_name(resource_prefix: str) -> str:
+    return f"/localai/{resource_prefix}/hf-token"
+
+
 def log_group_name(resource_prefix: str) -> str:
     return f"/localai/{resource_prefix}"
 
@@ -428,4 +444,7 @@ def bootstrap_spec(
         extra_env=serving.server_env(),
         never_format=args.existing_volume_id is not None,
         weights_manifest=args.weights_manifest,
+        hf_token_parameter=(
+            hf_token_parameter_name(args.resource_prefix) if serving.hf_token is not None else ""
+        ),
     )

@@ -8,6 +8,7 @@ of copying them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -158,9 +159,10 @@ def managed_policy_arn(partition: str, name: str) -> str:
     return f"arn:{partition}:iam::aws:policy/{name}"
 
 
-def host_policy_document(key_parameter_arn: str, log_group_arn: str) -> str:
-    """Least privilege for the host: read its own key, write its own log group, and read
-    no other parameter even though the SSM managed policy allows it."""
+def host_policy_document(parameter_arns: list[str], log_group_arn: str) -> str:
+    """Least privilege for the host: read its own parameters (the key; the Hugging Face
+    token when there is one), write its own log group, and read no other parameter even
+    though the SSM managed policy allows it."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -169,13 +171,13 @@ def host_policy_document(key_parameter_arn: str, log_group_arn: str) -> str:
                     "Sid": "ReadEndpointApiKey",
                     "Effect": "Allow",
                     "Action": ["ssm:GetParameter"],
-                    "Resource": [key_parameter_arn],
+                    "Resource": list(parameter_arns),
                 },
                 {
                     "Sid": "NoOtherParameters",
                     "Effect": "Deny",
                     "Action": PARAMETER_READS,
-                    "NotResource": [key_parameter_arn],
+                    "NotResource": list(parameter_arns),
                 },
                 {
                     "Sid": "ShipContainerLogs",
@@ -215,7 +217,7 @@ class HostIdentity(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        key_parameter_arn: pulumi.Input[str],
+        parameter_arns: Sequence[pulumi.Input[str]],
         log_group_arn: pulumi.Input[str],
         tags: dict[str, str],
         opts: pulumi.ResourceOptions | None = None,
@@ -240,8 +242,8 @@ class HostIdentity(pulumi.ComponentResource):
         host_access = aws.iam.RolePolicy(
             f"{name}-host-access",
             role=role.name,
-            policy=pulumi.Output.all(key_parameter_arn, log_group_arn).apply(
-                lambda arns: host_policy_document(arns[0], arns[1])
+            policy=pulumi.Output.all(log_group_arn, *parameter_arns).apply(
+                lambda arns: host_policy_document(list(arns[1:]), arns[0])
             ),
             opts=pulumi.ResourceOptions(parent=role),
         )

@@ -13,7 +13,8 @@
 # Exit 0 when every file is in place; 1 with "localai-fetch: error: ..." as the last line.
 # Env: FETCH_ATTEMPTS (5), FETCH_CONNECT_TIMEOUT_S (30), FETCH_STALL_S (60),
 #      FETCH_RETRY_DELAY_S (5), FETCH_MIN_FREE_BYTES (67108864: kept free beyond the file),
-#      HF_TOKEN (optional, for gated models: sent only to huggingface.co, never in argv).
+#      HF_TOKEN (optional, for gated models: sent only to URLs under HF_ENDPOINT, default
+#      https://huggingface.co, and never on a command line).
 set -euo pipefail
 umask 022
 
@@ -45,7 +46,7 @@ sha256_of() { sha256sum -- "$1" | cut -d' ' -f1; }
 
 curl_get() { # URL OUTPUT: resume into OUTPUT; the token goes in a config on stdin, not argv
     local url=$1 out=$2 config=""
-    if [[ -n "${HF_TOKEN:-}" && "$url" == https://huggingface.co/* ]]; then
+    if [[ -n "${HF_TOKEN:-}" && "$url" == "${HF_ENDPOINT:-https://huggingface.co}"/* ]]; then
         config="header = \"Authorization: Bearer ${HF_TOKEN}\""
     fi
     printf '%s\n' "$config" | curl --config - --fail --location --silent --show-error \

@@ -178,3 +178,21 @@ def test_a_non_loopback_bind_needs_an_explicit_opt_in(address: str, ok: bool) ->
     ):
         load({"bindAddress": address})
     assert load({"bindAddress": address, "allowNetworkBind": "true"}).bind_address == address
+
+
+def test_a_plain_text_hf_token_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"localai:hfToken is stored in plain text"):
+        load({"hfToken": "hf_x"})
+    assert load({"hfToken": "hf_x"}, secret_keys=("hfToken",)).hf_token is not None
+
+
+def test_the_local_container_gets_the_token_in_its_secret_env(pulumi_mocks: RecordingMocks) -> None:
+    run_program({"hfToken": "hf_local_token"}, secret_keys=("hfToken",))
+    envs = pulumi_mocks.one("docker:index/container:Container").inputs["envs"]
+    assert isinstance(envs, dict), "the env list is a secret"
+    assert "HF_TOKEN=hf_local_token" in envs["value"]
+
+
+def test_hf_token_cannot_be_set_through_extra_env() -> None:
+    with pytest.raises(ConfigError, match=r"are set by the package itself"):
+        load({"extraEnv": '{"HF_TOKEN": "x"}'})

@@ -131,6 +131,8 @@ class BootstrapSpec:
     threads: int
     parallel_requests: int
     extra_env: dict[str, str] = field(default_factory=dict)
+    hf_token_parameter: str = ""
+    """SSM SecureString with the Hugging Face token for gated models; empty: none."""
     weights_manifest: str = ""
     """The fetcher's manifest (components/weights/manifest.py): file, sha256, size, URL."""
     never_format: bool = False
@@ -269,6 +271,7 @@ def _conf(spec: BootstrapSpec) -> str:
         "LOCALAI_RUN_DIR": RUN_DIR,
         "LOCALAI_EXTRA_ENV_FILE": EXTRA_ENV_PATH if spec.extra_env else "",
         "LOCALAI_WEIGHTS_MANIFEST": WEIGHTS_MANIFEST_PATH,
+        "LOCALAI_HF_TOKEN_PARAMETER": spec.hf_token_parameter,
     }
     for key, value in values.items():
         if not _CONF_VALUE.fullmatch(value):

@@ -477,3 +477,35 @@ def test_a_volume_the_stack_created_may_be_formatted_when_blank(
 ) -> None:
     run_program(AWS)
     assert "PREPARE_VOLUME_NEVER_FORMAT=0" in yaml.safe_load(user_data(pulumi_mocks))["runcmd"][0]
+
+
+TOKEN = "hf_sentinel_token_0123456789abcdef"
+
+
+def test_a_gated_models_token_is_an_ssm_secret_only_the_host_reads(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    run_program({**AWS, "hfToken": TOKEN}, secret_keys=("hfToken",))
+    params = {r.name: r for r in pulumi_mocks.of_type("aws:ssm/parameter:Parameter")}
+    token = params["localai-hf-token"].inputs
+    assert token["type"] == "SecureString" and token["name"] == "/localai/localai-test/hf-token"
+    assert isinstance(token["value"], dict), "the value is a Pulumi secret"
+    policy = json.loads(pulumi_mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    allow = next(s for s in policy["Statement"] if s["Sid"] == "ReadEndpointApiKey")
+    deny = next(s for s in policy["Statement"] if s["Sid"] == "NoOtherParameters")
+    assert any(a.endswith("parameter/localai/localai-test/hf-token") for a in allow["Resource"])
+    assert allow["Resource"] == deny["NotResource"]
+    assert TOKEN not in user_data(pulumi_mocks)
+    conf = written_files(pulumi_mocks)["/etc/localai/localai.conf"]
+    assert "\nLOCALAI_HF_TOKEN_PARAMETER=/localai/localai-test/hf-token\n" in conf
+
+
+def test_no_token_no_parameter(pulumi_mocks: RecordingMocks) -> None:
+    run_program(AWS)
+    assert [r.name for r in pulumi_mocks.of_type("aws:ssm/parameter:Parameter")] == [
+        "localai-api-key"
+    ]
+    assert (
+        "\nLOCALAI_HF_TOKEN_PARAMETER=\n"
+        in written_files(pulumi_mocks)["/etc/localai/localai.conf"]
+    )

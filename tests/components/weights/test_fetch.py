@@ -219,11 +219,33 @@ def test_a_missing_file_fails_after_its_attempts(serve, models, file_server) -> 
     assert len(file_server.requests) == 2
 
 
-def test_the_token_goes_to_huggingface_only_and_never_into_argv() -> None:
-    text = FETCHER.read_text()
-    assert 'config="header = \\"Authorization: Bearer ${HF_TOKEN}\\""' in text
-    assert '"$url" == https://huggingface.co/*' in text
-    assert "--config -" in text
+def curl_recorder(tmp_path: Path) -> Path:
+    """A ``curl`` first on PATH that records its argv, then runs the real one."""
+    bin_dir = tmp_path / "recording-bin"
+    bin_dir.mkdir()
+    real = subprocess.run(
+        ["sh", "-c", "command -v curl"], capture_output=True, text=True
+    ).stdout.strip()
+    (bin_dir / "curl").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$*" >> {tmp_path / "curl-argv"}\nexec {real} "$@"\n'
+    )
+    (bin_dir / "curl").chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize(("endpoint_is_the_server", "sent"), [(True, True), (False, False)])
+def test_the_token_goes_only_to_the_hugging_face_endpoint_and_never_into_argv(
+    tmp_path: Path, serve, file_server, endpoint_is_the_server: bool, sent: bool
+) -> None:
+    token = "hf_secret_token_0123456789"
+    recorder = curl_recorder(tmp_path)
+    endpoint = file_server.base_url if endpoint_is_the_server else "https://huggingface.co"
+    result = serve(HF_TOKEN=token, HF_ENDPOINT=endpoint, PATH=f"{recorder}:{os.environ['PATH']}")
+    assert result.returncode == 0, result.stderr
+    (_path, _range, auth) = file_server.requests[0]
+    assert auth == (f"Bearer {token}" if sent else None)
+    assert token not in (tmp_path / "curl-argv").read_text()
+    assert token not in result.stderr
 
 
 def test_huggingface_uris_resolve_as_localai_resolves_them() -> None:

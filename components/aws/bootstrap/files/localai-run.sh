@@ -182,9 +182,17 @@ log "API key version $version read from SSM parameter $LOCALAI_API_KEY_PARAMETER
 
 # 3b. Weights: the fetcher runs in parallel with the image pulls below; LocalAI starts
 #     only once every file is present and verified (step 5).
+#     A gated model's token (SSM SecureString) goes into the fetcher's environment only.
 install -d -m 0755 -- "$LOCALAI_MOUNT_POINT/models"
-localai-fetch-weights "$LOCALAI_WEIGHTS_MANIFEST" "$LOCALAI_MOUNT_POINT/models" &
+hf_token=""
+if [[ -n "${LOCALAI_HF_TOKEN_PARAMETER:-}" ]]; then
+    hf_token=$(aws ssm get-parameter --region "$LOCALAI_REGION" --name "$LOCALAI_HF_TOKEN_PARAMETER" \
+        --with-decryption --query Parameter.Value --output text) ||
+        die "cannot read the Hugging Face token from SSM parameter $LOCALAI_HF_TOKEN_PARAMETER"
+fi
+HF_TOKEN="$hf_token" localai-fetch-weights "$LOCALAI_WEIGHTS_MANIFEST" "$LOCALAI_MOUNT_POINT/models" &
 fetch_pid=$!
+unset hf_token
 
 # 4. Accelerator, decided at every start: a host whose GPU is gone still serves on CPU, and
 #    retry-gpu moves it back once the GPU path works.

@@ -261,6 +261,8 @@ query = argv[argv.index("--query") + 1]
 version = os.environ.get("STUB_AWS_VERSION", "1")
 if query == "Parameter.Version":
     print(version)
+elif query == "Parameter.Value":
+    print(os.environ.get("STUB_AWS_TOKEN", "hf_stub_token"))
 elif query == "Parameter.[Version,Value]":
     print(f"{version}\t{os.environ['STUB_AWS_KEY']}")
 else:
@@ -843,3 +845,15 @@ def test_verified_weights_let_localai_start_and_are_not_listed_as_models(tmp_pat
     assert (host.mount / "models" / TINY_WEIGHTS_FILE).read_bytes() == TINY_WEIGHTS
     hidden = {p.name for p in (host.mount / "models").iterdir() if p.name.startswith(".")}
     assert hidden == {".localai"}, "state is in a directory, which LocalAI does not list"
+
+
+def test_a_gated_models_token_reaches_only_the_fetcher(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False, "hf_token_parameter": "/localai/dev/hf-token"})
+    token = "hf_sentinel_token_0123456789"
+    result = host.run(STUB_AWS_TOKEN=token)
+    assert result.returncode == 0, result.stderr
+    reads = [c["argv"] for c in host.calls("aws") if "/localai/dev/hf-token" in c["argv"]]
+    assert reads and "--with-decryption" in reads[0]
+    for call in host.calls():
+        assert token not in json.dumps(call), call
+    assert token not in result.stdout + result.stderr
