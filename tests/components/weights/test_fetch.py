@@ -272,3 +272,13 @@ def test_the_manifest_lists_each_file_once_with_its_size() -> None:
         ("Qwen2.5-0.5B-Instruct-Q4_K_M.gguf", "397808192"),
     ]
     assert all(r[3].startswith("https://huggingface.co/") for r in rows)
+
+
+def test_a_corrupt_file_is_removed_even_when_the_new_download_fails(
+    serve, models, file_server
+) -> None:
+    (models / FILE).write_bytes(b"not the weights")
+    file_server.files.clear()  # the source is gone: 404
+    result = serve(FETCH_ATTEMPTS="1")
+    assert result.returncode == 1
+    assert not (models / FILE).exists(), "a file that failed its sha256 is never left in place"
