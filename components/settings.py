@@ -43,7 +43,11 @@ DEFAULT_LOCALAI_VERSION = "v2.24.0"
 DEFAULT_CPU_INSTANCE_TYPE = "c7i.xlarge"
 DEFAULT_GPU_INSTANCE_TYPE = "g6.xlarge"
 CPU_IMAGE_TEMPLATE = "localai/localai:{version}-ffmpeg-core"
-GPU_IMAGE_TEMPLATE = "localai/localai:{version}-cublas-cuda12"
+GPU_IMAGE_TEMPLATE = "localai/localai:{version}-cublas-cuda12-core"
+"""LocalAI's core CUDA 12 image: the same CUDA llama.cpp backend as the brief's
+``-cublas-cuda12``, which LocalAI builds as its extras image (Python backends for
+transformers, diffusers and more) (v2.24.0:.github/workflows/image.yml, tag-suffix and
+image-type of the matrix entries). ``localai:gpuImage`` still takes any tag."""
 # Keys whose stack-config value is JSON (Pulumi stores lists and objects as JSON text).
 _JSON_KEYS = frozenset({"models", "allowedCidrs", "sshCidrs", "fleet", "extraEnv", "tags"})
 _AWS_ONLY_KEYS = (

@@ -186,6 +186,12 @@ class ModelConfig(_Strict):
     mirostat: int | None = Field(default=None, ge=0, le=2)
     mirostat_eta: float | None = None
     mirostat_tau: float | None = None
+    # Prompt reuse: LocalAI v2.24.0 sends it to llama.cpp as each request's cache_prompt
+    # (backend/cpp/llama/grpc-server.cpp, parse_options), so a slot reuses the KV cache of
+    # the common prefix of its previous prompt (a multi-turn chat re-reads only the new
+    # turn). Each slot keeps its own cache: safe with parallel slots. Rendered true unless
+    # the file sets it. prompt_cache_path (a file cache) is not used.
+    prompt_cache_all: bool | None = None
     mmap: bool | None = None
     mmlock: bool | None = None
     low_vram: bool | None = None
@@ -338,6 +344,7 @@ def render_model_yaml(
     """The YAML LocalAI reads on one host: offload, threads and context decided for it."""
     data = model.model_dump(exclude_none=True)
     data.setdefault("mirostat", 0)  # LocalAI's default (2) would ignore top_p/top_k
+    data.setdefault("prompt_cache_all", True)  # follow-up turns skip the shared prefix
     data["gpu_layers"] = gpu_layers
     if context_size is not None:
         data["context_size"] = context_size

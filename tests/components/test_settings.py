@@ -26,7 +26,7 @@ def test_empty_config_gives_the_documented_defaults() -> None:
     assert settings.port == 8080
     assert settings.bind_address == "127.0.0.1"
     assert settings.cpu_image == "localai/localai:v2.24.0-ffmpeg-core"
-    assert settings.cuda_image == "localai/localai:v2.24.0-cublas-cuda12"
+    assert settings.cuda_image == "localai/localai:v2.24.0-cublas-cuda12-core"
     assert settings.api_key is None
     assert settings.keep_volume_on_destroy is True
     assert settings.aws_instance_type == "c7i.xlarge"

@@ -118,7 +118,7 @@ def test_auto_uses_cuda_only_when_the_daemon_has_the_nvidia_runtime(
 ) -> None:
     result = run_program({}, daemon=NVIDIA_DAEMON)
     image = pulumi_mocks.one("docker:index/remoteImage:RemoteImage").inputs
-    assert image["name"] == "localai/localai:v2.24.0-cublas-cuda12"
+    assert image["name"] == "localai/localai:v2.24.0-cublas-cuda12-core"
     inputs = container(pulumi_mocks)
     assert inputs["gpus"] == "all"
     config = yaml.safe_load(inputs["uploads"][0]["content"])

@@ -293,3 +293,17 @@ def test_mirostat_is_rendered_off_unless_the_model_sets_it() -> None:
 def test_keys_that_do_nothing_or_break_llama_cpp_are_refused(change, fragment: str) -> None:
     with pytest.raises(ModelConfigError, match=re.escape(fragment)):
         parse_model_config(mutate(change))
+
+
+def test_prompt_reuse_is_rendered_on_unless_the_model_turns_it_off() -> None:
+    """Without it LocalAI sends cache_prompt false and every turn re-reads the whole chat."""
+    rendered = yaml.safe_load(render_model_yaml(parse_model_config(GOOD), gpu_layers=0, threads=2))
+    assert rendered["prompt_cache_all"] is True
+
+    def off(data: dict) -> None:
+        data["prompt_cache_all"] = False
+
+    kept = yaml.safe_load(
+        render_model_yaml(parse_model_config(mutate(off)), gpu_layers=0, threads=2)
+    )
+    assert kept["prompt_cache_all"] is False
