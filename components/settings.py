@@ -40,7 +40,7 @@ from components.errors import ConfigError
 NAMESPACE = "localai"
 DEFAULT_MODEL = "phi-3.5-mini-instruct"
 DEFAULT_LOCALAI_VERSION = "v2.24.0"
-DEFAULT_CPU_INSTANCE_TYPE = "c7i.xlarge"
+DEFAULT_CPU_INSTANCE_TYPE = "c7a.xlarge"  # README "Choosing the default CPU type"
 DEFAULT_GPU_INSTANCE_TYPE = "g6.xlarge"
 CPU_IMAGE_TEMPLATE = "localai/localai:{version}-ffmpeg-core"
 GPU_IMAGE_TEMPLATE = "localai/localai:{version}-cublas-cuda12-core"

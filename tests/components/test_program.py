@@ -63,7 +63,7 @@ def test_aws_stack_exports_host_extras(pulumi_mocks: RecordingMocks) -> None:
     assert outputs["healthUrl"] == "http://198.51.100.7:8080/readyz"
     assert outputs["ssmPortForwardCommand"] == "scripts/port-forward.sh"
     assert outputs["hourlyCostUsd"] > 0
-    assert outputs["instanceType"] == "c7i.xlarge"
+    assert outputs["instanceType"] == "c7a.xlarge"
 
 
 def test_a_configured_key_is_exported_as_given(pulumi_mocks: RecordingMocks) -> None:

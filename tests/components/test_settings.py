@@ -29,7 +29,7 @@ def test_empty_config_gives_the_documented_defaults() -> None:
     assert settings.cuda_image == "localai/localai:v2.24.0-cublas-cuda12-core"
     assert settings.api_key is None
     assert settings.keep_volume_on_destroy is True
-    assert settings.aws_instance_type == "c7i.xlarge"
+    assert settings.aws_instance_type == "c7a.xlarge"
 
 
 def test_version_drives_both_images_and_overrides_win() -> None:
