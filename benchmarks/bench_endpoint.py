@@ -121,6 +121,8 @@ class RequestSample:
     usage_tokens: int | None = None
     prompt_tokens: int | None = None
     error: str | None = None
+    text: str = ""
+    """The streamed content (the chat workload appends it to the conversation)."""
 
     @property
     def ok(self) -> bool:
@@ -296,11 +298,13 @@ def _stream_once(
     usage: _UsageSupport,
     extra: dict[str, Any],
     unique: bool,
+    messages: list[dict[str, str]] | None = None,
 ) -> RequestSample:
+    """One streamed chat completion: ``prompt`` as the one user message, or ``messages``."""
     content = tag_prompt(prompt) if unique else prompt
     kwargs: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": "user", "content": content}],
+        "messages": messages if messages is not None else [{"role": "user", "content": content}],
         "max_tokens": max_tokens,
         "stream": True,
         **extra,
@@ -313,7 +317,7 @@ def _stream_once(
     except Exception as exc:
         if "stream_options" in kwargs and _is_stream_options_rejection(exc):
             usage.reject()
-            return _stream_once(client, model, prompt, max_tokens, usage, extra, unique)
+            return _stream_once(client, model, prompt, max_tokens, usage, extra, unique, messages)
         return RequestSample(start=start, end=time.perf_counter(), error=_describe(exc))
     sample = RequestSample(start=start, end=start)
     try:
@@ -326,6 +330,7 @@ def _stream_once(
                 delta = choice.delta
                 if delta is not None and delta.content:
                     sample.content_times.append(now)
+                    sample.text += delta.content
                     break
     except Exception as exc:
         sample.error = _describe(exc)
@@ -626,6 +631,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"exit {EXIT_TARGET_MISSED} when the TTFT target is missed at any level",
     )
+    parser.add_argument(
+        "--workload",
+        choices=("single", "chat"),
+        default="single",
+        help="single prompts (default), or multi-turn conversations (first vs follow-up TTFT)",
+    )
+    parser.add_argument("--conversations", type=_positive_int, default=3, help="chat workload")
+    parser.add_argument(
+        "--turns", type=_positive_int, default=3, help="chat: turns per conversation"
+    )
+    parser.add_argument(
+        "--system-tokens", type=int, default=300, help="chat: system prompt size (words)"
+    )
+    parser.add_argument(
+        "--evict-between-turns",
+        action="store_true",
+        help="chat: an unrelated request between turns (measures a server without prefix reuse)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON results to stdout")
     parser.add_argument("--plot", metavar="FILE.png", default=None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -651,6 +674,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:
             print(f"error: cannot list the endpoint's models: {_describe(exc)}", file=sys.stderr)
             return EXIT_ALL_FAILED
+    if args.workload == "chat":
+        from benchmarks.chat_workload import format_chat, run_chat
+
+        if args.turns < 2:
+            parser.error("--turns must be >= 2 for the chat workload")
+        chat = run_chat(
+            factory,
+            model,
+            conversations=args.conversations,
+            turns=args.turns,
+            system_tokens=args.system_tokens,
+            max_tokens=args.max_tokens,
+            first_question=args.prompt,
+            evict_between_turns=args.evict_between_turns,
+        )
+        if args.json:
+            print(
+                json.dumps({"base_url": args.base_url, "model": model, **chat.to_dict()}, indent=2)
+            )
+        print(format_chat(chat), file=sys.stderr if args.json else sys.stdout)
+        failed = chat.first_turn.errors + chat.follow_up.errors
+        total = chat.first_turn.requests + chat.follow_up.requests
+        return EXIT_ALL_FAILED if failed == total else 0
     levels = args.concurrency_sweep or [args.concurrency]
     results = run_sweep(
         levels,

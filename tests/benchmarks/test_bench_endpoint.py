@@ -358,3 +358,60 @@ def test_wrong_api_key_fails_every_request_with_a_clear_message(llama_server):
     assert "error: all 3 requests failed; first error: AuthenticationError" in proc.stderr
     data = json.loads(proc.stdout)
     assert (data["requests"], data["errors"]) == (3, 3)
+
+
+# --- the chat workload (issue 12, item 5) ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_chat_workload_reports_first_and_follow_up_turns(llama_server):
+    proc = _run_cli(
+        "--workload", "chat", "--conversations", "2", "--turns", "3", "--system-tokens", "40",
+        "--max-tokens", "4", "--json", env=_server_env(llama_server),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["workload"] == "chat" and data["system_tokens"] == 40
+    assert data["first_turn"]["requests"] == 2
+    assert data["follow_up"]["requests"] == 4
+    for key in ("first_turn", "follow_up"):
+        assert data[key]["errors"] == 0
+        assert data[key]["ttft_ms"]["p50"] > 0
+    assert "follow-up" in proc.stderr
+
+
+def _sse_reply(text: str):
+    def respond(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.end_headers()
+        chunk = {
+            "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        }  # fmt: skip
+        handler.wfile.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+
+    return respond
+
+
+def test_every_turn_carries_the_conversation_and_eviction_interleaves_requests() -> None:
+    from benchmarks.bench_endpoint import make_client_factory
+    from benchmarks.chat_workload import run_chat
+
+    with StubServer(_sse_reply("Fine.")) as stub:
+        result = run_chat(
+            make_client_factory(stub.base_url, "k", 10), "m",
+            conversations=1, turns=3, system_tokens=20, evict_between_turns=True,
+        )  # fmt: skip
+    bodies = [r["body"] for r in stub.requests]
+    conversation = [b for b in bodies if b["messages"][0]["role"] == "system"]
+    evictions = [b for b in bodies if b["messages"][0]["role"] == "user"]
+    assert [[m["role"] for m in b["messages"]] for b in conversation] == [
+        ["system", "user"],
+        ["system", "user", "assistant", "user"],
+        ["system", "user", "assistant", "user", "assistant", "user"],
+    ]
+    assert conversation[1]["messages"][2]["content"] == "Fine.", "the reply is carried on"
+    assert len(conversation[0]["messages"][0]["content"].split()) == 20
+    assert len(evictions) == 2, "one unrelated request before each follow-up turn"
+    assert (result.first_turn.requests, result.follow_up.requests) == (1, 2)
