@@ -27,6 +27,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   llama_key="$(printf '%s|%s' "$llama_spec" "$llama_cmake" | sha256sum | cut -c1-16)"
   wheels="${XDG_CACHE_HOME:-$HOME/.cache}/localai/wheels/$llama_key"
   if ! compgen -G "$wheels/llama_cpp_python-*.whl" >/dev/null; then
+    # The build needs a C/C++ compiler: install one when we can (root with apt).
+    if ! command -v c++ >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "test: installing a C/C++ compiler (build-essential) for llama-cpp-python"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends build-essential >/dev/null
+      else
+        echo "test: the tests build llama-cpp-python from source: install a C/C++ compiler (e.g. sudo apt-get install build-essential, or xcode-select --install) and run again" >&2
+        exit 1
+      fi
+    fi
     echo "test: building $llama_spec for AVX2 (once per machine, ~5 min on 2 cores)"
     CMAKE_ARGS="$llama_cmake" .venv/bin/pip wheel --quiet --no-deps --no-cache-dir \
       --wheel-dir "$wheels.partial" "$llama_spec"
