@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Run every test: ./scripts/test.sh [pytest args]
 #
-# Installs what the tests need into .venv (pinned, pip's cache is reused so the
-# llama-cpp-python build happens once per machine), the Node example's packages, and
+# Installs what the tests need into .venv (pinned; llama-cpp-python is built once per
+# machine for AVX2 and kept in ~/.cache/localai/wheels), the Node example's packages, and
 # cloud-init's JSON schema from Debian's package; then ruff and pytest. Tests that need
-# root (the loop-device disk test) skip elsewhere; with CI=true a skip is a failure.
+# root (loop devices) or a Docker Engine skip elsewhere; with CI=true a skip is a failure.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
