@@ -113,6 +113,7 @@ def start(host: Host, tls_certificate) -> subprocess.Popen:
         "STUB_NVIDIA_SMI": "ok",
         "CURL_CA_BUNDLE": str(tls_certificate[0]),
         "FETCH_RETRY_DELAY_S": "0",
+        "LOCALAI_DOCKER_CONFIG": str(host.root / "etc/docker/daemon.json"),  # not the machine's
         **({"DOCKER_HOST": os.environ["DOCKER_HOST"]} if "DOCKER_HOST" in os.environ else {}),
     }
     return subprocess.Popen(

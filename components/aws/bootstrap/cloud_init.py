@@ -69,6 +69,9 @@ SHARED_SCRIPTS: dict[str, Path] = {
     f"{SBIN_DIR}/localai-sync-configs": CONFIG_SYNC,
 }
 WEIGHTS_MANIFEST_PATH = "/etc/localai/weights.tsv"
+DOCKER_DROPIN_PATH = f"{UNIT_DIR}/docker.service.d/10-localai-weights-volume.conf"
+"""Docker keeps its images on the weights volume, so it must not start before it is
+mounted (a Condition, not a dependency: localai.service starts Docker once it is)."""
 UNITS: dict[str, str] = {
     f"{UNIT_DIR}/{name}": name
     for name in (
@@ -194,6 +197,7 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
     for path, source in SHARED_SCRIPTS.items():
         files[path] = (source.read_text(encoding="utf-8"), "0755")
     files[WEIGHTS_MANIFEST_PATH] = (spec.weights_manifest, "0644")
+    files[DOCKER_DROPIN_PATH] = (_docker_dropin(spec.mount_point), "0644")
     for path, name in UNITS.items():
         files[path] = (read_file(name), "0644")
     model_sets = {"cpu": spec.cpu_models}
@@ -291,6 +295,15 @@ def _extra_env(extra_env: dict[str, str]) -> str:
     lines = ["# Non-secret LocalAI env vars (docker --env-file)."]
     lines += [f"{key}={value}" for key, value in sorted(extra_env.items())]
     return "\n".join(lines) + "\n"
+
+
+def _docker_dropin(mount_point: str) -> str:
+    return (
+        "# Docker's images live on the LocalAI weights volume (data-root "
+        f"{mount_point}/docker):\n# start only once it is mounted; localai.service starts "
+        "Docker then.\n[Unit]\n"
+        f"ConditionPathIsMountPoint={mount_point}\n"
+    )
 
 
 def _format_cpus(value: float) -> str:

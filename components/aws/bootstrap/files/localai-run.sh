@@ -24,6 +24,7 @@ ssm_attempts=${LOCALAI_SSM_ATTEMPTS:-8}
 pull_attempts=${LOCALAI_PULL_ATTEMPTS:-3}
 pull_timeout_s=${LOCALAI_PULL_TIMEOUT_S:-1800}
 docker_wait_s=${LOCALAI_DOCKER_WAIT_S:-120}
+docker_config=${LOCALAI_DOCKER_CONFIG:-/etc/docker/daemon.json}
 PATH="$PATH:/snap/bin" # the aws CLI is a snap on Ubuntu
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
@@ -134,13 +135,43 @@ if ! command -v docker >/dev/null; then
     }
     retry 5 apt_install || die "could not install docker.io"
 fi
-if command -v systemctl >/dev/null; then systemctl start docker.service || true; fi
+#    Its images live on the weights volume (data-root <mount>/docker), so a replacement
+#    host starts with the image already there. The key is merged into daemon.json (the
+#    DLAMI's NVIDIA settings stay); docker.service's drop-in keeps it from starting before
+#    the volume is mounted; a daemon that came up with another root is restarted.
+data_root="$LOCALAI_MOUNT_POINT/docker"
+install -d -m 0710 -- "$data_root"
+merged=$(python3 - "$docker_config" "$data_root" <<'PY'
+import json, os, sys
+path, root = sys.argv[1], sys.argv[2]
+config = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+changed = config.get("data-root") != root
+config["data-root"] = root
+print("changed" if changed else "same")
+if changed:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(config, f, indent=2)
+    os.replace(path + ".tmp", path)
+PY
+) || die "cannot set Docker's data-root in $docker_config"
+docker_root() { docker info --format '{{.DockerRootDir}}' 2>/dev/null; }
+if command -v systemctl >/dev/null; then
+    if [[ "$merged" == changed ]] || { docker info >/dev/null 2>&1 && [[ "$(docker_root)" != "$data_root" ]]; }; then
+        log "Docker's data-root is $data_root (on the weights volume): restarting docker"
+        systemctl restart docker.service || true
+    else
+        systemctl start docker.service || true
+    fi
+fi
 waited=0
 until docker info >/dev/null 2>&1; do
     ((waited < docker_wait_s)) || die "the Docker daemon did not answer within ${docker_wait_s}s"
     sleep 2
     waited=$((waited + 2))
 done
+[[ "$(docker_root)" == "$data_root" ]] ||
+    log "WARNING: Docker keeps its images in $(docker_root), not on the weights volume"
 
 # 3. API key: SSM SecureString -> 0600 files in a 0700 directory. printf is a builtin, so
 #    the key is never in any process's argv. Its version goes beside it for watch-key.

@@ -206,8 +206,12 @@ def test_no_unit_depends_on_what_systemd_would_never_retry(variant):
     good (issue 9, defect 8). The unit checks both itself, at every start."""
     _, _spec, document = variant
     files = decoded_files(document)
-    units = {path: text for path, text in files.items() if path.startswith("/etc/systemd/system/")}
-    assert not [p for p in units if ".service.d/" in p], "no drop-ins"
+    units = {
+        path: text
+        for path, text in files.items()
+        if path.startswith("/etc/systemd/system/") and "/docker.service.d/" not in path
+    }
+    assert not [p for p in units if ".service.d/" in p], "no drop-ins for our units"
     for path, text in units.items():
         for key in ("Requires=", "BindsTo=", "RequiresMountsFor=", "Requisite="):
             assert not re.search(rf"^{key}", text, re.M), f"{path} has {key}"
@@ -372,3 +376,15 @@ def test_the_shared_scripts_and_the_manifest_are_installed_as_shipped(variant):
         f"\nLOCALAI_WEIGHTS_MANIFEST={WEIGHTS_MANIFEST_PATH}\n"
         in files["/etc/localai/localai.conf"]
     )
+
+
+def test_docker_keeps_its_images_on_the_weights_volume_and_waits_for_it(variant):
+    """A replacement host finds the image on the volume (issue 12, item 2); Docker must
+    not start before the volume is mounted, or it would use the root disk."""
+    _, spec, document = variant
+    from components.aws.bootstrap.cloud_init import DOCKER_DROPIN_PATH
+
+    dropin = decoded_files(document)[DOCKER_DROPIN_PATH]
+    assert f"\nConditionPathIsMountPoint={spec.mount_point}\n" in dropin
+    assert dropin.index("[Unit]") < dropin.index("ConditionPathIsMountPoint=")
+    assert "Requires" not in dropin and "BindsTo" not in dropin

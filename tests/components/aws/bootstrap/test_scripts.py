@@ -229,7 +229,10 @@ record = {"cmd": "docker", "argv": argv}
 rc, out = 0, ""
 if argv[:1] == ["info"]:
     rc = int(os.environ.get("STUB_DOCKER_INFO_RC", "0"))
-    out = os.environ.get("STUB_DOCKER_RUNTIMES", '{"io.containerd.runc.v2":{},"runc":{}}')
+    if "{{.DockerRootDir}}" in argv:
+        out = os.environ.get("STUB_DOCKER_ROOT", "/var/lib/docker")
+    else:
+        out = os.environ.get("STUB_DOCKER_RUNTIMES", '{"io.containerd.runc.v2":{},"runc":{}}')
 elif argv[:1] == ["pull"]:
     rc = 1 if argv[-1] in os.environ.get("STUB_DOCKER_PULL_FAIL", "").split(",") else 0
 elif argv[:2] == ["image", "inspect"]:
@@ -348,6 +351,7 @@ class Host:
             "PATH": f"{self.stubs}:{self.root}/usr/local/sbin:/usr/local/sbin:/usr/local/bin:"
             "/usr/sbin:/usr/bin:/sbin:/bin",
             "FETCH_ATTEMPTS": "1",
+            "LOCALAI_DOCKER_CONFIG": str(self.root / "etc/docker/daemon.json"),
             "FETCH_RETRY_DELAY_S": "0",
             "LOCALAI_CONF": str(self.conf),
             "LOCALAI_INSTANCE_ID_FILE": str(self.instance_id_file),
@@ -801,7 +805,8 @@ def test_a_host_whose_docker_install_failed_installs_it_at_start(tmp_path: Path)
     assert "docker is missing: installing docker.io" in result.stderr
     apt = [c["argv"] for c in host.calls("apt-get")]
     assert ["install", "-y", "-q", "docker.io"] in apt
-    assert ["start", "docker.service"] in [c["argv"] for c in host.calls("systemctl")]
+    started = [c["argv"] for c in host.calls("systemctl") if c["argv"][1:] == ["docker.service"]]
+    assert started and started[0][0] in ("start", "restart"), "the unit starts Docker itself"
     assert host.container_run()["argv"][-1] == host.spec.cpu_image
 
 
@@ -857,3 +862,30 @@ def test_a_gated_models_token_reaches_only_the_fetcher(tmp_path: Path):
     for call in host.calls():
         assert token not in json.dumps(call), call
     assert token not in result.stdout + result.stderr
+
+
+def test_docker_images_go_to_the_weights_volume_keeping_the_amis_settings(tmp_path: Path):
+    """The DLAMI ships daemon.json with the NVIDIA runtime: merge data-root into it, and
+    restart a Docker that came up with its root on the root disk (issue 12, item 2)."""
+    host = Host(tmp_path, {"gpu": True})
+    config = host.root / "etc/docker/daemon.json"
+    config.parent.mkdir(parents=True)
+    nvidia = {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}}
+    config.write_text(json.dumps(nvidia))
+    result = host.run(**GPU_OK)
+    assert result.returncode == 0, result.stderr
+    merged = json.loads(config.read_text())
+    assert merged == {**nvidia, "data-root": f"{host.mount}/docker"}
+    assert ["restart", "docker.service"] in [c["argv"] for c in host.calls("systemctl")]
+    assert (host.mount / "docker").is_dir()
+    # The daemon (stub) still reports another root: said loudly, the start goes on.
+    assert "WARNING: Docker keeps its images in /var/lib/docker" in result.stderr
+
+    again = host.run(STUB_DOCKER_ROOT=f"{host.mount}/docker", **GPU_OK)
+    assert again.returncode == 0, again.stderr
+    systemctl = [c["argv"] for c in host.calls("systemctl")]
+    assert ["start", "docker.service"] in systemctl and [
+        "restart",
+        "docker.service",
+    ] not in systemctl
+    assert "WARNING: Docker keeps" not in again.stderr
