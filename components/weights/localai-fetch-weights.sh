@@ -13,6 +13,7 @@
 # Exit 0 when every file is in place; 1 with "localai-fetch: error: ..." as the last line.
 # Env: FETCH_ATTEMPTS (5), FETCH_CONNECT_TIMEOUT_S (30), FETCH_STALL_S (60),
 #      FETCH_RETRY_DELAY_S (5), FETCH_MIN_FREE_BYTES (67108864: kept free beyond the file),
+#      FETCH_SUMMARY_FILE (optional: "fetched_bytes=N verified_bytes=N seconds=N" at the end),
 #      HF_TOKEN (optional, for gated models: sent only to URLs under HF_ENDPOINT, default
 #      https://huggingface.co, and never on a command line).
 set -euo pipefail
@@ -63,12 +64,14 @@ fetch_one() { # NAME SHA256 SIZE URL
     if [[ -f "$target" ]]; then
         if [[ -f "$stamp" && "$(cat -- "$stamp")" == "$(stamp_of "$sha" "$target")" ]]; then
             log "$name: present and verified"
+            verified_bytes=$((verified_bytes + $(file_size "$target")))
             return 0
         fi
         log "$name: present; verifying its sha256"
         if [[ "$(sha256_of "$target")" == "$sha" ]]; then
             stamp_of "$sha" "$target" >"$stamp"
             log "$name: verified"
+            verified_bytes=$((verified_bytes + $(file_size "$target")))
             return 0
         fi
         log "$name on the volume does not match its sha256: fetching it again"
@@ -101,6 +104,7 @@ fetch_one() { # NAME SHA256 SIZE URL
                 rm -f -- "$partial.err"
                 stamp_of "$sha" "$target" >"$stamp"
                 log "$name: downloaded and verified ($(file_size "$target") bytes in $((SECONDS - started))s)"
+                fetched_bytes=$((fetched_bytes + $(file_size "$target")))
                 return 0
             fi
             mismatches=$((mismatches + 1))
@@ -133,6 +137,9 @@ fetch_one() { # NAME SHA256 SIZE URL
 }
 
 count=0
+fetched_bytes=0
+verified_bytes=0
+began=$SECONDS
 while IFS=$'\t' read -r name sha size url rest || [[ -n "${name:-}" ]]; do
     [[ -z "$name" || "$name" == \#* ]] && continue
     [[ -n "$url" && -z "${rest:-}" ]] || die "manifest line for '$name' needs 4 tab-separated fields"
@@ -140,3 +147,7 @@ while IFS=$'\t' read -r name sha size url rest || [[ -n "${name:-}" ]]; do
     count=$((count + 1))
 done <"$manifest"
 log "all $count files present and verified in $dir"
+if [[ -n "${FETCH_SUMMARY_FILE:-}" ]]; then
+    printf 'fetched_bytes=%s verified_bytes=%s seconds=%s\n' "$fetched_bytes" "$verified_bytes" \
+        "$((SECONDS - began))" >"$FETCH_SUMMARY_FILE"
+fi

@@ -62,6 +62,7 @@ SCRIPTS: dict[str, str] = {
     PREPARE_VOLUME: "localai-prepare-volume.sh",
     f"{SBIN_DIR}/localai-run": "localai-run.sh",
     f"{SBIN_DIR}/localai-warmup": "localai-warmup.sh",
+    f"{SBIN_DIR}/localai-timeline": "localai-timeline.sh",
 }
 # Scripts both targets run (components/weights/): installed path -> source.
 SHARED_SCRIPTS: dict[str, Path] = {

@@ -61,8 +61,11 @@ install -d -m 0700 -- "$LOCALAI_RUN_DIR"
 key_version_file="$LOCALAI_RUN_DIR/api-key.version"
 accelerator_file="$LOCALAI_RUN_DIR/accelerator"
 
+timeline() { localai-timeline "$@" || true; } # the boot timeline (coldstart-report.sh)
+image_source=kept
 ensure_image() { # IMAGE: use the local copy; pull only when missing, each attempt bounded
     docker image inspect "$1" >/dev/null 2>&1 && return 0
+    image_source=pulled
     log "pulling $1"
     retry "$pull_attempts" timeout "$pull_timeout_s" docker pull --quiet "$1" >/dev/null
 }
@@ -123,6 +126,7 @@ esac
 # 1. Never write weights to the root disk.
 mountpoint -q -- "$LOCALAI_MOUNT_POINT" ||
     die "$LOCALAI_MOUNT_POINT is not a mount point (weights volume not mounted); refusing to start"
+timeline volume_ready
 
 # 2. Docker: cloud-init installs it, but a failed apt run (an address change mid-install)
 #    must not leave the host without it; this unit retries until Docker answers.
@@ -172,6 +176,7 @@ until docker info >/dev/null 2>&1; do
 done
 [[ "$(docker_root)" == "$data_root" ]] ||
     log "WARNING: Docker keeps its images in $(docker_root), not on the weights volume"
+timeline docker_ready
 
 # 3. API key: SSM SecureString -> 0600 files in a 0700 directory. printf is a builtin, so
 #    the key is never in any process's argv. Its version goes beside it for watch-key.
@@ -221,7 +226,9 @@ if [[ -n "${LOCALAI_HF_TOKEN_PARAMETER:-}" ]]; then
         --with-decryption --query Parameter.Value --output text) ||
         die "cannot read the Hugging Face token from SSM parameter $LOCALAI_HF_TOKEN_PARAMETER"
 fi
-HF_TOKEN="$hf_token" localai-fetch-weights "$LOCALAI_WEIGHTS_MANIFEST" "$LOCALAI_MOUNT_POINT/models" &
+fetch_summary="$LOCALAI_RUN_DIR/fetch-summary"
+rm -f -- "$fetch_summary"
+FETCH_SUMMARY_FILE="$fetch_summary" HF_TOKEN="$hf_token" localai-fetch-weights "$LOCALAI_WEIGHTS_MANIFEST" "$LOCALAI_MOUNT_POINT/models" &
 fetch_pid=$!
 unset hf_token
 
@@ -245,6 +252,8 @@ else
     printf '%s\n' "$accelerator" >"$accelerator_file"
 fi
 log "accelerator: $accelerator, image: $image"
+image_bytes=$(docker image inspect --format '{{.Size}}' "$image" 2>/dev/null || echo 0)
+timeline image_present "source=$image_source" "bytes=${image_bytes//[^0-9]/}" "accelerator=$accelerator"
 
 # 5. Model YAMLs for that accelerator (configs a previous start installed that this set
 #    lacks are removed; files we did not install are never touched), then the weights the
@@ -253,6 +262,16 @@ models="$LOCALAI_MOUNT_POINT/models"
 localai-sync-configs "$LOCALAI_MODEL_SRC_DIR/$accelerator" "$models" || die "cannot install the model configs"
 if ! wait "$fetch_pid"; then
     die "the model weights are not all present and verified (see localai-fetch above); retrying"
+fi
+fetched=0 verified=0 fetch_s=0
+if [[ -r "$fetch_summary" ]]; then
+    read -r fetched verified fetch_s < <(sed 's/[a-z_]*=//g' "$fetch_summary")
+fi
+mb_per_s=$(awk -v b="$fetched" -v s="$fetch_s" 'BEGIN { printf "%.1f", (s > 0 ? b / s / 1e6 : 0) }')
+if ((fetched > 0)); then
+    timeline weights_present source=fetched "bytes=$fetched" "mb_per_s=$mb_per_s" "verified_bytes=$verified"
+else
+    timeline weights_present source=verified "bytes=$verified"
 fi
 
 # 6. Logs: CloudWatch (stream = instance id) plus docker's bounded local cache, so
@@ -283,6 +302,7 @@ if [[ -n "${LOCALAI_EXTRA_ENV_FILE:-}" ]]; then args+=(--env-file "$LOCALAI_EXTR
 if [[ "$accelerator" == gpu ]]; then args+=(--gpus all); fi
 docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
 log "starting $CONTAINER: port $LOCALAI_PORT, cpus $LOCALAI_CPUS, memory ${LOCALAI_MEMORY_MB}m, threads $LOCALAI_THREADS, parallel $LOCALAI_PARALLEL_REQUESTS"
+timeline container_start
 exec docker run --rm --name "$CONTAINER" --init --pull never --security-opt no-new-privileges \
     -p "$LOCALAI_PORT:8080" -v "$models:/build/models" \
     --cpus "$LOCALAI_CPUS" --cpu-shares 512 --memory "${LOCALAI_MEMORY_MB}m" \

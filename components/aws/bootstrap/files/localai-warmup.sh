@@ -42,6 +42,7 @@ until [[ -r "$header" ]] && curl -sf -o /dev/null --max-time 5 "$url/readyz"; do
     sleep "$poll_s"
 done
 log "LocalAI is listening after $((SECONDS - start))s"
+localai-timeline localai_listening || true
 
 body=$(printf '{"model":"%s","messages":[{"role":"user","content":"Hi"}],"max_tokens":1}' \
     "$LOCALAI_DEFAULT_MODEL")
@@ -54,6 +55,7 @@ for ((attempt = 1; attempt <= attempts; attempt++)); do
         "$url/v1/chat/completions" || true)
     if [[ "$status" == 200 ]]; then
         log "model '$LOCALAI_DEFAULT_MODEL' answered in $((SECONDS - t0))s: warm"
+        localai-timeline first_token "seconds=$((SECONDS - t0))" || true
         exit 0
     fi
     log "warm-up request $attempt/$attempts: HTTP ${status:-none} $(head -c 300 -- "$out" | tr -d '\n')"

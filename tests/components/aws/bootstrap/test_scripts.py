@@ -889,3 +889,20 @@ def test_docker_images_go_to_the_weights_volume_keeping_the_amis_settings(tmp_pa
         "docker.service",
     ] not in systemctl
     assert "WARNING: Docker keeps" not in again.stderr
+
+
+def test_a_start_writes_the_boot_timeline_in_order(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": False, "log_group": ""})
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("localai-boot: ")]
+    phases = [dict(f.split("=", 1) for f in line.split()[1:])["phase"] for line in lines]
+    assert phases == [
+        "volume_ready", "docker_ready", "image_present", "weights_present", "container_start",
+    ]  # fmt: skip
+    fields = dict(f.split("=", 1) for f in lines[2].split()[1:])
+    assert (fields["source"], fields["accelerator"]) == ("pulled", "cpu")
+    weights = dict(f.split("=", 1) for f in lines[3].split()[1:])
+    assert (weights["source"], weights["bytes"]) == ("verified", str(len(TINY_WEIGHTS)))
+    times = [float(dict(f.split("=", 1) for f in line.split()[1:])["t"]) for line in lines]
+    assert times == sorted(times)
