@@ -32,6 +32,7 @@ from components.models.catalog import (
 from components.models.facts import ModelFacts, ModelFactsError, load_facts_for
 from components.serving import ServingArgs
 from components.settings import Settings, load_settings, read_stack_config
+from components.sizing.coldstart import estimate as estimate_coldstart
 from components.sizing.instance_types import lookup
 from components.sizing.local_host import local_host_resources
 from components.sizing.planner import SizingError, SizingPlan, plan
@@ -253,6 +254,34 @@ def _build_docker(
 # -- AWS ------------------------------------------------------------------------------------
 
 
+def _coldstart(
+    settings: Settings,
+    sizing: SizingPlan,
+    facts: list[tuple[str, ModelFacts | None]],
+    *,
+    gpu: bool,
+    install_docker: bool,
+) -> dict[str, Any]:
+    """estimatedColdStartSeconds and estimatedReplacementSeconds (components/sizing/
+    coldstart.py), when the models' sizes and the TTFT are known."""
+    known = [f for _n, f in facts if f is not None]
+    default = facts[0][1]
+    if default is None or sizing.estimated_ttft_ms is None or len(known) != len(facts):
+        return {}
+    result = estimate_coldstart(
+        gpu=gpu,
+        install_docker=install_docker,
+        all_weights_bytes=sum(f.file_size_bytes for f in known),
+        default_weights_bytes=default.file_size_bytes,
+        volume_throughput_mibs=settings.volume_throughput,
+        ttft_s=sizing.estimated_ttft_ms / 1000,
+    )
+    return {
+        "estimatedColdStartSeconds": round(result.new_host_s),
+        "estimatedReplacementSeconds": round(result.replacement_s),
+    }
+
+
 def _weights_volume_size(
     settings: Settings,
     facts: list[tuple[str, ModelFacts | None]],
@@ -377,4 +406,5 @@ def _build_aws(
         # --shell)` splits on whitespace. The script prints and runs the full command.
         "ssmPortForwardCommand": "scripts/port-forward.sh",
         **_estimates(sizing),
+        **_coldstart(settings, sizing, facts, gpu=gpu_capable, install_docker=image.install_docker),
     }
