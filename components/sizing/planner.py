@@ -29,6 +29,7 @@ from components.sizing.memory import (
     GPU_LAYERS_ALL,
     KV_CONTEXT_PADDING,
     LOCALAI_PROCESS_MIB,
+    Load,
     Placement,
     Shape,
     describe_need,
@@ -171,6 +172,7 @@ def _evaluate(
         tps, ttft = estimates(
             host, loads[default_name], cores_used=cores_used, calibration=calibration
         )
+        warnings.extend(_slower_than_cpu(host, loads[default_name], tps, cores_used, calibration))
     else:
         warnings.append(f"{default_name}: no facts, so no speed estimates")
 
@@ -327,6 +329,26 @@ def _choose_placement(
         "one (the first request after a switch waits for a load)"
     )
     return alone, True, base + max(ld.host_total for ld in alone.loads.values())
+
+
+def _slower_than_cpu(
+    host: HostResources, load: Load, gpu_tps: float, cores_used: float, calibration: Calibration
+) -> list[str]:
+    """A partial offload runs the CPU layers on the CUDA image's generic kernels: say so
+    when the CPU image (SIMD kernels, no GPU) would decode faster."""
+    if not load.use_gpu or load.full:
+        return []
+    cpu_tps, _ttft = estimates(
+        host, Load(load.shape, 0, False, 0), cores_used=cores_used, calibration=calibration
+    )
+    if gpu_tps >= cpu_tps:
+        return []
+    return [
+        f"{host.name}: with {load.gpu_blocks} of {load.shape.facts.layers} layers on the GPU "
+        f"the rest run on the CUDA image's generic CPU kernels (LocalAI v2.24.0 builds them "
+        f"without AVX): about {gpu_tps:.1f} tokens/s, slower than the CPU image's "
+        f"{cpu_tps:.1f}; set localai:accelerator cpu, or use a type whose GPU holds the model"
+    ]
 
 
 def _partial_offload_warnings(

@@ -29,7 +29,12 @@ DECODE_REFERENCE_TOKENS = 64 + 128
 """Context filled when decode speed is estimated: a short prompt plus half an answer."""
 
 
-def kernel_isa(host: HostResources) -> str:
+def kernel_isa(host: HostResources, *, cuda_image: bool = False) -> str:
+    """The SIMD level of the llama.cpp build that runs the CPU part. LocalAI v2.24.0's CUDA
+    images build it with AVX, AVX2, FMA and F16C off (Dockerfile and backend Makefile, see
+    ../shared/reference): layers left on the CPU in a partial offload run generic kernels."""
+    if cuda_image:
+        return "generic"
     if host.arch == "arm64":
         return "arm64"
     if host.cpu_isa == "avx512" and not LOCALAI_CPU_IMAGE_HAS_AVX512:
@@ -61,14 +66,19 @@ def estimates(
         * 1e9
     )
     gpu_bw = host.gpu_memory_bandwidth_gbs * c.gpu_bandwidth_efficiency * 1e9
-    seconds = (cpu_weights + cpu_kv) / cpu_bw + c.decode_overhead_ms / 1000
+    isa = kernel_isa(host, cuda_image=load.use_gpu)
+    cpu_flops_rate = cores_used * c.prefill_gflops_per_core(isa) * 1e9
+    cpu_read = (cpu_weights + cpu_kv) / cpu_bw
+    if isa == "generic":
+        # Generic kernels cannot keep up with memory: 2 FLOP per weight per token.
+        cpu_read = max(cpu_read, 2.0 * cpu_weights / s.facts.bytes_per_parameter / cpu_flops_rate)
+    seconds = cpu_read + c.decode_overhead_ms / 1000
     if gpu_weights:
         seconds += (gpu_weights + gpu_kv) / gpu_bw
     tokens_per_second = 1.0 / seconds
 
     flops = 2.0 * s.facts.parameters * TTFT_PROMPT_TOKENS
     gpu_share = gpu_weights / (gpu_weights + cpu_weights)
-    cpu_flops_rate = cores_used * c.prefill_gflops_per_core(kernel_isa(host)) * 1e9
     prefill = 0.0
     if gpu_share < 1.0:
         prefill += max(flops * (1 - gpu_share) / cpu_flops_rate, cpu_weights / cpu_bw)

@@ -398,3 +398,33 @@ def test_unknown_models_get_a_conservative_allowance() -> None:
     assert volume_size_gb([("a", None)]) == 30  # 16 + 10 = 26 -> 30
     known = volume_size_gb([(QWEN, facts(QWEN))] * 3)
     assert volume_size_gb([("a", None)] * 3) > known
+
+
+# --- partial offload on the CUDA image's generic kernels (issue 12, item 7) ----------------
+
+
+def test_a_partial_offload_slower_than_the_cpu_image_is_warned_with_the_numbers() -> None:
+    result = plan_on(fake_gpu_host(2048), [LLAMA], use_gpu=True)
+    cpu = plan_on(fake_gpu_host(2048), [LLAMA], use_gpu=False)
+    layers = result.gpu_layers[LLAMA]
+    assert 0 < layers < 32
+    assert result.estimated_tokens_per_second < cpu.estimated_tokens_per_second
+    warning = next(w for w in result.warnings if "generic CPU kernels" in w)
+    assert f"with {layers} of 32 layers on the GPU" in warning
+    assert f"about {result.estimated_tokens_per_second:.1f} tokens/s" in warning
+    assert f"slower than the CPU image's {cpu.estimated_tokens_per_second:.1f}" in warning
+
+
+def test_no_generic_kernel_warning_on_full_offload_or_on_cpu() -> None:
+    full = plan_on("g6.xlarge", [LLAMA], use_gpu=True)
+    cpu = plan_on("c7a.xlarge", [LLAMA], use_gpu=False)
+    for result in (full, cpu):
+        assert not [w for w in result.warnings if "generic CPU kernels" in w]
+
+
+def test_the_cuda_image_runs_cpu_layers_on_generic_kernels() -> None:
+    from components.sizing.speed import kernel_isa
+
+    host = fake_gpu_host(4096)
+    assert kernel_isa(host, cuda_image=True) == "generic"
+    assert kernel_isa(host) in ("avx2", "arm64")
