@@ -50,6 +50,8 @@ class Environment:
     project: str
     stack: str
     daemon_query: Callable[[], DaemonInfo] = query_daemon
+    local_host: Callable[[], HostResources] = local_host_resources
+    """This machine (CPUs, memory, and GPUs by nvidia-smi), for the local target."""
 
 
 def build_from_stack_config(
@@ -188,9 +190,9 @@ def docker_uses_gpu(accelerator: str, daemon: DaemonInfo) -> bool:
     return daemon.has_nvidia_runtime
 
 
-def docker_host_resources(daemon: DaemonInfo) -> HostResources:
-    """Size from what the daemon offers (a Docker Desktop VM is smaller than its host)."""
-    local = local_host_resources()
+def docker_host_resources(daemon: DaemonInfo, local: HostResources) -> HostResources:
+    """Size from what the daemon offers (a Docker Desktop VM is smaller than its host).
+    The GPUs nvidia-smi sees here count only when the daemon runs on this machine."""
     if not daemon.reachable or daemon.ncpu is None or daemon.mem_total_bytes is None:
         return local
     same_machine = daemon.ncpu == local.vcpus
@@ -200,6 +202,10 @@ def docker_host_resources(daemon: DaemonInfo) -> HostResources:
         memory_mib=daemon.mem_total_bytes // (1024 * 1024),
         arch=local.arch,
         cpu_isa=local.cpu_isa,
+        gpu_count=local.gpu_count if same_machine else 0,
+        gpu_memory_mib=local.gpu_memory_mib if same_machine else 0,
+        gpu_model=local.gpu_model if same_machine else None,
+        gpu_memory_bandwidth_gbs=(local.gpu_memory_bandwidth_gbs or None) if same_machine else None,
     )
 
 
@@ -219,10 +225,22 @@ def _build_docker(
             + (f" ({daemon.error})" if daemon.error else "")
             + "; the CUDA container will fail to load models without it"
         )
-    # The daemon cannot report VRAM: check the fit in host memory as for CPU, and let a
-    # local GPU offload every layer.
-    sizing = _plan(settings, docker_host_resources(daemon), models, facts, use_gpu=False)
+    # The daemon cannot report VRAM, nvidia-smi on this machine can: with it the split is
+    # planned as on EC2; without it every layer is offloaded, with a warning.
+    host = docker_host_resources(daemon, env.local_host())
+    plan_gpu = use_gpu and host.has_gpu
+    sizing = _plan(settings, host, models, facts, use_gpu=plan_gpu)
     _warn(sizing)
+    if use_gpu and not plan_gpu:
+        pulumi.log.warn(
+            "could not read the GPU's memory (nvidia-smi on this machine, with the Docker "
+            "daemon local): every layer is offloaded; a model larger than the GPU fails to load"
+        )
+    layers = (
+        dict(sizing.gpu_layers)
+        if plan_gpu
+        else {m.name: ALL_GPU_LAYERS if use_gpu else 0 for m in models}
+    )
     target = LocalDockerTarget(
         STACK_RESOURCE_NAME,
         DockerTargetArgs(
@@ -233,7 +251,7 @@ def _build_docker(
                 settings,
                 models,
                 threads=sizing.threads,
-                gpu_layers={m.name: ALL_GPU_LAYERS if use_gpu else 0 for m in models},
+                gpu_layers=layers,
             ),
             weights_manifest=weights_manifest(models, dict(facts)),
             bind_address=settings.bind_address,

@@ -12,6 +12,7 @@ from components.docker.daemon import DaemonInfo
 from components.models.catalog import load_catalog
 from components.program import Environment, build
 from components.settings import load_settings
+from components.sizing.resources import HostResources
 
 NO_GPU_DAEMON = DaemonInfo(
     reachable=True, ncpu=8, mem_total_bytes=16 * 1024**3, runtimes=frozenset({"runc"})
@@ -22,6 +23,11 @@ NVIDIA_DAEMON = DaemonInfo(
     mem_total_bytes=32 * 1024**3,
     runtimes=frozenset({"runc", "nvidia"}),
 )
+
+
+def NO_GPU_MACHINE() -> HostResources:
+    """The machine running Pulumi in tests: 8 CPUs, 16 GiB, no GPU (not this machine's)."""
+    return HostResources.local(8, 8, 16 * 1024, arch="x86_64", cpu_isa="avx2")
 
 
 @dataclass
@@ -37,6 +43,7 @@ def run_program(
     daemon: DaemonInfo = NO_GPU_DAEMON,
     stack: str = "test",
     check: Callable[[ProgramResult], None] | None = None,
+    local_host: Callable[[], HostResources] | None = None,
 ) -> ProgramResult:
     """Validate ``config`` (``localai:`` keys without the prefix), build, resolve outputs."""
     catalog = load_catalog()
@@ -47,7 +54,12 @@ def run_program(
     def _run() -> pulumi.Output[Any]:
         outputs = build(
             settings,
-            Environment(project="localai", stack=stack, daemon_query=lambda: daemon),
+            Environment(
+                project="localai",
+                stack=stack,
+                daemon_query=lambda: daemon,
+                local_host=local_host or NO_GPU_MACHINE,
+            ),
             catalog=catalog,
         )
         names = sorted(outputs)

@@ -203,3 +203,47 @@ def test_children_are_parented_to_the_component(pulumi_mocks: RecordingMocks) ->
 )
 def test_client_host_for_a_bind_address(bind: str, host: str) -> None:
     assert client_host(bind) == host
+
+
+# --- a local GPU is planned like an EC2 one (issue 12, item 7) -----------------------------
+
+
+def local_gpu(vram_mib: int):
+    from components.sizing.resources import HostResources
+
+    return lambda: HostResources.local(
+        8, 8, 32 * 1024, arch="x86_64", cpu_isa="avx2",
+        gpu_count=1, gpu_memory_mib=vram_mib, gpu_model="T4",
+    )  # fmt: skip
+
+
+def uploaded_gpu_layers(mocks: RecordingMocks) -> dict[str, int]:
+    return {
+        u["file"].rsplit("/", 1)[1]: yaml.safe_load(u["content"])["gpu_layers"]
+        for u in container(mocks)["uploads"]
+        if u["file"].startswith("/etc/localai/models/")
+    }
+
+
+def test_a_local_gpu_too_small_for_the_model_gets_a_split(pulumi_mocks: RecordingMocks) -> None:
+    run_program(
+        {"models": '["llama-3.1-8b-instruct"]', "accelerator": "gpu"},
+        daemon=NVIDIA_DAEMON, local_host=local_gpu(4096),
+    )  # fmt: skip
+    layers = uploaded_gpu_layers(pulumi_mocks)["llama-3.1-8b-instruct.yaml"]
+    assert 0 < layers < 32, "nvidia-smi's 4 GiB hold only part of the 8B model"
+
+
+def test_a_local_gpu_that_holds_the_model_gets_every_layer(pulumi_mocks: RecordingMocks) -> None:
+    run_program(
+        {"models": '["llama-3.1-8b-instruct"]', "accelerator": "gpu"},
+        daemon=NVIDIA_DAEMON, local_host=local_gpu(24 * 1024),
+    )  # fmt: skip
+    assert uploaded_gpu_layers(pulumi_mocks)["llama-3.1-8b-instruct.yaml"] == 99
+
+
+def test_without_nvidia_smi_every_layer_is_offloaded_as_before(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    run_program({"models": '["llama-3.1-8b-instruct"]', "accelerator": "gpu"}, daemon=NVIDIA_DAEMON)
+    assert uploaded_gpu_layers(pulumi_mocks)["llama-3.1-8b-instruct.yaml"] == 99
