@@ -47,7 +47,10 @@ GPU_IMAGE_TEMPLATE = "localai/localai:{version}-cublas-cuda12-core"
 """LocalAI's core CUDA 12 image: the same CUDA llama.cpp backend as the brief's
 ``-cublas-cuda12``, which LocalAI builds as its extras image (Python backends for
 transformers, diffusers and more) (v2.24.0:.github/workflows/image.yml, tag-suffix and
-image-type of the matrix entries). ``localai:gpuImage`` still takes any tag."""
+image-type of the matrix entries; docs/content/docs/getting-started/container-images.md:
+"Core Images - Smaller images without predownload python dependencies", and the docs run
+LLMs with ``--gpus all localai/localai:<version>-cublas-cuda12-core``). Its size could not
+be checked from here (no registry). ``localai:gpuImage`` still takes any tag."""
 # Keys whose stack-config value is JSON (Pulumi stores lists and objects as JSON text).
 _JSON_KEYS = frozenset({"models", "allowedCidrs", "sshCidrs", "fleet", "extraEnv", "tags"})
 _AWS_ONLY_KEYS = (
