@@ -99,7 +99,9 @@ fetch_one() { # NAME SHA256 SIZE URL
         rc=0
         curl_get "$url" "$partial" 2>"$partial.err" || rc=$?
         if ((rc == 0)); then
-            if [[ "$(sha256_of "$partial")" == "$sha" ]]; then
+            local got
+            got=$(sha256_of "$partial") # once: the file may be gigabytes
+            if [[ "$got" == "$sha" ]]; then
                 mv -f -- "$partial" "$target"
                 rm -f -- "$partial.err"
                 stamp_of "$sha" "$target" >"$stamp"
@@ -108,8 +110,6 @@ fetch_one() { # NAME SHA256 SIZE URL
                 return 0
             fi
             mismatches=$((mismatches + 1))
-            local got
-            got=$(sha256_of "$partial")
             rm -f -- "$partial"
             ((mismatches < 2)) ||
                 die "sha256 mismatch for $name: expected $sha, got $got (twice; the file was removed, nothing is served)"
@@ -130,7 +130,6 @@ fetch_one() { # NAME SHA256 SIZE URL
         fi
         rm -f -- "$partial.err"
         attempt=$((attempt + 1))
-        ((attempt <= attempts + 1)) || die "giving up on $name"
         sleep "$delay"
         delay=$((delay < 30 ? delay * 2 : 60))
     done
