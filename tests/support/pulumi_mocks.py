@@ -275,13 +275,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
         raise AssertionError(f"unexpected invoke {token} {args.args}")
 
 
-@pytest.fixture
-def pulumi_mocks() -> Iterator[RecordingMocks]:
-    mocks = RecordingMocks()
+def install_mocks(mocks: RecordingMocks) -> None:
+    """Make ``mocks`` the cloud for the next program run (and clear the stack config)."""
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack="test", preview=False, monitor=RecordingMonitor(mocks)
     )
     pulumi.runtime.set_all_config({}, secret_keys=[])
+
+
+@pytest.fixture
+def pulumi_mocks() -> Iterator[RecordingMocks]:
+    mocks = RecordingMocks()
+    install_mocks(mocks)
     yield mocks
     pulumi.runtime.set_all_config({}, secret_keys=[])
 

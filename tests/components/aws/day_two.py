@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 
 from tests.support.program_run import NO_GPU_DAEMON, ProgramResult, run_program
-from tests.support.pulumi_mocks import PROJECT, RecordingMocks, RecordingMonitor, Registration
+from tests.support.pulumi_mocks import RecordingMocks, Registration, install_mocks
 
 
 @dataclass
@@ -36,10 +36,7 @@ def deploy(config: Mapping[str, str], *, setup=None, **kwargs: Any) -> Deploymen
     mocks = RecordingMocks()
     if setup is not None:
         setup(mocks)
-    pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack="test", preview=False, monitor=RecordingMonitor(mocks)
-    )
-    pulumi.runtime.set_all_config({}, secret_keys=[])
+    install_mocks(mocks)
     try:
         result = run_program(config, daemon=kwargs.pop("daemon", NO_GPU_DAEMON), **kwargs)
     finally:
