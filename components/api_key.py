@@ -10,13 +10,17 @@ KEY_PREFIX = "sk-localai-"
 
 
 def endpoint_api_key(
-    name: str, configured: SecretStr | None, parent: pulumi.Resource
+    name: str,
+    configured: SecretStr | None,
+    parent: pulumi.Resource,
+    aliases: list[pulumi.Alias] | None = None,
 ) -> pulumi.Output[str]:
     """A secret Output holding the key.
 
     Generated keys are letters and digits only, so the value is a plain word in
     ``pulumi stack output --shell`` (``export $(...)`` splits on whitespace and keeps
-    quote characters).
+    quote characters). ``aliases`` carry the generated key across a move between the
+    single host and the fleet (the same key keeps working for the app).
     """
     if configured is not None:
         return pulumi.Output.secret(configured.get_secret_value())
@@ -24,6 +28,6 @@ def endpoint_api_key(
         f"{name}-api-key",
         length=40,
         special=False,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, aliases=aliases),
     )
     return pulumi.Output.secret(pulumi.Output.concat(KEY_PREFIX, password.result))

@@ -337,14 +337,12 @@ def _build_aws(
     models: list[ModelConfig],
     facts: list[tuple[str, ModelFacts | None]],
 ) -> dict[str, Any]:
-    from components.aws.host import (
-        AwsHost,
-        AwsHostArgs,
-        check_names,
-        check_user_data,
-    )
+    from components.aws.access import check_names
+    from components.aws.host import AwsHost, AwsHostArgs, check_user_data
     from components.aws.network import choose_subnet, deployed_weights_volume, existing_volume_zone
 
+    if settings.fleet is not None:
+        return _build_fleet(settings, env, models, facts)
     instance = lookup(settings.aws_instance_type)
     image = host_image(instance)
     ami = resolve_host_ami(image, settings.ami_id)
@@ -426,3 +424,27 @@ def _build_aws(
         **_estimates(sizing),
         **_coldstart(settings, sizing, facts, gpu=gpu_capable, install_docker=image.install_docker),
     }
+
+
+def _build_fleet(
+    settings: Settings,
+    env: Environment,
+    models: list[ModelConfig],
+    facts: list[tuple[str, ModelFacts | None]],
+) -> dict[str, Any]:
+    from components.aws.fleet_program import build_fleet
+
+    return build_fleet(
+        settings,
+        prefix=f"{env.project}-{env.stack}",
+        models=models,
+        facts=facts,
+        plan=_plan,
+        render=lambda ms, **kw: _render(settings, ms, **kw),
+        serving=lambda sizing: _serving(
+            settings, sizing, wait_for_ready=settings.wait_for_ready is not False
+        ),
+        # A fleet's instances are new volumes every time: no deployed volume to respect.
+        volume_size=lambda: _weights_volume_size(settings, facts, None),
+        contract=lambda base_url, api_key: _contract(settings, base_url, api_key),
+    )

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components.aws.limits import (
+    ASG_MAX_INSTANCE_TYPES,
     CLOUDWATCH_RETENTION_DAYS,
     GP3_BASELINE_THROUGHPUT_MIBS,
     GP3_MAX_SIZE_GIB,
@@ -148,12 +149,71 @@ class _Section(BaseModel):
     )
 
 
-class FleetSettings(_Section):
-    """``localai:fleet``: an autoscaled fleet behind a load balancer (growth path)."""
+_CERTIFICATE_ARN = r"^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate/[0-9a-f-]{36}$"
+_HOSTNAME = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+DOMAIN_NAME_MAX_CHARS = 253  # RFC 1035 section 2.3.4 (less the root's dot)
+FLEET_ONLY_WITHOUT_FLEET = "fleet"
+SINGLE_VM_ONLY_KEYS = ("instanceType", "subnetId", "weightsVolumeId", "public", "vpcEndpoints")
+"""Keys of the single VM that a fleet has no use for: ``fleet.instanceTypes`` replaces
+``instanceType``, ``fleet.subnetIds`` replaces ``subnetId``, every instance has its own
+weights volume, and ``fleet.internal`` says who reaches the load balancer."""
 
-    min_size: int = Field(ge=0, le=100)
-    max_size: int = Field(ge=1, le=100)
+
+class SpotSettings(_Section):
+    """``fleet.spot``: Spot capacity above an on-demand base (price-capacity-optimized)."""
+
+    on_demand_base_capacity: int = Field(default=1, ge=0, le=100)
+    """Instances that are always on-demand: the floor that a Spot reclaim cannot take."""
+    on_demand_percentage_above_base: int = Field(default=0, ge=0, le=100)
+
+
+class WarmPoolSettings(_Section):
+    """``fleet.warmPool``: stopped, fully prepared instances that a scale-out starts."""
+
+    min_size: int = Field(default=1, ge=0, le=100)
+    max_prepared_capacity: int | None = Field(default=None, ge=0, le=100)
+    """At most this many instances in the pool and the group together; default maxSize."""
+    reuse_on_scale_in: bool = True
+
+
+class FleetSettings(_Section):
+    """``localai:fleet``: an Auto Scaling group behind an Application Load Balancer."""
+
+    instance_types: list[str] = Field(min_length=1, max_length=ASG_MAX_INSTANCE_TYPES)
+    """In order of preference (on-demand ``prioritized``)."""
+    min_size: int = Field(default=1, ge=0, le=100)
+    max_size: int = Field(default=2, ge=1, le=100)
     desired_size: int | None = Field(default=None, ge=0, le=100)
+    spot: SpotSettings | None = None
+    warm_pool: WarmPoolSettings | None = None
+    certificate_arn: str | None = Field(default=None, pattern=_CERTIFICATE_ARN)
+    domain_name: str | None = Field(
+        default=None, pattern=_HOSTNAME, max_length=DOMAIN_NAME_MAX_CHARS
+    )
+    hosted_zone_id: str | None = Field(default=None, pattern=r"^Z[A-Z0-9]{1,31}$")
+    internal: bool = False
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] | None = None
+    """Subnets for the instances (and the load balancer unless loadBalancerSubnetIds)."""
+    load_balancer_subnet_ids: (
+        list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] | None
+    ) = None
+    weights_snapshot_id: str | None = Field(default=None, pattern=r"^snap-[0-9a-f]{8,17}$")
+    """Each new instance's weights volume starts from this snapshot (weights already there)."""
+    target_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    min_healthy_percentage: int = Field(default=100, ge=0, le=100)
+    """Instance refresh keeps this share of the group in service (new before old at 100)."""
+
+    @field_validator("instance_types")
+    @classmethod
+    def _types_are_known(cls, value: list[str]) -> list[str]:
+        from components.sizing.instance_types import lookup  # static catalog, no I/O
+
+        for name in value:
+            lookup(name)  # raises ValueError naming the supported families/sizes
+        duplicates = sorted({n for n in value if value.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"instanceTypes lists {', '.join(duplicates)} more than once")
+        return value
 
     @model_validator(mode="after")
     def _sizes_are_ordered(self) -> FleetSettings:
@@ -161,8 +221,56 @@ class FleetSettings(_Section):
             raise ValueError(f"minSize ({self.min_size}) must not exceed maxSize ({self.max_size})")
         desired = self.desired_size
         if desired is not None and not self.min_size <= desired <= self.max_size:
-            raise ValueError(f"desiredSize ({desired}) must lie between minSize and maxSize")
+            raise ValueError(
+                f"desiredSize ({desired}) must lie between minSize ({self.min_size}) and "
+                f"maxSize ({self.max_size})"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _tls_is_complete(self) -> FleetSettings:
+        if self.hosted_zone_id is not None and self.domain_name is None:
+            raise ValueError("hostedZoneId needs domainName: the name to create in that zone")
+        if self.certificate_arn is not None and self.domain_name is None:
+            raise ValueError(
+                "certificateArn needs domainName: the name the certificate is for, which "
+                "OPENAI_BASE_URL then uses (the load balancer's own DNS name cannot match it)"
+            )
+        if (
+            self.domain_name is not None
+            and self.hosted_zone_id is None
+            and self.certificate_arn is None
+        ):
+            raise ValueError(
+                f"domainName {self.domain_name!r} without hostedZoneId: a certificate is "
+                "requested from ACM with DNS validation in that Route 53 zone; set "
+                "hostedZoneId, or certificateArn for a certificate you already have"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _warm_pool_fits_aws(self) -> FleetSettings:
+        if self.warm_pool is None:
+            return self
+        # PutWarmPool: "This operation cannot be called on an Auto Scaling group that has
+        # a mixed instances policy or a launch template or launch configuration that
+        # requests Spot Instances" (EC2 Auto Scaling API Reference, PutWarmPool).
+        if self.spot is not None:
+            raise ValueError(
+                "warmPool cannot be combined with spot: AWS refuses a warm pool on a group "
+                "that requests Spot Instances"
+            )
+        if len(self.instance_types) > 1:
+            raise ValueError(
+                f"warmPool needs exactly one instance type (got {len(self.instance_types)}): "
+                "AWS refuses a warm pool on a group with a mixed instances policy, which "
+                "several types need"
+            )
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.certificate_arn is not None or self.hosted_zone_id is not None
 
 
 class Settings(_Section):
@@ -325,8 +433,15 @@ class Settings(_Section):
     @model_validator(mode="after")
     def _aws_is_secure_by_default(self) -> Settings:
         if self.target != "aws":
+            if self.fleet is not None:
+                raise ValueError(
+                    "[fleet] an autoscaled fleet runs on EC2: set 'localai:target aws', or "
+                    "remove 'localai:fleet' for the local Docker target"
+                )
             return self
-        if self.public and not self.allowed_cidrs:
+        if self.fleet is not None:
+            self._fleet_fits(self.fleet)
+        elif self.public and not self.allowed_cidrs:
             raise ValueError(
                 "[allowedCidrs] a public AWS endpoint needs 'allowedCidrs': the networks "
                 "that may call it, for example '[\"203.0.113.7/32\"]'. Or set "
@@ -358,11 +473,6 @@ class Settings(_Section):
                 "[sshKeyName] SSH needs both 'sshKeyName' and 'sshCidrs' (access is by SSM "
                 "Session Manager otherwise, with no port 22 open)"
             )
-        if self.fleet is not None:
-            raise ValueError(
-                "[fleet] the autoscaled fleet target is not available in this version; "
-                "remove 'localai:fleet' to deploy one VM"
-            )
         if self.accelerator == "gpu" and self.instance_type is not None:
             from components.sizing.instance_types import lookup
 
@@ -373,6 +483,30 @@ class Settings(_Section):
                     "or set accelerator to 'auto' or 'cpu'"
                 )
         return self
+
+    def _fleet_fits(self, fleet: FleetSettings) -> None:
+        single = [k for k in SINGLE_VM_ONLY_KEYS if k in self.model_fields_set_aliases()]
+        if single:
+            raise ValueError(
+                f"[fleet] {', '.join(single)} belong to the single VM and mean nothing for "
+                "a fleet: use fleet.instanceTypes for the types, fleet.subnetIds for the "
+                "subnets and fleet.internal for a load balancer reachable inside the VPC only"
+            )
+        if not fleet.internal and not self.allowed_cidrs:
+            raise ValueError(
+                "[allowedCidrs] an internet-facing load balancer needs 'allowedCidrs': the "
+                "networks that may call it. Or set 'fleet.internal true' for one reachable "
+                "inside the VPC only"
+            )
+        if self.accelerator == "gpu":
+            from components.sizing.instance_types import lookup
+
+            cpu_only = [t for t in fleet.instance_types if lookup(t).gpu_count == 0]
+            if cpu_only:
+                raise ValueError(
+                    f"[accelerator] 'gpu' needs GPU instance types, but "
+                    f"{', '.join(cpu_only)} have no GPU"
+                )
 
     # -- derived values -------------------------------------------------------------------
 

@@ -9,6 +9,15 @@ import pulumi
 import pulumi_aws as aws
 
 from components.api_key import endpoint_api_key
+from components.aws.access import (
+    FLEET_TYPE,
+    HOST_TYPE,
+    hf_token_parameter_name,
+    host_access,
+    key_parameter_name,
+    log_group_name,
+    moved_from,
+)
 from components.aws.bootstrap.cloud_init import BootstrapSpec, render_user_data_base64
 from components.aws.launch import (
     HostIdentity,
@@ -16,7 +25,7 @@ from components.aws.launch import (
     ResolvedAmi,
     metadata_options,
 )
-from components.aws.limits import gp3_iops_for, resource_prefix_problems
+from components.aws.limits import gp3_iops_for
 from components.aws.network import Placement, endpoint_security_group, vpc_endpoints
 from components.errors import ConfigError
 from components.readiness.command import wait_for_endpoint
@@ -87,11 +96,12 @@ class AwsHost(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: AwsHostArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("localai:aws:Host", name, None, opts)
+        super().__init__(HOST_TYPE, name, None, opts)
         serving = args.serving
         tags = {"localai:stack": args.resource_prefix, **args.tags}
         self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        self.api_key = endpoint_api_key(name, serving.api_key, parent=self)
+        moved = moved_from(FLEET_TYPE, name)
+        self.api_key = endpoint_api_key(name, serving.api_key, parent=self, aliases=moved)
 
         placement = args.placement
         security_group = endpoint_security_group(
@@ -104,7 +114,16 @@ class AwsHost(pulumi.ComponentResource):
             tags=tags,
             parent=self,
         )
-        key_parameter, log_group, identity = self._create_host_access(name, args, tags)
+        key_parameter, log_group, identity = host_access(
+            name,
+            api_key=self.api_key,
+            hf_token=args.serving.hf_token,
+            resource_prefix=args.resource_prefix,
+            log_retention_days=args.log_retention_days,
+            tags=tags,
+            parent=self,
+            aliases=moved,
+        )
         endpoints = (
             vpc_endpoints(
                 name,
@@ -174,47 +193,6 @@ class AwsHost(pulumi.ComponentResource):
                 "ssm_port_forward": self.ssm_port_forward,
             }
         )
-
-    def _create_host_access(
-        self, name: str, args: AwsHostArgs, tags: dict[str, str]
-    ) -> tuple[aws.ssm.Parameter, aws.cloudwatch.LogGroup, HostIdentity]:
-        """The key in SSM, the log group, and the role that may read/write only those."""
-        key_parameter = aws.ssm.Parameter(
-            f"{name}-api-key",
-            name=key_parameter_name(args.resource_prefix),
-            type="SecureString",
-            value=self.api_key,
-            description="API key of the LocalAI endpoint (read by the host at start)",
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=log_group_name(args.resource_prefix),
-            retention_in_days=args.log_retention_days,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        parameter_arns = [key_parameter.arn]
-        if args.serving.hf_token is not None:
-            token = aws.ssm.Parameter(
-                f"{name}-hf-token",
-                name=hf_token_parameter_name(args.resource_prefix),
-                type="SecureString",
-                value=pulumi.Output.secret(args.serving.hf_token.get_secret_value()),
-                description="Hugging Face token for gated model weights (read by the host)",
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            parameter_arns.append(token.arn)
-        identity = HostIdentity(
-            f"{name}-identity",
-            parameter_arns=parameter_arns,
-            log_group_arn=log_group.arn,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return key_parameter, log_group, identity
 
     def _create_instance(
         self,
@@ -359,33 +337,6 @@ class AwsHost(pulumi.ComponentResource):
             ),
         )
         return volume.id
-
-
-def key_parameter_name(resource_prefix: str) -> str:
-    return f"/localai/{resource_prefix}/api-key"
-
-
-def hf_token_parameter_name(resource_prefix: str) -> str:
-    return f"/localai/{resource_prefix}/hf-token"
-
-
-def log_group_name(resource_prefix: str) -> str:
-    return f"/localai/{resource_prefix}"
-
-
-def check_names(resource_prefix: str) -> None:
-    """Names built from ``<project>-<stack>`` within AWS's limits, before any resource."""
-    problems = resource_prefix_problems(
-        resource_prefix,
-        key_parameter=key_parameter_name(resource_prefix),
-        log_group=log_group_name(resource_prefix),
-    )
-    if problems:
-        raise ConfigError(
-            f"project and stack name '{resource_prefix}' are too long for AWS: "
-            + "; ".join(problems)
-            + ". Use a shorter stack name"
-        )
 
 
 def check_user_data(args: AwsHostArgs) -> None:

@@ -84,6 +84,8 @@ class ResolvedAmi:
     root_snapshot_gib: int
     pinned: bool
     """``localai:amiId`` chose it (no ignore_changes: changing the pin replaces the host)."""
+    root_device_name: str = "/dev/sda1"
+    """Where the AMI's root snapshot maps (a launch template's root mapping must name it)."""
 
 
 def host_image(instance: InstanceType) -> HostImage:
@@ -117,7 +119,13 @@ def resolve_host_ami(image: HostImage, pinned_ami_id: str | None) -> ResolvedAmi
         None,
     )
     size = int((root.ebs or {}).get("volume_size") or 0) if root is not None else 0
-    resolved = ResolvedAmi(ami_id, found.architecture, size, pinned_ami_id is not None)
+    resolved = ResolvedAmi(
+        ami_id,
+        found.architecture,
+        size,
+        pinned_ami_id is not None,
+        found.root_device_name or "/dev/sda1",
+    )
     if resolved.architecture != image.arch:
         raise ConfigError(
             f"localai configuration is invalid:\n  - localai:amiId = {ami_id!r}: it is an "
@@ -159,35 +167,63 @@ def managed_policy_arn(partition: str, name: str) -> str:
     return f"arn:{partition}:iam::aws:policy/{name}"
 
 
-def host_policy_document(parameter_arns: list[str], log_group_arn: str) -> str:
+LIFECYCLE_ACTIONS = [
+    "autoscaling:CompleteLifecycleAction",
+    "autoscaling:RecordLifecycleActionHeartbeat",
+]
+
+
+def autoscaling_group_arn_pattern(partition: str, region: str, account: str, group: str) -> str:
+    """The group's ARN with its id wildcarded: ``autoScalingGroup:<uuid>:autoScalingGroupName/
+    <name>`` (Service Authorization Reference, Amazon EC2 Auto Scaling, resource type
+    autoScalingGroup); the name is fixed before the group exists, the uuid is not."""
+    return (
+        f"arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:"
+        f"autoScalingGroupName/{group}"
+    )
+
+
+def host_policy_document(
+    parameter_arns: list[str], log_group_arn: str, lifecycle_group_arn: str | None = None
+) -> str:
     """Least privilege for the host: read its own parameters (the key; the Hugging Face
     token when there is one), write its own log group, and read no other parameter even
-    though the SSM managed policy allows it."""
-    return json.dumps(
+    though the SSM managed policy allows it. A fleet host may also complete (and extend)
+    lifecycle actions on its own group, ``lifecycle_group_arn``, and no other."""
+    statements = _host_statements(parameter_arns, log_group_arn)
+    if lifecycle_group_arn is not None:
+        statements.append(
+            {
+                "Sid": "CompleteOwnLifecycleHook",
+                "Effect": "Allow",
+                "Action": list(LIFECYCLE_ACTIONS),
+                "Resource": [lifecycle_group_arn],
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _host_statements(parameter_arns: list[str], log_group_arn: str) -> list[dict[str, object]]:
+    return [
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ReadEndpointApiKey",
-                    "Effect": "Allow",
-                    "Action": ["ssm:GetParameter"],
-                    "Resource": list(parameter_arns),
-                },
-                {
-                    "Sid": "NoOtherParameters",
-                    "Effect": "Deny",
-                    "Action": PARAMETER_READS,
-                    "NotResource": list(parameter_arns),
-                },
-                {
-                    "Sid": "ShipContainerLogs",
-                    "Effect": "Allow",
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": [f"{log_group_arn}:*", log_group_arn],
-                },
-            ],
-        }
-    )
+            "Sid": "ReadEndpointApiKey",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter"],
+            "Resource": list(parameter_arns),
+        },
+        {
+            "Sid": "NoOtherParameters",
+            "Effect": "Deny",
+            "Action": PARAMETER_READS,
+            "NotResource": list(parameter_arns),
+        },
+        {
+            "Sid": "ShipContainerLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"{log_group_arn}:*", log_group_arn],
+        },
+    ]
 
 
 ASSUME_ROLE_POLICY = json.dumps(
@@ -220,6 +256,7 @@ class HostIdentity(pulumi.ComponentResource):
         parameter_arns: Sequence[pulumi.Input[str]],
         log_group_arn: pulumi.Input[str],
         tags: dict[str, str],
+        lifecycle_group: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("localai:aws:HostIdentity", name, None, opts)
@@ -244,6 +281,22 @@ class HostIdentity(pulumi.ComponentResource):
             role=role.name,
             policy=pulumi.Output.all(log_group_arn, *parameter_arns).apply(
                 lambda arns: host_policy_document(list(arns[1:]), arns[0])
+            )
+            if lifecycle_group is None
+            else pulumi.Output.all(
+                log_group_arn,
+                partition.partition,
+                aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region,
+                aws.get_caller_identity_output(
+                    opts=pulumi.InvokeOutputOptions(parent=self)
+                ).account_id,
+                *parameter_arns,
+            ).apply(
+                lambda v: host_policy_document(
+                    list(v[4:]),
+                    v[0],
+                    autoscaling_group_arn_pattern(v[1], v[2], v[3], lifecycle_group),
+                )
             ),
             opts=pulumi.ResourceOptions(parent=role),
         )

@@ -149,3 +149,37 @@ def resource_prefix_problems(prefix: str, *, key_parameter: str, log_group: str)
             f"the key parameter has {levels} levels (SSM allows {SSM_PARAMETER_MAX_LEVELS})"
         )
     return problems
+
+
+# -- EC2 Auto Scaling and Elastic Load Balancing ----------------------------------------------
+# Source: EC2 Auto Scaling API Reference, LaunchTemplate (MixedInstancesPolicy): "Overrides
+# ... Array Members: Maximum number of 40 items" (verify).
+ASG_MAX_INSTANCE_TYPES = 40
+# Source: EC2 Auto Scaling API Reference, CreateAutoScalingGroup: AutoScalingGroupName
+# "Length Constraints: Minimum length of 1. Maximum length of 255"; LifecycleHookName 1-255,
+# pattern [A-Za-z0-9\-_\/]+ (PutLifecycleHook).
+ASG_NAME_MAX_CHARS = 255
+# Source: PutLifecycleHook: HeartbeatTimeout "from 30 to 7200 seconds"; the global timeout
+# is 48 hours or 100 x HeartbeatTimeout, whichever is smaller (User Guide, "Amazon EC2 Auto
+# Scaling lifecycle hooks", "Lifecycle action timeout").
+LIFECYCLE_HEARTBEAT_MIN_S = 30
+LIFECYCLE_HEARTBEAT_MAX_S = 7200
+# Source: ELB API Reference, LoadBalancerAttribute: idle_timeout.timeout_seconds "The range
+# is 1-4000 seconds. The default is 60 seconds"; TargetGroupAttribute:
+# deregistration_delay.timeout_seconds "The range is 0-3600 seconds. The default value is 300".
+ALB_IDLE_TIMEOUT_MAX_S = 4000
+TARGET_DEREGISTRATION_MAX_S = 3600
+ALB_TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+"""The ALB policy AWS recommends: TLS 1.3 and 1.2 only, forward secrecy (ELB User Guide,
+"Security policies for your Application Load Balancer")."""
+
+
+def asg_name_problems(name: str) -> list[str]:
+    """The group and its lifecycle hook are named from ``<project>-<stack>`` (the host
+    needs both names in its user data, before the group exists)."""
+    if len(name) > ASG_NAME_MAX_CHARS:
+        return [
+            f"the Auto Scaling group name would be {len(name)} characters (AWS allows "
+            f"{ASG_NAME_MAX_CHARS})"
+        ]
+    return []

@@ -288,3 +288,144 @@ def vpc_endpoints(
             )
         )
     return endpoints
+
+
+@dataclass(frozen=True)
+class FleetPlacement:
+    """Where a fleet runs: one subnet per zone for the instances and for the load balancer."""
+
+    vpc_id: str
+    vpc_cidr: str
+    instance_subnets: tuple[Placement, ...]
+    load_balancer_subnets: tuple[Placement, ...]
+    public_ips: bool
+    """The instances' subnets reach the internet through an internet gateway, so the
+    instances need public IPs to download (their security group admits only the load
+    balancer)."""
+    types_by_zone: dict[str, tuple[str, ...]]
+    """Zone -> the fleet's types EC2 offers there (the group skips the others)."""
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return tuple(p.availability_zone for p in self.instance_subnets)
+
+
+MIN_FLEET_ZONES = 2
+"""An Application Load Balancer needs subnets in at least two zones (ELB User Guide,
+"Subnets for your load balancer"), and one zone's outage must not stop the fleet."""
+
+
+def _one_per_zone(placements: list[Placement]) -> list[Placement]:
+    # An ALB takes at most one subnet per zone; the first by id wins.
+    chosen: dict[str, Placement] = {}
+    for placement in sorted(placements, key=lambda p: p.subnet_id):
+        chosen.setdefault(placement.availability_zone, placement)
+    return sorted(chosen.values(), key=lambda p: p.availability_zone)
+
+
+def _describe(subnet_ids: list[str]) -> list[tuple[Placement, str]]:
+    """Each subnet with what its default route reaches ("igw", "nat" or "none: ...")."""
+    described = []
+    for subnet_id in subnet_ids:
+        subnet = aws.ec2.get_subnet(id=subnet_id)
+        table_id, routes = _route_table(subnet_id, subnet.vpc_id)
+        kind, target = default_route_egress(routes)
+        placement = Placement(subnet_id, subnet.availability_zone, subnet.vpc_id, table_id)
+        described.append((placement, kind if kind != "none" else f"none: {target}"))
+    return described
+
+
+def choose_fleet_subnets(
+    *,
+    instance_types: list[str],
+    subnet_ids: list[str] | None,
+    load_balancer_subnet_ids: list[str] | None,
+    vpc_id: str | None,
+    internal: bool,
+) -> FleetPlacement:
+    """The fleet's subnets, with plain invokes before any resource. Instances go to the
+    candidates (``fleet.subnetIds``, else the VPC's subnets: the default VPC's default
+    subnets unless ``localai:vpcId``) whose zone offers at least one of the types and
+    whose default route leads out: NAT subnets if two zones have them, else internet-
+    gateway subnets with public IPs. The load balancer goes to ``loadBalancerSubnetIds``,
+    else to the instance subnets (internal) or the internet-gateway subnets (internet-
+    facing) in the same zones. Raises ConfigError naming every subnet and what it lacks."""
+    offered: dict[str, list[str]] = {}
+    for instance_type in instance_types:
+        zones = aws.ec2.get_instance_type_offerings(
+            location_type="availability-zone",
+            filters=[{"name": "instance-type", "values": [instance_type]}],
+        ).locations
+        for zone in zones:
+            offered.setdefault(zone, []).append(instance_type)
+    if subnet_ids is not None:
+        candidates = sorted(subnet_ids)
+    else:
+        if vpc_id is not None:
+            filters = [{"name": "vpc-id", "values": [vpc_id]}]
+        else:
+            default_vpc = aws.ec2.get_vpc(default=True).id
+            filters = [
+                {"name": "vpc-id", "values": [default_vpc]},
+                {"name": "default-for-az", "values": ["true"]},
+            ]
+        candidates = sorted(aws.ec2.get_subnets(filters=filters).ids)
+    described = _describe(candidates)
+    reasons: list[str] = []
+    vpcs = {p.vpc_id for p, _ in described}
+    if len(vpcs) > 1:
+        raise ConfigError(
+            "localai configuration is invalid:\n  - localai:fleet.subnetIds are in "
+            f"several VPCs ({', '.join(sorted(vpcs))}): list subnets of one VPC"
+        )
+    usable: dict[str, list[Placement]] = {"igw": [], "nat": []}
+    for placement, kind in described:
+        where = f"{placement.subnet_id} ({placement.availability_zone})"
+        if placement.availability_zone not in offered:
+            reasons.append(f"{where}: none of {', '.join(instance_types)} is offered there")
+        elif kind not in usable:
+            reasons.append(
+                f"{where}: no way out for downloads and SSM ({kind.removeprefix('none: ')})"
+            )
+        else:
+            usable[kind].append(placement)
+    nat, igw = _one_per_zone(usable["nat"]), _one_per_zone(usable["igw"])
+    instances, public_ips = (nat, False) if len(nat) >= MIN_FLEET_ZONES else (igw, True)
+    if load_balancer_subnet_ids is not None:
+        lb_described = _describe(sorted(load_balancer_subnet_ids))
+        if not internal:
+            for placement, kind in lb_described:
+                if kind != "igw":
+                    reasons.append(
+                        f"{placement.subnet_id} ({placement.availability_zone}): an "
+                        "internet-facing load balancer needs a 0.0.0.0/0 route to an "
+                        f"internet gateway ({kind})"
+                    )
+        balancer = _one_per_zone([p for p, kind in lb_described if internal or kind == "igw"])
+    else:
+        balancer = instances if internal else igw
+    lb_zones = {p.availability_zone for p in balancer}
+    # An ALB routes only to targets in its enabled zones.
+    instances = [p for p in instances if p.availability_zone in lb_zones]
+    if len(instances) < MIN_FLEET_ZONES or len(balancer) < MIN_FLEET_ZONES:
+        reasons.append(
+            f"the instances can use {len(instances)} zone(s) and the load balancer "
+            f"{len(balancer)} of the same zones; both need at least {MIN_FLEET_ZONES}"
+        )
+        raise ConfigError(
+            "localai configuration cannot be deployed: the fleet needs subnets in two "
+            "zones:\n"
+            + "\n".join(f"  - {reason}" for reason in reasons)
+            + "\n  Set localai:fleet.subnetIds (and loadBalancerSubnetIds) to subnets in "
+            "two or more zones"
+        )
+    vpc = aws.ec2.get_vpc(id=next(iter(vpcs)))
+    zones = {p.availability_zone for p in instances}
+    return FleetPlacement(
+        vpc_id=vpc.id,
+        vpc_cidr=vpc.cidr_block,
+        instance_subnets=tuple(instances),
+        load_balancer_subnets=tuple(p for p in balancer),
+        public_ips=public_ips,
+        types_by_zone={z: tuple(offered[z]) for z in sorted(zones)},
+    )

@@ -106,7 +106,10 @@ def test_gpu_accelerator_defaults_to_a_gpu_instance_type() -> None:
         ),
         ({"logRetentionDays": "10"}, r"localai:logRetentionDays = '10': must be one of CloudWatch"),
         ({"tragetx": "aws"}, r"localai:tragetx: unknown key; the keys are: .*target"),
-        ({"fleet": '{"minSize": 3, "maxSize": 1}'}, r"minSize \(3\) must not exceed maxSize \(1\)"),
+        (
+            {"fleet": '{"instanceTypes": ["c7a.xlarge"], "minSize": 3, "maxSize": 1}'},
+            r"minSize \(3\) must not exceed maxSize \(1\)",
+        ),
         ({"extraEnv": '{"API_KEY": "x"}'}, r"the API key is set with 'localai:apiKey'"),
         ({"allowedCidrs": "{not json"}, r"localai:allowedCidrs"),
         ({"fleet": "{not json"}, r"localai:fleet = '\{not json': is not valid JSON"),
@@ -220,11 +223,6 @@ def test_gpu_accelerator_on_a_cpu_only_type_is_refused() -> None:
 def test_unknown_instance_family_lists_the_supported_ones() -> None:
     with pytest.raises(ConfigError, match=r"c7i.*g6"):
         load({**AWS_OK, "instanceType": "p5.48xlarge"})
-
-
-def test_fleet_is_refused_until_the_fleet_target_exists() -> None:
-    with pytest.raises(ConfigError, match="fleet target is not available"):
-        load({**AWS_OK, "fleet": '{"minSize": 1, "maxSize": 3}'})
 
 
 def test_api_key_must_be_a_secret() -> None:

@@ -45,6 +45,7 @@ AMI_FACTS = {
 
 
 DEFAULT_VPC = "vpc-0def000000000000a"
+ACCOUNT = "123456789012"
 SUBNET_ZONES = {"subnet-0bbbb000000000000": "us-east-1b"}
 """Subnets the mock places outside us-east-1a (the default for any other id)."""
 DEFAULT_SUBNETS = ("subnet-0aaaa000000000000", "subnet-0bbbb000000000000")
@@ -134,6 +135,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             str, list[str]
         ] = {}  # type -> zones; absent: us-east-1a and b  # set "aws-us-gov" or "aws-cn" to play another partition
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.snapshots: dict[str, int] = {}  # snapshot id -> GiB (fleet.weightsSnapshotId)
+        self.launch_template_version = 1
 
     # -- helpers for tests ------------------------------------------------------------------
 
@@ -173,6 +176,43 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(
                 arn=f"arn:aws:logs:us-east-1:123456789012:log-group:{args.inputs['name']}"
             )
+        elif typ == "aws:lb/loadBalancer:LoadBalancer":
+            rid = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/app/{name}/50dc6c495c0c9188"
+            outputs.update(
+                arn=rid,
+                arnSuffix=f"app/{name}/50dc6c495c0c9188",
+                dnsName=f"{name}-1234567890.us-east-1.elb.amazonaws.com",
+                zoneId="Z35SXDOTRQ7X7K",
+            )
+        elif typ == "aws:lb/targetGroup:TargetGroup":
+            rid = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/{name}/943f017f100becff"
+            outputs.update(arn=rid, arnSuffix=f"targetgroup/{name}/943f017f100becff")
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            rid = "lt-0123456789abcdef0"
+            outputs.update(latestVersion=self.launch_template_version)
+        elif typ == "aws:autoscaling/group:Group":
+            rid = args.inputs["name"]
+            outputs.update(arn=f"arn:aws:autoscaling:us-east-1:{ACCOUNT}:autoScalingGroup:"
+                           f"0f1e2d3c:autoScalingGroupName/{rid}")  # fmt: skip
+        elif typ == "aws:acm/certificate:Certificate":
+            rid = (
+                f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/1b2c3d4e-0000-4000-8000-000000000001"
+            )
+            outputs.update(
+                arn=rid,
+                domainValidationOptions=[
+                    {
+                        "domainName": args.inputs["domainName"],
+                        "resourceRecordName": f"_x1.{args.inputs['domainName']}.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": "_x2.acm-validations.aws.",
+                    }
+                ],
+            )
+        elif typ == "aws:acm/certificateValidation:CertificateValidation":
+            outputs.update(certificateArn=args.inputs["certificateArn"])
+        elif typ == "aws:route53/record:Record":
+            outputs.update(fqdn=args.inputs["name"].rstrip("."))
         elif typ == "random:index/randomPassword:RandomPassword":
             outputs.update(result="GeneratedGeneratedGeneratedGenerated0001")
         elif typ == "docker:index/remoteImage:RemoteImage":
@@ -272,6 +312,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "type": "gp3",
                 "encrypted": True,
             }
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "id": ACCOUNT,
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
+                "userId": "AIDAEXAMPLE",
+            }
+        if token == "aws:ebs/getSnapshot:getSnapshot":
+            snapshot_id = args.args["snapshotIds"][0]
+            return {"id": snapshot_id, "snapshotId": snapshot_id,
+                    "volumeSize": self.snapshots[snapshot_id]}  # fmt: skip
         raise AssertionError(f"unexpected invoke {token} {args.args}")
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import base64
 import gzip
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -70,6 +70,31 @@ SHARED_SCRIPTS: dict[str, Path] = {
     f"{SBIN_DIR}/localai-sync-configs": CONFIG_SYNC,
 }
 WEIGHTS_MANIFEST_PATH = "/etc/localai/weights.tsv"
+FLEET_DIR = "/etc/localai/fleet"
+"""Fleet hosts only: ``base.conf`` plus one ``<instance type>.conf`` per fleet type, which
+``localai-host-profile`` joins into CONF_PATH at first boot for the type EC2 gave."""
+HOST_PROFILE = f"{SBIN_DIR}/localai-host-profile"
+FLEET_SCRIPTS: dict[str, str] = {
+    HOST_PROFILE: "localai-host-profile.sh",
+    f"{SBIN_DIR}/localai-lifecycle": "localai-lifecycle.sh",
+}
+FLEET_UNITS: dict[str, str] = {
+    f"{UNIT_DIR}/localai-warmup.service.d/20-lifecycle.conf": "localai-warmup-lifecycle.conf",
+    f"{UNIT_DIR}/localai-lifecycle-heartbeat.service": "localai-lifecycle-heartbeat.service",
+    f"{UNIT_DIR}/localai-lifecycle-heartbeat.timer": "localai-lifecycle-heartbeat.timer",
+}
+FLEET_SERVICES = ("localai-lifecycle-heartbeat.timer",)
+PROFILE_KEYS = (
+    "LOCALAI_CPUS",
+    "LOCALAI_MEMORY_MB",
+    "LOCALAI_THREADS",
+    "LOCALAI_GPU_CAPABLE",
+    "LOCALAI_GPU_IMAGE",
+    "LOCALAI_MODEL_SRC_DIR",
+)
+"""What differs between instance types: in ``<type>.conf``, never in ``base.conf``."""
+DISCOVERED_KEYS = ("LOCALAI_VOLUME_DEVICE", "LOCALAI_INSTANCE_TYPE")
+"""What ``localai-host-profile`` finds on the instance and writes itself."""
 DOCKER_DROPIN_PATH = f"{UNIT_DIR}/docker.service.d/10-localai-weights-volume.conf"
 """Docker keeps its images on the weights volume, so it must not start before it is
 mounted (a Condition, not a dependency: localai.service starts Docker once it is)."""
@@ -101,6 +126,30 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODEL_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]+")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+_ASG_NAME = re.compile(r"[A-Za-z0-9_/-]+")
+
+
+@dataclass(frozen=True)
+class HostProfile:
+    """What one instance type of a fleet runs with (the planner's answer for that type)."""
+
+    cpu_limit: float
+    memory_limit_mb: int
+    threads: int
+    gpu_capable: bool
+    cpu_models: dict[str, str]
+    gpu_models: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FleetBoot:
+    """A fleet host: one launch template for several types, a hook to complete."""
+
+    profiles: dict[str, HostProfile]
+    """Instance type -> profile, for every type the group may launch."""
+    autoscaling_group: str
+    lifecycle_hook: str
 
 
 @dataclass(frozen=True)
@@ -144,6 +193,9 @@ class BootstrapSpec:
     """Non-secret LocalAI env vars for the container."""
     volume_wait_s: int = 300
     """How long to wait for the weights volume to be attached."""
+    fleet: FleetBoot | None = None
+    """An Auto Scaling group's host: the weights volume (``volume_device`` empty) and the
+    profile are found at boot, and the warm-up completes the launch lifecycle hook."""
 
 
 def render_user_data(spec: BootstrapSpec) -> str:
@@ -176,6 +228,32 @@ def read_file(name: str) -> str:
     return (FILES_DIR / name).read_text(encoding="utf-8")
 
 
+_HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
+_COMMENT_LINE = re.compile(r"\s*#(?!!)(?!\s*shellcheck )")
+
+
+def compact_script(text: str) -> str:
+    """``text`` without its full-line comments (the shebang, ``# shellcheck`` directives and
+    here-documents stay verbatim): what a fleet host gets, because a fleet's user data
+    carries the profile and lifecycle scripts as well and EC2 allows 16 KiB. The files in
+    files/ stay the documented source; the code is the same line for line."""
+    kept: list[str] = []
+    terminator: str | None = None
+    for number, line in enumerate(text.split("\n")):
+        if terminator is not None:
+            kept.append(line)
+            if line.strip() == terminator:
+                terminator = None
+            continue
+        if number > 0 and _COMMENT_LINE.match(line):
+            continue
+        kept.append(line)
+        heredoc = _HEREDOC.search(line.replace("<<<", ""))
+        if heredoc:
+            terminator = heredoc.group(1)
+    return "\n".join(kept)
+
+
 def decode_write_file(entry: dict[str, object]) -> str:
     """The content a ``write_files`` entry writes (we write every file as plain text)."""
     encoding = entry.get("encoding", "text/plain")
@@ -201,13 +279,50 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
     files[DOCKER_DROPIN_PATH] = (_docker_dropin(spec.mount_point), "0644")
     for path, name in UNITS.items():
         files[path] = (read_file(name), "0644")
-    model_sets = {"cpu": spec.cpu_models}
-    if spec.gpu_capable:
-        model_sets["gpu"] = spec.gpu_models
-    for accelerator, models in model_sets.items():
-        for file_name, text in sorted(models.items()):
-            files[f"{MODEL_SRC_DIR}/{accelerator}/{file_name}"] = (text, "0644")
+    if spec.fleet is None:
+        files.update(
+            _model_files(MODEL_SRC_DIR, spec.cpu_models, spec.gpu_models, spec.gpu_capable)
+        )
+        return files
+    del files[CONF_PATH]
+    for path, (content, permissions) in files.items():
+        if permissions == "0755":
+            files[path] = (compact_script(content), permissions)
+    files = {
+        f"{FLEET_DIR}/base.conf": (_conf(spec), "0644"),
+        **{
+            f"{FLEET_DIR}/{instance_type}.conf": (_profile_conf(spec, instance_type), "0644")
+            for instance_type in sorted(spec.fleet.profiles)
+        },
+        **files,
+    }
+    for path, name in FLEET_SCRIPTS.items():
+        files[path] = (compact_script(read_file(name)), "0755")
+    for path, name in FLEET_UNITS.items():
+        files[path] = (read_file(name), "0644")
+    for instance_type, profile in sorted(spec.fleet.profiles.items()):
+        files.update(
+            _model_files(
+                f"{MODEL_SRC_DIR}/{instance_type}",
+                profile.cpu_models,
+                profile.gpu_models,
+                profile.gpu_capable,
+            )
+        )
     return files
+
+
+def _model_files(
+    directory: str, cpu_models: dict[str, str], gpu_models: dict[str, str], gpu_capable: bool
+) -> dict[str, tuple[str, str]]:
+    model_sets = {"cpu": cpu_models}
+    if gpu_capable:
+        model_sets["gpu"] = gpu_models
+    return {
+        f"{directory}/{accelerator}/{file_name}": (text, "0644")
+        for accelerator, models in model_sets.items()
+        for file_name, text in sorted(models.items())
+    }
 
 
 def _cloud_config(spec: BootstrapSpec, files: dict[str, tuple[str, str]]) -> dict[str, object]:
@@ -218,23 +333,34 @@ def _cloud_config(spec: BootstrapSpec, files: dict[str, tuple[str, str]]) -> dic
     config["write_files"] = [
         _write_file(path, content, permissions) for path, (content, permissions) in files.items()
     ]
-    runcmd: list[list[str]] = [
+    prepare = [
+        "env",
+        f"PREPARE_VOLUME_WAIT_S={spec.volume_wait_s}",
+        f"PREPARE_VOLUME_NEVER_FORMAT={1 if spec.never_format else 0}",
+        PREPARE_VOLUME,
+    ]
+    if spec.fleet is None:
         # Also run by localai.service before every start; here so that the fstab entry
         # exists before daemon-reload turns it into a mount unit.
-        [
-            "env",
-            f"PREPARE_VOLUME_WAIT_S={spec.volume_wait_s}",
-            f"PREPARE_VOLUME_NEVER_FORMAT={1 if spec.never_format else 0}",
-            PREPARE_VOLUME,
-            spec.volume_device,
-            spec.mount_point,
-        ],
-        ["systemctl", "daemon-reload"],
-    ]
+        runcmd: list[list[str]] = [[*prepare, spec.volume_device, spec.mount_point]]
+    else:
+        # The profile step writes CONF_PATH (with the volume it found) first; a failure
+        # there leaves no conf, so nothing below can format anything.
+        runcmd = [
+            [HOST_PROFILE],
+            [
+                "sh",
+                "-c",
+                f". {CONF_PATH} && exec {' '.join(prepare)} "
+                '"$LOCALAI_VOLUME_DEVICE" "$LOCALAI_MOUNT_POINT"',
+            ],
+        ]
+    runcmd.append(["systemctl", "daemon-reload"])
     if spec.install_docker:
         runcmd.append(["systemctl", "enable", "--now", "docker.service"])
     # --no-block: the warm-up is a oneshot that may wait hours for downloads.
-    runcmd.append(["systemctl", "enable", "--now", "--no-block", *SERVICES])
+    services = [*SERVICES, *(FLEET_SERVICES if spec.fleet is not None else ())]
+    runcmd.append(["systemctl", "enable", "--now", "--no-block", *services])
     config["runcmd"] = runcmd
     return config
 
@@ -278,16 +404,46 @@ def _conf(spec: BootstrapSpec) -> str:
         "LOCALAI_WEIGHTS_MANIFEST": WEIGHTS_MANIFEST_PATH,
         "LOCALAI_HF_TOKEN_PARAMETER": spec.hf_token_parameter,
     }
+    if spec.fleet is not None:
+        for key in (*PROFILE_KEYS, *DISCOVERED_KEYS):
+            values.pop(key, None)
+        values["LOCALAI_FLEET_DIR"] = FLEET_DIR
+        values["LOCALAI_AUTOSCALING_GROUP"] = spec.fleet.autoscaling_group
+        values["LOCALAI_LIFECYCLE_HOOK"] = spec.fleet.lifecycle_hook
+    return _conf_text(
+        "# LocalAI host settings (non-secret; the key comes from SSM). From cloud-init.",
+        values,
+    )
+
+
+def _profile_values(spec: BootstrapSpec, profile: HostProfile, model_dir: str) -> dict[str, str]:
+    return {
+        "LOCALAI_CPUS": _format_cpus(profile.cpu_limit),
+        "LOCALAI_MEMORY_MB": str(profile.memory_limit_mb),
+        "LOCALAI_THREADS": str(profile.threads),
+        "LOCALAI_GPU_CAPABLE": "1" if profile.gpu_capable else "0",
+        "LOCALAI_GPU_IMAGE": spec.gpu_image if profile.gpu_capable else "",
+        "LOCALAI_MODEL_SRC_DIR": model_dir,
+    }
+
+
+def _profile_conf(spec: BootstrapSpec, instance_type: str) -> str:
+    assert spec.fleet is not None
+    profile = spec.fleet.profiles[instance_type]
+    return _conf_text(
+        f"# {instance_type}: sized by components/sizing/planner.py for this type.",
+        _profile_values(spec, profile, f"{MODEL_SRC_DIR}/{instance_type}"),
+    )
+
+
+def _conf_text(comment: str, values: dict[str, str]) -> str:
     for key, value in values.items():
         if not _CONF_VALUE.fullmatch(value):
             raise ValueError(
                 f"{key}={value!r} cannot go into {CONF_PATH}: allowed characters are "
                 "letters, digits and _ . / : @ % + , = # -"
             )
-    lines = [
-        "# LocalAI host settings (non-secret; the key comes from SSM). From cloud-init.",
-        *(f"{key}={value}" for key, value in values.items()),
-    ]
+    lines = [comment, *(f"{key}={value}" for key, value in values.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -340,7 +496,10 @@ def _dump(config: dict[str, object]) -> str:
 
 
 def _validate(spec: BootstrapSpec) -> None:
-    _check_path("volume_device", spec.volume_device)
+    if spec.fleet is None:
+        _check_path("volume_device", spec.volume_device)
+    else:
+        _validate_fleet(spec, spec.fleet)
     _check_path("mount_point", spec.mount_point)
     if spec.mount_point == "/" or str(PurePosixPath(spec.mount_point)) != spec.mount_point:
         raise ValueError(
@@ -412,3 +571,40 @@ def _check_models(name: str, models: dict[str, str], default_model: str) -> None
         raise ValueError(
             f"default_model {default_model!r} is not among {name} ({', '.join(sorted(names))})"
         )
+
+
+def _validate_fleet(spec: BootstrapSpec, fleet: FleetBoot) -> None:
+    if spec.volume_device:
+        raise ValueError(
+            "volume_device must be empty on a fleet host: each instance finds its own "
+            "weights volume (localai-host-profile)"
+        )
+    if spec.never_format:
+        raise ValueError("never_format is for a volume the user named; a fleet's are its own")
+    if not fleet.profiles:
+        raise ValueError("a fleet host needs at least one instance-type profile")
+    for name in (fleet.autoscaling_group, fleet.lifecycle_hook):
+        if not _ASG_NAME.fullmatch(name):
+            raise ValueError(
+                f"Auto Scaling name {name!r} may only contain letters, digits and _ / -"
+            )
+    for instance_type, profile in fleet.profiles.items():
+        if not _INSTANCE_TYPE.fullmatch(instance_type):
+            raise ValueError(f"{instance_type!r} is not an EC2 instance type name")
+        # Each profile must be a host this renderer accepts on its own.
+        try:
+            _validate(
+                replace(
+                    spec,
+                    fleet=None,
+                    volume_device="/dev/placeholder",
+                    cpu_limit=profile.cpu_limit,
+                    memory_limit_mb=profile.memory_limit_mb,
+                    threads=profile.threads,
+                    gpu_capable=profile.gpu_capable,
+                    cpu_models=profile.cpu_models,
+                    gpu_models=profile.gpu_models,
+                )
+            )
+        except ValueError as error:
+            raise ValueError(f"profile {instance_type}: {error}") from error

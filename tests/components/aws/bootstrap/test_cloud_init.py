@@ -194,9 +194,11 @@ def test_embedded_scripts_and_units_equal_the_files_in_components_files(variant)
     for path, name in UNITS.items():
         assert files[path] == (FILES_DIR / name).read_text(encoding="utf-8"), path
         assert entries[path].get("permissions", "0644") == "0644"
-    shipped = {Path(name).name for name in {*SCRIPTS.values(), *UNITS.values()}}
+    fleet_only = {*cloud_init.FLEET_SCRIPTS.values(), *cloud_init.FLEET_UNITS.values()}
+    assert not fleet_only & set(files), "fleet files belong to fleet hosts only"
+    shipped = {Path(name).name for name in {*SCRIPTS.values(), *UNITS.values(), *fleet_only}}
     assert shipped == {
-        p.name for p in FILES_DIR.iterdir() if p.suffix in {".sh", ".service", ".timer"}
+        p.name for p in FILES_DIR.iterdir() if p.suffix in {".sh", ".service", ".timer", ".conf"}
     }
 
 

@@ -1,0 +1,462 @@
+"""The AWS fleet: the single host's launch settings on an Auto Scaling group behind an
+Application Load Balancer, in service only once the model answers.
+
+EC2 Auto Scaling and ELB do all the work (no scheduler, proxy or health daemon of ours):
+
+- one launch template (AMI of the types' family, IMDSv2 with hop limit 1, the instance
+  profile, encrypted gp3 root and weights volumes, the gzipped cloud-init of
+  ``components/aws/bootstrap/cloud_init.py`` with a profile per type);
+- the group over subnets in two or more zones, a mixed-instances policy over the ordered
+  types (or the one type, with a warm pool), ELB health checks, instance refresh when the
+  template changes, and a launch lifecycle hook that the host completes after its warm-up;
+- the load balancer, listeners and security-group chain (``load_balancer.py``), and target
+  tracking on ``ALBRequestCountPerTarget``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.api_key import endpoint_api_key
+from components.aws.access import (
+    FLEET_TYPE,
+    HOST_TYPE,
+    hf_token_parameter_name,
+    host_access,
+    key_parameter_name,
+    log_group_name,
+    moved_from,
+)
+from components.aws.bootstrap.cloud_init import (
+    BootstrapSpec,
+    FleetBoot,
+    HostProfile,
+    render_user_data_base64,
+)
+from components.aws.host import KEY_RELOAD_GRACE_S
+from components.aws.launch import HostImage, ResolvedAmi, metadata_options
+from components.aws.limits import gp3_iops_for
+from components.aws.load_balancer import FleetLoadBalancer, LoadBalancerArgs, TlsChoice
+from components.aws.network import FleetPlacement
+from components.readiness.command import wait_for_endpoint
+from components.serving import ServingArgs
+
+MOUNT_POINT = "/var/lib/localai"
+WEIGHTS_DEVICE_NAME = "/dev/sdf"
+"""The block device mapping's name; on Nitro the disk is NVMe and the host finds it by
+its EBS model and serial (localai-host-profile), not by this name."""
+LIFECYCLE_HEARTBEAT_TIMEOUT_S = 900
+"""Without a heartbeat for this long the hook abandons the instance. The host records one
+every 2 minutes while its warm-up runs (localai-lifecycle-heartbeat.timer), so this
+catches a host that never got that far (cloud-init failed, no network) in 15 minutes."""
+VOLUME_WAIT_S = 300
+
+
+@dataclass(frozen=True)
+class SpotChoice:
+    on_demand_base_capacity: int
+    on_demand_percentage_above_base: int
+
+
+@dataclass(frozen=True)
+class WarmPoolChoice:
+    min_size: int
+    max_prepared_capacity: int | None
+    reuse_on_scale_in: bool
+
+
+@dataclass(frozen=True)
+class AwsFleetArgs:
+    """Everything the fleet needs, already validated and sized per type."""
+
+    serving: ServingArgs
+    instance_types: Sequence[str]
+    """In order of preference."""
+    profiles: Mapping[str, HostProfile]
+    image: HostImage
+    ami: ResolvedAmi
+    cpu_image: str
+    gpu_image: str
+    placement: FleetPlacement
+    weights_manifest: str
+    volume_size_gb: int
+    volume_throughput: int
+    root_volume_size_gb: int
+    log_retention_days: int
+    resource_prefix: str
+    min_size: int
+    max_size: int
+    desired_size: int | None
+    target_requests_per_minute: int
+    idle_timeout_s: int
+    deregistration_delay_s: int
+    min_healthy_percentage: int
+    allowed_cidrs: Sequence[str]
+    internal: bool
+    tls: TlsChoice
+    weights_snapshot_id: str | None = None
+    spot: SpotChoice | None = None
+    warm_pool: WarmPoolChoice | None = None
+    ssh_key_name: str | None = None
+    ssh_cidrs: Sequence[str] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def autoscaling_group_name(resource_prefix: str) -> str:
+    """Fixed before the group exists: the hosts' user data and role name it."""
+    return resource_prefix
+
+
+def lifecycle_hook_name(resource_prefix: str) -> str:
+    return f"{resource_prefix}-model-ready"
+
+
+def fleet_bootstrap_spec(
+    args: AwsFleetArgs, region: str, log_group: str, key_parameter: str
+) -> BootstrapSpec:
+    """The cloud-init spec every fleet instance boots (the first type's profile fills the
+    per-host fields; each instance switches to its own type's profile at boot)."""
+    serving = args.serving
+    first = args.profiles[args.instance_types[0]]
+    return BootstrapSpec(
+        volume_device="",
+        mount_point=MOUNT_POINT,
+        cpu_image=args.cpu_image,
+        gpu_image=args.gpu_image,
+        install_docker=args.image.install_docker,
+        gpu_capable=first.gpu_capable,
+        port=serving.port,
+        api_key_parameter=key_parameter,
+        region=region,
+        log_group=log_group,
+        cpu_models=dict(first.cpu_models),
+        gpu_models=dict(first.gpu_models),
+        default_model=serving.default_model,
+        cpu_limit=first.cpu_limit,
+        memory_limit_mb=first.memory_limit_mb,
+        threads=first.threads,
+        parallel_requests=serving.parallel_requests,
+        volume_wait_s=VOLUME_WAIT_S,
+        extra_env=serving.server_env(),
+        weights_manifest=args.weights_manifest,
+        hf_token_parameter=(
+            hf_token_parameter_name(args.resource_prefix) if serving.hf_token is not None else ""
+        ),
+        fleet=FleetBoot(
+            profiles={t: args.profiles[t] for t in args.instance_types},
+            autoscaling_group=autoscaling_group_name(args.resource_prefix),
+            lifecycle_hook=lifecycle_hook_name(args.resource_prefix),
+        ),
+    )
+
+
+def check_fleet_user_data(args: AwsFleetArgs) -> str:
+    """Render once with placeholder values so a spec that cannot work stops the preview
+    (ValueError: the caller turns it into a ConfigError)."""
+    return render_user_data_base64(
+        fleet_bootstrap_spec(
+            args,
+            "us-east-1",
+            log_group_name(args.resource_prefix),
+            key_parameter_name(args.resource_prefix),
+        )
+    )
+
+
+class AwsFleet(pulumi.ComponentResource):
+    """An autoscaled LocalAI fleet behind an Application Load Balancer."""
+
+    base_url: pulumi.Output[str]
+    health_url: pulumi.Output[str]
+    api_key: pulumi.Output[str]
+    autoscaling_group_name: pulumi.Output[str]
+    load_balancer_dns_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    region: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AwsFleetArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(FLEET_TYPE, name, None, opts)
+        serving = args.serving
+        tags = {"localai:stack": args.resource_prefix, **args.tags}
+        group_name = autoscaling_group_name(args.resource_prefix)
+        self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        moved = moved_from(HOST_TYPE, name)
+        self.api_key = endpoint_api_key(name, serving.api_key, parent=self, aliases=moved)
+        key_parameter, log_group, identity = host_access(
+            name,
+            api_key=self.api_key,
+            hf_token=serving.hf_token,
+            resource_prefix=args.resource_prefix,
+            log_retention_days=args.log_retention_days,
+            tags=tags,
+            parent=self,
+            lifecycle_group=group_name,
+            aliases=moved,
+        )
+        front = FleetLoadBalancer(
+            name,
+            LoadBalancerArgs(
+                placement=args.placement,
+                port=serving.port,
+                allowed_cidrs=args.allowed_cidrs,
+                internal=args.internal,
+                tls=args.tls,
+                idle_timeout_s=args.idle_timeout_s,
+                deregistration_delay_s=args.deregistration_delay_s,
+                resource_prefix=args.resource_prefix,
+                tags=tags,
+                ssh_cidrs=args.ssh_cidrs,
+            ),
+            parent=self,
+        )
+        user_data = pulumi.Output.all(self.region, log_group.name, key_parameter.name).apply(
+            lambda v: render_user_data_base64(fleet_bootstrap_spec(args, *v))
+        )
+        template = self._launch_template(
+            name, args, tags, user_data, identity.instance_profile_name, front
+        )
+        group = self._group(
+            name,
+            args,
+            tags,
+            template,
+            front,
+            depends_on=[*identity.policies, *front.listeners],
+        )
+        aws.autoscaling.Policy(
+            f"{name}-requests-per-instance",
+            autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="ALBRequestCountPerTarget",
+                    resource_label=front.resource_label,
+                ),
+                target_value=float(args.target_requests_per_minute),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.base_url = front.base_url
+        self.health_url = front.health_url
+        self.autoscaling_group_name = group.name
+        self.load_balancer_dns_name = front.load_balancer.dns_name
+        self.log_group_name = log_group.name
+        self._check_readiness(name, args, group, key_parameter)
+        self.register_outputs(
+            {
+                "base_url": self.base_url,
+                "api_key": self.api_key,
+                "health_url": self.health_url,
+                "autoscaling_group_name": self.autoscaling_group_name,
+                "load_balancer_dns_name": self.load_balancer_dns_name,
+                "log_group_name": self.log_group_name,
+                "region": self.region,
+            }
+        )
+
+    def _launch_template(
+        self,
+        name: str,
+        args: AwsFleetArgs,
+        tags: dict[str, str],
+        user_data: pulumi.Output[str],
+        instance_profile_name: pulumi.Output[str],
+        front: FleetLoadBalancer,
+    ) -> aws.ec2.LaunchTemplate:
+        weights = aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+            volume_type="gp3",
+            volume_size=args.volume_size_gb,
+            iops=gp3_iops_for(args.volume_throughput),
+            throughput=args.volume_throughput,
+            encrypted="true",
+            delete_on_termination="true",
+            snapshot_id=args.weights_snapshot_id,
+        )
+        instance_tags = {**tags, "Name": args.resource_prefix}
+        return aws.ec2.LaunchTemplate(
+            f"{name}-launch-template",
+            description="LocalAI fleet host (components/aws/fleet.py)",
+            image_id=args.ami.ami_id,
+            instance_type=args.instance_types[0],
+            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(
+                name=instance_profile_name
+            ),
+            key_name=args.ssh_key_name,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(**metadata_options()),
+            network_interfaces=[
+                aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                    device_index=0,
+                    associate_public_ip_address=("true" if args.placement.public_ips else "false"),
+                    security_groups=[front.instance_security_group.id],
+                    delete_on_termination="true",
+                )
+            ],
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=args.ami.root_device_name,
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_type="gp3",
+                        volume_size=args.root_volume_size_gb,
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                ),
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=WEIGHTS_DEVICE_NAME, ebs=weights
+                ),
+            ],
+            user_data=user_data,
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type="instance", tags=instance_tags
+                ),
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type="volume", tags={**instance_tags, "localai:role": "fleet-host"}
+                ),
+            ],
+            update_default_version=True,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _group(
+        self,
+        name: str,
+        args: AwsFleetArgs,
+        tags: dict[str, str],
+        template: aws.ec2.LaunchTemplate,
+        front: FleetLoadBalancer,
+        depends_on: list[pulumi.Resource],
+    ) -> aws.autoscaling.Group:
+        specification = {"launch_template_id": template.id, "version": template.latest_version}
+        if args.warm_pool is not None:
+            # AWS refuses a warm pool on a mixed-instances group (settings checked: one type).
+            launch = {
+                "launch_template": aws.autoscaling.GroupLaunchTemplateArgs(
+                    id=template.id, version=template.latest_version.apply(str)
+                )
+            }
+        else:
+            launch = {"mixed_instances_policy": self._mixed_instances(args, specification)}
+        warm_pool = (
+            aws.autoscaling.GroupWarmPoolArgs(
+                pool_state="Stopped",
+                min_size=args.warm_pool.min_size,
+                max_group_prepared_capacity=args.warm_pool.max_prepared_capacity,
+                instance_reuse_policy=aws.autoscaling.GroupWarmPoolInstanceReusePolicyArgs(
+                    reuse_on_scale_in=args.warm_pool.reuse_on_scale_in
+                ),
+            )
+            if args.warm_pool is not None
+            else None
+        )
+        ready = args.serving.wait_for_ready and args.min_size > 0
+        return aws.autoscaling.Group(
+            f"{name}-group",
+            name=autoscaling_group_name(args.resource_prefix),
+            min_size=args.min_size,
+            max_size=args.max_size,
+            desired_capacity=args.desired_size,
+            vpc_zone_identifiers=[p.subnet_id for p in args.placement.instance_subnets],
+            target_group_arns=[front.target_group.arn],
+            health_check_type="ELB",
+            health_check_grace_period=300,
+            capacity_rebalance=args.spot is not None,
+            initial_lifecycle_hooks=[
+                aws.autoscaling.GroupInitialLifecycleHookArgs(
+                    name=lifecycle_hook_name(args.resource_prefix),
+                    lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                    default_result="ABANDON",
+                    heartbeat_timeout=LIFECYCLE_HEARTBEAT_TIMEOUT_S,
+                )
+            ],
+            instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
+                strategy="Rolling",
+                preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                    min_healthy_percentage=args.min_healthy_percentage,
+                    max_healthy_percentage=200,
+                    skip_matching=True,
+                ),
+            ),
+            warm_pool=warm_pool,
+            # `pulumi up` returns once min_size instances passed their hook (model answered)
+            # and the load balancer's health check; "0" does not wait.
+            wait_for_capacity_timeout=(f"{args.serving.ready_timeout_seconds}s" if ready else "0"),
+            min_elb_capacity=args.min_size if ready else None,
+            tags=[
+                aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=True)
+                for k, v in sorted({**tags, "Name": args.resource_prefix}.items())
+            ],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=depends_on,
+                # Scaling moves the desired capacity; `pulumi up` must not undo it.
+                ignore_changes=["desiredCapacity"] if args.desired_size is None else [],
+            ),
+            **launch,
+        )
+
+    @staticmethod
+    def _mixed_instances(
+        args: AwsFleetArgs, specification: dict[str, object]
+    ) -> aws.autoscaling.GroupMixedInstancesPolicyArgs:
+        spot = args.spot
+        distribution = aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
+            on_demand_allocation_strategy="prioritized",
+            on_demand_base_capacity=spot.on_demand_base_capacity if spot else 0,
+            on_demand_percentage_above_base_capacity=(
+                spot.on_demand_percentage_above_base if spot else 100
+            ),
+            spot_allocation_strategy="price-capacity-optimized" if spot else None,
+        )
+        return aws.autoscaling.GroupMixedInstancesPolicyArgs(
+            instances_distribution=distribution,
+            launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
+                launch_template_specification=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs(
+                    launch_template_id=specification["launch_template_id"],
+                    version=pulumi.Output.from_input(specification["version"]).apply(str),
+                ),
+                overrides=[
+                    aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(
+                        instance_type=t
+                    )
+                    for t in args.instance_types
+                ],
+            ),
+        )
+
+    def _check_readiness(
+        self,
+        name: str,
+        args: AwsFleetArgs,
+        group: aws.autoscaling.Group,
+        key_parameter: aws.ssm.Parameter,
+    ) -> None:
+        """From outside, through the load balancer: the same one-token check as the host."""
+        serving = args.serving
+        if args.internal or not serving.wait_for_ready or args.min_size == 0:
+            return
+        wait_for_endpoint(
+            f"{name}-ready",
+            base_url=self.base_url,
+            api_key=self.api_key,
+            model=serving.default_model,
+            timeout_s=serving.ready_timeout_seconds,
+            triggers=[group.arn, key_parameter.version],
+            parent=self,
+            depends_on=[group],
+            extra_args=["--auth-grace", str(KEY_RELOAD_GRACE_S), "--check-other-key-refused"],
+            hint=(
+                "Check that this machine's address is in localai:allowedCidrs, the group's "
+                f"activity (aws autoscaling describe-scaling-activities --auto-scaling-group-name "
+                f"{autoscaling_group_name(args.resource_prefix)}) and the hosts' log: aws logs "
+                f"tail {log_group_name(args.resource_prefix)} --follow"
+            ),
+        )
