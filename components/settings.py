@@ -488,9 +488,10 @@ class Settings(_Section):
         single = [k for k in SINGLE_VM_ONLY_KEYS if k in self.model_fields_set_aliases()]
         if single:
             raise ValueError(
-                f"[fleet] {', '.join(single)} belong to the single VM and mean nothing for "
-                "a fleet: use fleet.instanceTypes for the types, fleet.subnetIds for the "
-                "subnets and fleet.internal for a load balancer reachable inside the VPC only"
+                f"[{single[0]}] {', '.join(single)}: the single VM's, meaningless with "
+                "localai:fleet; use fleet.instanceTypes for the types, fleet.subnetIds for "
+                "the subnets and fleet.internal for a load balancer reachable inside the VPC "
+                "only (each instance has its own weights volume)"
             )
         if not fleet.internal and not self.allowed_cidrs:
             raise ValueError(

@@ -37,7 +37,7 @@ from components.serving import ServingArgs
 from components.settings import FleetSettings, Settings
 from components.sizing.fleet import fleet_hourly_cost, fleet_timings
 from components.sizing.instance_types import InstanceType, lookup
-from components.sizing.planner import SizingError, SizingPlan
+from components.sizing.planner import SizingPlan
 from components.sizing.resources import HostResources
 from components.weights.manifest import weights_manifest
 
@@ -95,8 +95,8 @@ def plan_each_type(
                 facts,
                 use_gpu=use_gpu,
             )
-        except SizingError as exc:
-            failures.append(f"{instance.name}: {exc}")
+        except ConfigError as exc:  # the planner's SizingError, as the program words it
+            failures.append(f"{instance.name}: {str(exc).removeprefix('localai sizing: ')}")
     if failures:
         raise ConfigError(
             "localai configuration is invalid:\n  - localai:fleet.instanceTypes: "

@@ -24,6 +24,10 @@ model. Model readiness is the lifecycle hook's job: an instance is registered on
 its warm-up's completion on the default model succeeded (README "Scaling out")."""
 
 
+def _cidr_name(cidr: str) -> str:
+    return cidr.replace("/", "_")
+
+
 @dataclass(frozen=True)
 class TlsChoice:
     """``certificate_arn`` given, or requested from ACM for ``domain_name`` in ``zone_id``;
@@ -69,9 +73,10 @@ class FleetLoadBalancer:
         )
         ports = [HTTPS_PORT, HTTP_PORT] if args.tls.enabled else [HTTP_PORT]
         for port in ports:
-            for index, cidr in enumerate(callers):
+            for cidr in callers:
+                # Named by CIDR, not position: removing one network leaves the others be.
                 aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-lb-in-{port}-{index}",
+                    f"{name}-lb-in-{port}-{_cidr_name(cidr)}",
                     security_group_id=self.security_group.id,
                     ip_protocol="tcp",
                     from_port=port,
@@ -101,9 +106,9 @@ class FleetLoadBalancer:
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self.instance_security_group),
         )
-        for index, cidr in enumerate(args.ssh_cidrs):
+        for cidr in args.ssh_cidrs:
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-instances-in-ssh-{index}",
+                f"{name}-instances-in-ssh-{_cidr_name(cidr)}",
                 security_group_id=self.instance_security_group.id,
                 ip_protocol="tcp",
                 from_port=22,

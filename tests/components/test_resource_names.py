@@ -33,6 +33,15 @@ VARIANTS: dict[str, tuple[str, dict[str, str], object]] = {
     "dev-kept-volume": ("dev", {"weightsVolumeId": "vol-0123456789abcdef0"}, NO_GPU_DAEMON),
     "gpu": ("gpu", {}, NO_GPU_DAEMON),
     "dev-graviton": ("dev", {"instanceType": "c7g.xlarge"}, NO_GPU_DAEMON),
+    "prod": ("prod", {}, NO_GPU_DAEMON),
+    "prod-http-warm-pool": (
+        "prod",
+        {
+            "fleet": '{"instanceTypes": ["g6.xlarge"], "minSize": 1, "maxSize": 3, '
+            '"warmPool": {"minSize": 1}}'
+        },
+        NO_GPU_DAEMON,
+    ),
 }
 
 

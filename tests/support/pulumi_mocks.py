@@ -87,6 +87,8 @@ class Registration:
     delete_before_replace: bool = False
     ignore_changes: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
+    alias_parents: tuple[str, ...] = ()
+    """The parent URNs of the resource's aliases (where it may have lived before)."""
 
 
 class RecordingMonitor(MockMonitor):
@@ -111,6 +113,9 @@ class RecordingMonitor(MockMonitor):
                 registration.delete_before_replace = bool(request.deleteBeforeReplace)
                 registration.ignore_changes = tuple(request.ignoreChanges)
                 registration.dependencies = tuple(request.dependencies)
+                registration.alias_parents = tuple(
+                    alias.spec.parentUrn for alias in request.aliases if alias.spec.parentUrn
+                )
                 break
         return response
 

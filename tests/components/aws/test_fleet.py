@@ -1,0 +1,586 @@
+"""The fleet under the Pulumi mocks: the prod stack's resources, each choice, each refusal."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+
+import pytest
+import yaml
+
+from components.aws.bootstrap.cloud_init import CONF_PATH, FLEET_DIR, decode_write_file
+from components.aws.fleet import LIFECYCLE_HEARTBEAT_TIMEOUT_S
+from components.aws.limits import ALB_TLS_POLICY
+from components.errors import ConfigError
+from components.settings import SINGLE_VM_ONLY_KEYS
+from components.sizing.instance_types import lookup
+from tests.support.program_run import localai_keys, run_program
+from tests.support.pulumi_mocks import ACCOUNT, DEFAULT_SUBNETS, RecordingMocks, stack_config
+
+PROD = localai_keys(stack_config("prod"))
+GPU_TYPES = ["g6.xlarge", "g5.xlarge", "g4dn.xlarge"]
+
+
+def fleet_config(**fleet: object) -> dict[str, str]:
+    base = {"instanceTypes": GPU_TYPES, "minSize": 1, "maxSize": 4}
+    return {**PROD, "fleet": json.dumps({**base, **fleet})}
+
+
+def user_data_files(mocks: RecordingMocks) -> dict[str, str]:
+    template = mocks.one("aws:ec2/launchTemplate:LaunchTemplate")
+    document = gzip.decompress(base64.b64decode(template.inputs["userData"])).decode()
+    config = yaml.safe_load(document)
+    return {entry["path"]: decode_write_file(entry) for entry in config["write_files"]}
+
+
+# --- the prod stack -------------------------------------------------------------------------
+
+
+def test_prod_stack_launch_template(pulumi_mocks: RecordingMocks) -> None:
+    run_program(PROD, stack="prod")
+    template = pulumi_mocks.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert template["imageId"] == "ami-0dlaminvidia000001"  # the GPU types' DLAMI
+    assert template["metadataOptions"] == {
+        "httpEndpoint": "enabled",
+        "httpTokens": "required",
+        "httpPutResponseHopLimit": 1,
+        "instanceMetadataTags": "disabled",
+    }
+    assert template["iamInstanceProfile"]["name"] == "localai-identity-profile-physical"
+    root, weights = template["blockDeviceMappings"]
+    assert root["deviceName"] == "/dev/sda1"
+    assert root["ebs"] == {
+        "volumeType": "gp3",
+        "volumeSize": 100,
+        "encrypted": "true",
+        "deleteOnTermination": "true",
+    }
+    assert weights["deviceName"] == "/dev/sdf"
+    assert weights["ebs"]["encrypted"] == "true"
+    assert weights["ebs"]["volumeType"] == "gp3"
+    assert weights["ebs"]["throughput"] == 500
+    assert weights["ebs"]["iops"] == 3000
+    assert weights["ebs"]["deleteOnTermination"] == "true"
+    assert "snapshotId" not in weights["ebs"]
+    (nic,) = template["networkInterfaces"]
+    assert nic["associatePublicIpAddress"] == "true"  # default subnets route to an IGW
+    assert nic["securityGroups"] == ["sg-0123456789abcdef0"]
+    assert template["updateDefaultVersion"] is True
+    kinds = {spec["resourceType"]: spec["tags"] for spec in template["tagSpecifications"]}
+    assert kinds["instance"]["Name"] == "localai-prod"
+    assert kinds["volume"]["localai:stack"] == "localai-prod"
+    packed = base64.b64decode(template["userData"])
+    assert packed[:2] == b"\x1f\x8b" and len(packed) <= 16_384
+
+
+def test_prod_stack_group(pulumi_mocks: RecordingMocks) -> None:
+    run_program(PROD, stack="prod")
+    group = pulumi_mocks.one("aws:autoscaling/group:Group")
+    inputs = group.inputs
+    assert inputs["name"] == "localai-prod"
+    assert (inputs["minSize"], inputs["maxSize"]) == (1, 4)
+    assert "desiredCapacity" not in inputs
+    assert group.ignore_changes == ("desiredCapacity",)  # scaling owns it
+    assert sorted(inputs["vpcZoneIdentifiers"]) == sorted(DEFAULT_SUBNETS)  # two zones
+    assert inputs["healthCheckType"] == "ELB"
+    assert inputs["targetGroupArns"] == [pulumi_mocks.one("aws:lb/targetGroup:TargetGroup").resource_id]
+    policy = inputs["mixedInstancesPolicy"]
+    overrides = policy["launchTemplate"]["overrides"]
+    assert [o["instanceType"] for o in overrides] == GPU_TYPES  # in preference order
+    assert policy["launchTemplate"]["launchTemplateSpecification"] == {
+        "launchTemplateId": "lt-0123456789abcdef0",
+        "version": "1",
+    }
+    assert policy["instancesDistribution"] == {
+        "onDemandAllocationStrategy": "prioritized",
+        "onDemandBaseCapacity": 0,
+        "onDemandPercentageAboveBaseCapacity": 100,
+    }
+    assert inputs["capacityRebalance"] is False
+    (hook,) = inputs["initialLifecycleHooks"]
+    assert hook == {
+        "name": "localai-prod-model-ready",
+        "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+        "defaultResult": "ABANDON",
+        "heartbeatTimeout": LIFECYCLE_HEARTBEAT_TIMEOUT_S,
+    }
+    assert inputs["instanceRefresh"] == {
+        "strategy": "Rolling",
+        "preferences": {
+            "minHealthyPercentage": 100,
+            "maxHealthyPercentage": 200,
+            "skipMatching": True,
+        },
+    }
+    assert "warmPool" not in inputs and "launchTemplate" not in inputs
+    assert inputs["waitForCapacityTimeout"] == "3600s"
+    assert inputs["minElbCapacity"] == 1
+    tags = {t["key"]: t for t in inputs["tags"]}
+    assert tags["Name"]["value"] == "localai-prod" and tags["Name"]["propagateAtLaunch"]
+
+
+def test_prod_stack_load_balancer_and_tls(pulumi_mocks: RecordingMocks) -> None:
+    result = run_program(PROD, stack="prod")
+    lb = pulumi_mocks.one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert lb["loadBalancerType"] == "application" and lb["internal"] is False
+    assert sorted(lb["subnets"]) == sorted(DEFAULT_SUBNETS)
+    assert lb["idleTimeout"] >= 300
+    assert lb["dropInvalidHeaderFields"] is True
+    target_group = pulumi_mocks.one("aws:lb/targetGroup:TargetGroup").inputs
+    assert target_group["port"] == 8080 and target_group["protocol"] == "HTTP"
+    assert target_group["healthCheck"]["path"] == "/readyz"
+    assert target_group["healthCheck"]["matcher"] == "200"
+    assert target_group["deregistrationDelay"] >= lb["idleTimeout"]
+    listeners = {r.name: r.inputs for r in pulumi_mocks.of_type("aws:lb/listener:Listener")}
+    https = listeners["localai-https"]
+    assert (https["port"], https["protocol"], https["sslPolicy"]) == (443, "HTTPS", ALB_TLS_POLICY)
+    certificate = pulumi_mocks.one("aws:acm/certificate:Certificate")
+    assert https["certificateArn"] == certificate.resource_id  # only once validated
+    assert https["defaultActions"][0]["type"] == "forward"
+    redirect = listeners["localai-http-redirect"]
+    assert redirect["port"] == 80
+    assert redirect["defaultActions"][0]["redirect"] == {
+        "protocol": "HTTPS",
+        "port": "443",
+        "statusCode": "HTTP_301",
+    }
+    assert certificate.inputs == {
+        "domainName": "llm.example.com",
+        "validationMethod": "DNS",
+        "tags": {"localai:stack": "localai-prod"},
+    }
+    records = {r.name: r.inputs for r in pulumi_mocks.of_type("aws:route53/record:Record")}
+    validation = records["localai-certificate-validation"]
+    assert validation["name"] == "_x1.llm.example.com."
+    assert validation["type"] == "CNAME"
+    assert validation["records"] == ["_x2.acm-validations.aws."]
+    assert validation["zoneId"] == "Z0123456789ABCDEFGHIJ"
+    validated = pulumi_mocks.one("aws:acm/certificateValidation:CertificateValidation").inputs
+    assert validated["validationRecordFqdns"] == ["_x1.llm.example.com"]
+    alias = records["localai-alias"]
+    assert (alias["name"], alias["type"]) == ("llm.example.com", "A")
+    assert alias["aliases"][0]["name"] == "localai-lb-1234567890.us-east-1.elb.amazonaws.com"
+    assert alias["aliases"][0]["zoneId"] == "Z35SXDOTRQ7X7K"
+    assert result.outputs["OPENAI_BASE_URL"] == "https://llm.example.com/v1"
+    assert result.outputs["healthUrl"] == "https://llm.example.com/readyz"
+
+
+def test_security_group_chain(pulumi_mocks: RecordingMocks) -> None:
+    run_program(PROD, stack="prod")
+    ingress = {
+        r.name: r.inputs
+        for r in pulumi_mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    }
+    egress = {
+        r.name: r.inputs
+        for r in pulumi_mocks.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+    }
+    # Callers reach the listeners only from allowedCidrs.
+    public = {n: i for n, i in ingress.items() if n.startswith("localai-lb-in-")}
+    assert {(i["fromPort"], i["cidrIpv4"]) for i in public.values()} == {
+        (443, "203.0.113.0/24"),
+        (80, "203.0.113.0/24"),
+    }
+    # The instances' API port admits the load balancer's group only, no CIDR.
+    api = ingress["localai-instances-in-api"]
+    assert api["fromPort"] == api["toPort"] == 8080
+    assert "referencedSecurityGroupId" in api and "cidrIpv4" not in api
+    assert [n for n in ingress if "instances" in n] == ["localai-instances-in-api"]
+    # The load balancer may only reach the instances' API port.
+    out = egress["localai-lb-out-api"]
+    assert (out["fromPort"], out["toPort"], out["ipProtocol"]) == (8080, 8080, "tcp")
+    assert "referencedSecurityGroupId" in out and "cidrIpv4" not in out
+    for group in pulumi_mocks.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        assert "ingress" not in group.inputs and "egress" not in group.inputs
+
+
+def test_scaling_policy_label_is_built_from_the_arn_suffixes(pulumi_mocks: RecordingMocks) -> None:
+    result = run_program(PROD, stack="prod")
+    policy = pulumi_mocks.one("aws:autoscaling/policy:Policy").inputs
+    assert policy["autoscalingGroupName"] == "localai-prod"
+    assert policy["policyType"] == "TargetTrackingScaling"
+    tracking = policy["targetTrackingConfiguration"]
+    metric = tracking["predefinedMetricSpecification"]
+    assert metric["predefinedMetricType"] == "ALBRequestCountPerTarget"
+    assert metric["resourceLabel"] == (
+        "app/localai-lb/50dc6c495c0c9188/targetgroup/localai-targets/943f017f100becff"
+    )
+    assert tracking["targetValue"] == float(result.outputs["targetRequestsPerMinute"])
+
+
+def test_target_requests_per_minute_override(pulumi_mocks: RecordingMocks) -> None:
+    result = run_program(fleet_config(targetRequestsPerMinute=42), stack="prod")
+    tracking = pulumi_mocks.one("aws:autoscaling/policy:Policy").inputs
+    assert tracking["targetTrackingConfiguration"]["targetValue"] == 42.0
+    assert result.outputs["targetRequestsPerMinute"] == 42
+
+
+def test_prod_outputs(pulumi_mocks: RecordingMocks) -> None:
+    result = run_program(PROD, stack="prod")
+    out = result.outputs
+    assert out["autoScalingGroupName"] == "localai-prod"
+    assert out["loadBalancerDnsName"] == "localai-lb-1234567890.us-east-1.elb.amazonaws.com"
+    assert out["instanceTypes"] == "g6.xlarge,g5.xlarge,g4dn.xlarge"
+    g6 = lookup("g6.xlarge").hourly_usd
+    # min 1 and max 4 instances of the preferred type, plus the load balancer's hour.
+    assert out["hourlyCostUsdAtMinSize"] == round(1 * g6 + 0.0225, 4)
+    assert out["hourlyCostUsdAtMaxSize"] == round(4 * g6 + 0.0225, 4)
+    assert "OPENAI_API_KEY" in result.secret_outputs
+    for name, value in out.items():
+        assert " " not in str(value), f"{name} must be one shell word"
+
+
+def test_role_completes_lifecycle_actions_on_its_own_group_only(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    run_program(PROD, stack="prod")
+    policy = json.loads(pulumi_mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    (statement,) = [s for s in policy["Statement"] if s["Sid"] == "CompleteOwnLifecycleHook"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == [
+        "autoscaling:CompleteLifecycleAction",
+        "autoscaling:RecordLifecycleActionHeartbeat",
+    ]
+    assert statement["Resource"] == [
+        f"arn:aws:autoscaling:us-east-1:{ACCOUNT}:autoScalingGroup:*:"
+        "autoScalingGroupName/localai-prod"
+    ]
+    assert not any(
+        "autoscaling:" in action and s is not statement
+        for s in policy["Statement"]
+        for action in s["Action"]
+    )
+
+
+def test_single_host_policy_has_no_lifecycle_statement(pulumi_mocks: RecordingMocks) -> None:
+    run_program(localai_keys(stack_config("dev")), stack="dev")
+    policy = json.loads(pulumi_mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == [
+        "ReadEndpointApiKey",
+        "NoOtherParameters",
+        "ShipContainerLogs",
+    ]
+
+
+def test_moving_between_host_and_fleet_keeps_key_and_log_group(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """Fixed names and create-before-delete: without aliases, moving a stack to the fleet
+    would create a second parameter of the same name and fail (and a new generated key)."""
+    run_program(PROD, stack="prod")
+    host_parent = "urn:pulumi:test::localai::localai:aws:Host::localai"
+    for typ in (
+        "aws:ssm/parameter:Parameter",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "random:index/randomPassword:RandomPassword",
+    ):
+        assert host_parent in pulumi_mocks.one(typ).alias_parents, typ
+
+
+def test_host_aliases_the_fleet_for_the_way_back(pulumi_mocks: RecordingMocks) -> None:
+    run_program(localai_keys(stack_config("dev")), stack="dev")
+    fleet_parent = "urn:pulumi:test::localai::localai:aws:Fleet::localai"
+    assert fleet_parent in pulumi_mocks.one("aws:ssm/parameter:Parameter").alias_parents
+
+
+# --- choices -----------------------------------------------------------------------------
+
+
+def test_without_certificate_http_only_from_allowed_cidrs(
+    pulumi_mocks: RecordingMocks, caplog: pytest.LogCaptureFixture
+) -> None:
+    warnings: list[str] = []
+    import pulumi
+
+    original = pulumi.log.warn
+    pulumi.log.warn = lambda message, *a, **k: warnings.append(message)  # type: ignore[assignment]
+    try:
+        result = run_program(fleet_config(), stack="prod")
+    finally:
+        pulumi.log.warn = original  # type: ignore[assignment]
+    (listener,) = pulumi_mocks.of_type("aws:lb/listener:Listener")
+    assert (listener.inputs["port"], listener.inputs["protocol"]) == (80, "HTTP")
+    assert listener.inputs["defaultActions"][0]["type"] == "forward"
+    assert pulumi_mocks.of_type("aws:acm/certificate:Certificate") == []
+    ports = {
+        r.inputs["fromPort"]
+        for r in pulumi_mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.name.startswith("localai-lb-in-")
+    }
+    assert ports == {80}
+    assert result.outputs["OPENAI_BASE_URL"] == (
+        "http://localai-lb-1234567890.us-east-1.elb.amazonaws.com/v1"
+    )
+    assert any("crosses the network in clear" in w or "in clear" in w for w in warnings)
+
+
+def test_with_tls_there_is_no_clear_text_warning(pulumi_mocks: RecordingMocks) -> None:
+    warnings: list[str] = []
+    import pulumi
+
+    original = pulumi.log.warn
+    pulumi.log.warn = lambda message, *a, **k: warnings.append(message)  # type: ignore[assignment]
+    try:
+        run_program(PROD, stack="prod")
+    finally:
+        pulumi.log.warn = original  # type: ignore[assignment]
+    assert not any("in clear" in w for w in warnings)
+
+
+def test_certificate_arn_is_used_as_given(pulumi_mocks: RecordingMocks) -> None:
+    arn = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/0a1b2c3d-1111-4222-8333-444455556666"
+    result = run_program(
+        fleet_config(certificateArn=arn, domainName="ai.example.org"), stack="prod"
+    )
+    https = next(
+        r for r in pulumi_mocks.of_type("aws:lb/listener:Listener") if r.name == "localai-https"
+    )
+    assert https.inputs["certificateArn"] == arn
+    assert pulumi_mocks.of_type("aws:acm/certificate:Certificate") == []
+    assert pulumi_mocks.of_type("aws:route53/record:Record") == []  # DNS is the user's
+    assert result.outputs["OPENAI_BASE_URL"] == "https://ai.example.org/v1"
+
+
+def test_internal_load_balancer_defaults_to_the_vpc(pulumi_mocks: RecordingMocks) -> None:
+    config = {k: v for k, v in fleet_config(internal=True).items() if k != "allowedCidrs"}
+    run_program(config, stack="prod")
+    assert pulumi_mocks.one("aws:lb/loadBalancer:LoadBalancer").inputs["internal"] is True
+    cidrs = {
+        r.inputs["cidrIpv4"]
+        for r in pulumi_mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.name.startswith("localai-lb-in-")
+    }
+    assert cidrs == {"172.31.0.0/16"}
+    # No readiness check from outside the VPC.
+    assert pulumi_mocks.of_type("command:local:Command") == []
+
+
+def test_warm_pool_uses_one_type_without_a_mixed_policy(pulumi_mocks: RecordingMocks) -> None:
+    run_program(
+        fleet_config(instanceTypes=["g6.xlarge"], warmPool={"minSize": 2}), stack="prod"
+    )
+    group = pulumi_mocks.one("aws:autoscaling/group:Group").inputs
+    assert "mixedInstancesPolicy" not in group
+    assert group["launchTemplate"] == {"id": "lt-0123456789abcdef0", "version": "1"}
+    assert group["warmPool"] == {
+        "poolState": "Stopped",
+        "minSize": 2,
+        "instanceReusePolicy": {"reuseOnScaleIn": True},
+    }
+    assert group["initialLifecycleHooks"][0]["lifecycleTransition"] == (
+        "autoscaling:EC2_INSTANCE_LAUNCHING"
+    )
+
+
+def test_spot_above_an_on_demand_base(pulumi_mocks: RecordingMocks) -> None:
+    run_program(
+        fleet_config(spot={"onDemandBaseCapacity": 1, "onDemandPercentageAboveBase": 25}),
+        stack="prod",
+    )
+    group = pulumi_mocks.one("aws:autoscaling/group:Group").inputs
+    assert group["mixedInstancesPolicy"]["instancesDistribution"] == {
+        "onDemandAllocationStrategy": "prioritized",
+        "onDemandBaseCapacity": 1,
+        "onDemandPercentageAboveBaseCapacity": 25,
+        "spotAllocationStrategy": "price-capacity-optimized",
+    }
+    assert group["capacityRebalance"] is True
+
+
+def test_snapshot_seeds_each_weights_volume(pulumi_mocks: RecordingMocks) -> None:
+    pulumi_mocks.snapshots["snap-0123456789abcdef0"] = 60
+    run_program(fleet_config(weightsSnapshotId="snap-0123456789abcdef0"), stack="prod")
+    template = pulumi_mocks.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    weights = template["blockDeviceMappings"][1]["ebs"]
+    assert weights["snapshotId"] == "snap-0123456789abcdef0"
+    assert weights["volumeSize"] == 60  # grown to the snapshot: EC2 refuses smaller
+
+
+def test_snapshot_larger_than_an_explicit_volume_size_is_refused(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    pulumi_mocks.snapshots["snap-0123456789abcdef0"] = 60
+    config = {**fleet_config(weightsSnapshotId="snap-0123456789abcdef0"), "volumeSizeGb": "40"}
+    with pytest.raises(ConfigError, match=r"snapshot snap-0123456789abcdef0 .* is 60 GiB"):
+        run_program(config, stack="prod")
+    assert pulumi_mocks.resources == []
+
+
+def test_desired_size_is_managed_when_set(pulumi_mocks: RecordingMocks) -> None:
+    run_program(fleet_config(desiredSize=2), stack="prod")
+    group = pulumi_mocks.one("aws:autoscaling/group:Group")
+    assert group.inputs["desiredCapacity"] == 2
+    assert group.ignore_changes == ()
+
+
+def test_min_size_zero_does_not_wait(pulumi_mocks: RecordingMocks) -> None:
+    run_program(fleet_config(minSize=0), stack="prod")
+    group = pulumi_mocks.one("aws:autoscaling/group:Group").inputs
+    assert group["waitForCapacityTimeout"] == "0"
+    assert "minElbCapacity" not in group
+    assert pulumi_mocks.of_type("command:local:Command") == []
+
+
+def test_fleet_user_data_has_a_profile_per_type(pulumi_mocks: RecordingMocks) -> None:
+    run_program(PROD, stack="prod")
+    files = user_data_files(pulumi_mocks)
+    assert CONF_PATH not in files  # written at boot from base + the type's profile
+    for instance_type in GPU_TYPES:
+        profile = files[f"{FLEET_DIR}/{instance_type}.conf"]
+        assert f"LOCALAI_MODEL_SRC_DIR=/etc/localai/models/{instance_type}" in profile
+        assert "LOCALAI_GPU_CAPABLE=1" in profile
+        assert f"/etc/localai/models/{instance_type}/gpu/llama-3.1-8b-instruct.yaml" in files
+    base = files[f"{FLEET_DIR}/base.conf"]
+    assert "LOCALAI_AUTOSCALING_GROUP=localai-prod" in base
+    assert "LOCALAI_LIFECYCLE_HOOK=localai-prod-model-ready" in base
+    assert "LOCALAI_REGION=us-east-1" in base
+    assert "LOCALAI_THREADS" not in base and "LOCALAI_VOLUME_DEVICE" not in base
+
+
+def test_the_threads_follow_each_types_cores(pulumi_mocks: RecordingMocks) -> None:
+    cpu = {
+        **{k: v for k, v in PROD.items() if k not in ("accelerator", "models")},
+        "fleet": json.dumps({"instanceTypes": ["c7a.2xlarge", "c7a.xlarge"], "maxSize": 3}),
+    }
+    run_program(cpu, stack="prod")
+    files = user_data_files(pulumi_mocks)
+    big = files[f"{FLEET_DIR}/c7a.2xlarge.conf"]
+    small = files[f"{FLEET_DIR}/c7a.xlarge.conf"]
+    # c7a: one thread per vCPU (no SMT): 8 and 4 vCPUs.
+    assert "LOCALAI_THREADS=8" in big and "LOCALAI_THREADS=4" in small
+    assert "LOCALAI_GPU_CAPABLE=0" in big
+    assert pulumi_mocks.one("aws:ec2/launchTemplate:LaunchTemplate").inputs["imageId"] == (
+        "ami-0ubuntuamd64000001"
+    )
+
+
+def test_zones_that_offer_none_of_the_types_are_left_out(pulumi_mocks: RecordingMocks) -> None:
+    pulumi_mocks.vpc_subnets["vpc-0def000000000000a"].append("subnet-0dddd000000000000")
+    for t in GPU_TYPES:
+        pulumi_mocks.offerings[t] = ["us-east-1a", "us-east-1b"]
+    from tests.support import pulumi_mocks as mocks_module
+
+    mocks_module.SUBNET_ZONES["subnet-0dddd000000000000"] = "us-east-1c"
+    try:
+        config = fleet_config(subnetIds=[*DEFAULT_SUBNETS, "subnet-0dddd000000000000"])
+        run_program(config, stack="prod")
+    finally:
+        del mocks_module.SUBNET_ZONES["subnet-0dddd000000000000"]
+    group = pulumi_mocks.one("aws:autoscaling/group:Group").inputs
+    assert sorted(group["vpcZoneIdentifiers"]) == sorted(DEFAULT_SUBNETS)
+
+
+# --- refusals, before any resource ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fleet", "expected"),
+    [
+        ({"minSize": 3, "maxSize": 2}, r"minSize \(3\) must not exceed maxSize \(2\)"),
+        ({"minSize": 1, "maxSize": 2, "desiredSize": 3}, r"desiredSize \(3\) must lie between"),
+        ({"minSize": 2, "maxSize": 3, "desiredSize": 1}, r"desiredSize \(1\) must lie between"),
+        ({"instanceTypes": []}, r"at least 1 item"),
+        ({"instanceTypes": ["g9.huge"]}, r"g9.huge"),
+        ({"instanceTypes": ["g6.xlarge", "g6.xlarge"]}, r"lists g6.xlarge more than once"),
+        ({"certificateArn": "arn:aws:iam::1:cert/x", "domainName": "a.example.com"}, r"certificateArn"),
+        ({"domainName": "a.example.com"}, r"without hostedZoneId"),
+        ({"hostedZoneId": "Z0123456789ABCDEFGHIJ"}, r"hostedZoneId needs domainName"),
+        (
+            {"certificateArn": f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/"
+             "0a1b2c3d-1111-4222-8333-444455556666"},
+            r"certificateArn needs domainName",
+        ),
+        (
+            {"instanceTypes": ["g6.xlarge"], "warmPool": {"minSize": 1}, "spot": {}},
+            r"warmPool cannot be combined with spot",
+        ),
+        ({"warmPool": {"minSize": 1}}, r"warmPool needs exactly one instance type \(got 3\)"),
+        ({"domainName": "not a name", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}, r"domainName"),
+    ],
+)  # fmt: skip
+def test_bad_fleet_settings_are_refused(
+    pulumi_mocks: RecordingMocks, fleet: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        run_program(fleet_config(**fleet), stack="prod")
+    assert pulumi_mocks.resources == []
+
+
+@pytest.mark.parametrize(
+    ("types", "expected"),
+    [
+        (["c7a.xlarge", "c7g.xlarge"], r"share an architecture; got c7a.xlarge \(x86_64\), c7g"),
+        (["g6.xlarge", "c7a.xlarge"], r"GPU types \(g6.xlarge\) boot the NVIDIA DLAMI"),
+    ],
+)
+def test_one_template_one_ami(
+    pulumi_mocks: RecordingMocks, types: list[str], expected: str
+) -> None:
+    config = {**fleet_config(instanceTypes=types), "accelerator": "auto"}
+    with pytest.raises(ConfigError, match=expected):
+        run_program(config, stack="prod")
+    assert pulumi_mocks.resources == []
+
+
+def test_a_type_that_cannot_hold_the_models_is_named_with_numbers(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    config = {
+        **fleet_config(instanceTypes=["c7a.2xlarge", "c7a.large"]),
+        "accelerator": "cpu",
+    }
+    with pytest.raises(ConfigError) as caught:
+        run_program(config, stack="prod")
+    message = str(caught.value)
+    assert "c7a.large:" in message and "c7a.2xlarge:" not in message
+    assert "MiB" in message or "GiB" in message
+    assert pulumi_mocks.resources == []
+
+
+@pytest.mark.parametrize("key", SINGLE_VM_ONLY_KEYS)
+def test_single_vm_keys_are_refused_with_a_fleet(pulumi_mocks: RecordingMocks, key: str) -> None:
+    values = {
+        "instanceType": "g6.xlarge",
+        "subnetId": "subnet-0aaaa000000000000",
+        "weightsVolumeId": "vol-0123456789abcdef0",
+        "public": "true",
+        "vpcEndpoints": "true",
+    }
+    with pytest.raises(ConfigError, match=rf"localai:{key} = .*the single VM's, meaningless"):
+        run_program({**fleet_config(), key: values[key]}, stack="prod")
+
+
+def test_fleet_needs_the_aws_target(pulumi_mocks: RecordingMocks) -> None:
+    with pytest.raises(ConfigError, match=r"set 'localai:target aws'"):
+        run_program({"fleet": fleet_config()["fleet"]}, stack="prod")
+
+
+def test_internet_facing_fleet_needs_allowed_cidrs(pulumi_mocks: RecordingMocks) -> None:
+    config = {k: v for k, v in fleet_config().items() if k != "allowedCidrs"}
+    with pytest.raises(ConfigError, match=r"internet-facing load balancer needs 'allowedCidrs'"):
+        run_program(config, stack="prod")
+
+
+def test_subnets_in_one_zone_are_refused(pulumi_mocks: RecordingMocks) -> None:
+    with pytest.raises(ConfigError, match=r"both need at least 2"):
+        run_program(fleet_config(subnetIds=["subnet-0aaaa000000000000"]), stack="prod")
+    assert pulumi_mocks.resources == []
+
+
+def test_a_type_offered_in_one_zone_only_still_runs_where_the_others_are(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    pulumi_mocks.offerings["g6.xlarge"] = ["us-east-1a"]
+    pulumi_mocks.offerings["g5.xlarge"] = ["us-east-1b"]
+    pulumi_mocks.offerings["g4dn.xlarge"] = []
+    run_program(PROD, stack="prod")
+    group = pulumi_mocks.one("aws:autoscaling/group:Group").inputs
+    assert sorted(group["vpcZoneIdentifiers"]) == sorted(DEFAULT_SUBNETS)
+
+
+def test_no_zone_offering_any_type_is_refused(pulumi_mocks: RecordingMocks) -> None:
+    for t in GPU_TYPES:
+        pulumi_mocks.offerings[t] = ["us-west-2a"]
+    with pytest.raises(ConfigError, match=r"none of g6.xlarge, g5.xlarge, g4dn.xlarge is offered"):
+        run_program(PROD, stack="prod")
