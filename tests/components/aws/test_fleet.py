@@ -84,7 +84,9 @@ def test_prod_stack_group(pulumi_mocks: RecordingMocks) -> None:
     assert group.ignore_changes == ("desiredCapacity",)  # scaling owns it
     assert sorted(inputs["vpcZoneIdentifiers"]) == sorted(DEFAULT_SUBNETS)  # two zones
     assert inputs["healthCheckType"] == "ELB"
-    assert inputs["targetGroupArns"] == [pulumi_mocks.one("aws:lb/targetGroup:TargetGroup").resource_id]
+    assert inputs["targetGroupArns"] == [
+        pulumi_mocks.one("aws:lb/targetGroup:TargetGroup").resource_id
+    ]
     policy = inputs["mixedInstancesPolicy"]
     overrides = policy["launchTemplate"]["overrides"]
     assert [o["instanceType"] for o in overrides] == GPU_TYPES  # in preference order
@@ -357,9 +359,7 @@ def test_internal_load_balancer_defaults_to_the_vpc(pulumi_mocks: RecordingMocks
 
 
 def test_warm_pool_uses_one_type_without_a_mixed_policy(pulumi_mocks: RecordingMocks) -> None:
-    run_program(
-        fleet_config(instanceTypes=["g6.xlarge"], warmPool={"minSize": 2}), stack="prod"
-    )
+    run_program(fleet_config(instanceTypes=["g6.xlarge"], warmPool={"minSize": 2}), stack="prod")
     group = pulumi_mocks.one("aws:autoscaling/group:Group").inputs
     assert "mixedInstancesPolicy" not in group
     assert group["launchTemplate"] == {"id": "lt-0123456789abcdef0", "version": "1"}

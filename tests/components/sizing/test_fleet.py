@@ -1,0 +1,86 @@
+"""The fleet's load-balancer and scaling numbers, with the arithmetic written out."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+
+import pytest
+
+from components.sizing.fleet import (
+    capacity_rpm,
+    fleet_hourly_cost,
+    fleet_timings,
+    full_context_first_token_s,
+)
+from components.sizing.planner import SizingPlan
+
+
+def plan(tps: float | None, ttft_ms: float | None) -> SizingPlan:
+    return SizingPlan(
+        host_name="x",
+        threads=4,
+        cpu_limit=4.0,
+        memory_limit_mb=8192,
+        gpu_layers=MappingProxyType({}),
+        single_active_backend=False,
+        hourly_cost_usd=1.0,
+        estimated_tokens_per_second=tps,
+        estimated_ttft_ms=ttft_ms,
+        memory_needed_mib=MappingProxyType({}),
+        vram_needed_mib=MappingProxyType({}),
+        total_memory_needed_mib=0,
+        per_request_context=MappingProxyType({}),
+        warnings=(),
+    )
+
+
+def test_capacity_of_one_instance():
+    # 0.5 s to the first token + 256 tokens at 32 tokens/s = 8.5 s a request: 60 / 8.5.
+    assert capacity_rpm(plan(32.0, 500.0)) == pytest.approx(60 / 8.5)
+    assert capacity_rpm(plan(None, 500.0)) == 6.0  # no estimate: one request per 10 s
+
+
+def test_full_context_first_token():
+    # (450 ms - 50 ms overhead) x 8192 / 64 prompt tokens + 50 ms = 51,250 ms.
+    assert full_context_first_token_s(plan(32.0, 450.0), 8192) == pytest.approx(51.25)
+    assert full_context_first_token_s(plan(32.0, None), 8192) is None
+
+
+def test_timings_take_the_slowest_type():
+    fast, slow = plan(40.0, 150.0), plan(10.0, 1050.0)
+    timings = fleet_timings({"fast": fast, "slow": slow}, 4096)
+    # slow: 1.05 + 256 / 10 = 26.65 s a request -> 2.251 rpm x 0.7 = 1.58 -> 1.
+    assert timings.target_requests_per_minute == 1
+    assert timings.capacity_rpm["fast"] == pytest.approx(60 / (0.15 + 6.4))
+    # slow: (1050 - 50) x 4096 / 64 + 50 = 64,050 ms x 1.5 = 96.1 s, below the 300 s floor.
+    assert timings.idle_timeout_s == 300
+    # drain: 300 s idle + 4096 tokens / 10 tokens/s = 709.6 -> 710 s.
+    assert timings.deregistration_delay_s == 710
+
+
+def test_a_long_prefill_raises_the_idle_timeout_and_both_stay_within_elb_limits():
+    slow = plan(2.0, 5050.0)
+    # (5050 - 50) x 8192 / 64 + 50 = 640,050 ms x 1.5 = 960.075 -> 961 s.
+    assert fleet_timings({"t": slow}, 8192).idle_timeout_s == 961
+    huge = plan(0.5, 50_050.0)
+    timings = fleet_timings({"t": huge}, 131_072)
+    assert timings.idle_timeout_s == 4000  # ALB maximum
+    assert timings.deregistration_delay_s == 3600  # target group maximum
+
+
+def test_target_override_and_floor():
+    assert fleet_timings({"t": plan(32.0, 500.0)}, 4096, 42).target_requests_per_minute == 42
+    # 60 / 8.5 = 7.06 x 0.7 = 4.94 -> 4.
+    assert fleet_timings({"t": plan(32.0, 500.0)}, 4096).target_requests_per_minute == 4
+    with pytest.raises(ValueError, match="at least one instance type"):
+        fleet_timings({}, 4096)
+
+
+def test_hourly_cost():
+    assert fleet_hourly_cost(0, 0.8048) == pytest.approx(0.0225)
+    assert fleet_hourly_cost(4, 0.8048) == pytest.approx(4 * 0.8048 + 0.0225)
+
+
+def test_plan_helper_is_a_real_plan():
+    assert dataclasses.is_dataclass(plan(1.0, 1.0))
