@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.aws.bootstrap.cloud_init import compact_script, read_file
 from components.docker.target import (
     _ENTRYPOINT_SCRIPT,
     CONFIG_STAGING_DIR,
@@ -130,6 +131,37 @@ def stop(process: subprocess.Popen) -> str:
     return err
 
 
+RECORDING_AWS = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["HOOK_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+"""
+
+
+def complete_lifecycle_hook(host: Host, service_result: str) -> list[list[str]]:
+    """Run the fleet's localai-lifecycle as the warm-up's ExecStopPost would."""
+    conf = host.conf.with_name("fleet.conf")
+    conf.write_text(
+        host.conf.read_text()
+        + "LOCALAI_AUTOSCALING_GROUP=localai-prod\nLOCALAI_LIFECYCLE_HOOK=localai-prod-model-ready\n"
+    )
+    stubs = host.root.parent / "hook-stubs"
+    stubs.mkdir(exist_ok=True)
+    (stubs / "aws").write_text(RECORDING_AWS)
+    (stubs / "aws").chmod(0o755)
+    log = stubs / "calls.jsonl"
+    script = compact_script(read_file("localai-lifecycle.sh"))  # as a fleet host gets it
+    done = subprocess.run(
+        ["bash", "-c", script, "localai-lifecycle", "complete"],
+        env={"PATH": f"{stubs}:{os.environ['PATH']}", "LOCALAI_CONF": str(conf),
+             "LOCALAI_INSTANCE_ID_FILE": str(host.instance_id_file), "HOOK_LOG": str(log),
+             "SERVICE_RESULT": service_result},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
 def test_the_ec2_run_script_serves_on_a_real_engine_and_restarts_without_downloading(
     ec2_host, tls_certificate, file_server
 ) -> None:
@@ -173,6 +205,15 @@ def test_the_ec2_run_script_serves_on_a_real_engine_and_restarts_without_downloa
         )  # fmt: skip
         assert warm.returncode == 0, warm.stderr
         assert "standin: downloading" not in docker("logs", "localai").stderr
+        # A fleet host then completes its launch lifecycle hook (ExecStopPost of the
+        # warm-up, with systemd's $SERVICE_RESULT): CONTINUE, against a recording `aws`.
+        calls = complete_lifecycle_hook(host, "success" if warm.returncode == 0 else "exit-code")
+        assert calls == [
+            ["autoscaling", "complete-lifecycle-action", "--lifecycle-action-result",
+             "CONTINUE", "--region", "eu-west-1", "--auto-scaling-group-name", "localai-prod",
+             "--lifecycle-hook-name", "localai-prod-model-ready", "--instance-id",
+             host.instance_id_file.read_text().strip()],
+        ]  # fmt: skip
     finally:
         err = stop(second)
     assert f"{WEIGHTS}: present and verified" in err
