@@ -22,7 +22,7 @@ SHELL_WORD = re.compile(r"^[A-Za-z0-9_./:,=+@%^-]+$")
 
 
 def test_the_stacks_directory_has_the_documented_stacks() -> None:
-    assert {"local", "dev", "gpu"} <= set(stack_names())
+    assert {"local", "dev", "gpu", "prod"} <= set(stack_names())
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -34,7 +34,9 @@ def test_every_stack_builds_and_exports_the_contract(
     outputs = result.outputs
     assert set(outputs) >= CONTRACT, f"{stack}: missing {CONTRACT - set(outputs)}"
     assert outputs["OPENAI_BASE_URL"].endswith("/v1")
-    assert outputs["OPENAI_BASE_URL"].startswith("http://")
+    # The fleet with a certificate speaks HTTPS; everything else plain HTTP.
+    scheme = "https://" if stack == "prod" else "http://"
+    assert outputs["OPENAI_BASE_URL"].startswith(scheme)
     expected_model = json.loads(config["models"])[0] if "models" in config else DEFAULT_MODEL
     assert outputs["OPENAI_MODEL"] == expected_model
     assert "OPENAI_API_KEY" in result.secret_outputs, "the key must be a Pulumi secret"
