@@ -167,12 +167,17 @@ def _contract(
     }
 
 
-def _estimates(sizing: SizingPlan) -> dict[str, Any]:
+def _speed_estimates(sizing: SizingPlan) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if sizing.estimated_tokens_per_second is not None:
         out["estimatedTokensPerSecond"] = round(sizing.estimated_tokens_per_second, 1)
     if sizing.estimated_ttft_ms is not None:
         out["estimatedTtftMs"] = round(sizing.estimated_ttft_ms)
+    return out
+
+
+def _estimates(sizing: SizingPlan) -> dict[str, Any]:
+    out = _speed_estimates(sizing)
     if sizing.hourly_cost_usd is not None:
         out["hourlyCostUsd"] = round(sizing.hourly_cost_usd, 4)
     return out
@@ -447,4 +452,5 @@ def _build_fleet(
         # A fleet's instances are new volumes every time: no deployed volume to respect.
         volume_size=lambda: _weights_volume_size(settings, facts, None),
         contract=lambda base_url, api_key: _contract(settings, base_url, api_key),
+        speed_estimates=_speed_estimates,
     )

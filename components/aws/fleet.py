@@ -25,7 +25,6 @@ from components.api_key import endpoint_api_key
 from components.aws.access import (
     FLEET_TYPE,
     HOST_TYPE,
-    hf_token_parameter_name,
     host_access,
     key_parameter_name,
     log_group_name,
@@ -37,7 +36,7 @@ from components.aws.bootstrap.cloud_init import (
     HostProfile,
     render_user_data_base64,
 )
-from components.aws.host import KEY_RELOAD_GRACE_S
+from components.aws.host import KEY_RELOAD_GRACE_S, shared_spec_fields
 from components.aws.launch import HostImage, ResolvedAmi, metadata_options
 from components.aws.limits import gp3_iops_for
 from components.aws.load_balancer import FleetLoadBalancer, LoadBalancerArgs, TlsChoice
@@ -45,7 +44,6 @@ from components.aws.network import FleetPlacement
 from components.readiness.command import wait_for_endpoint
 from components.serving import ServingArgs
 
-MOUNT_POINT = "/var/lib/localai"
 WEIGHTS_DEVICE_NAME = "/dev/sdf"
 """The block device mapping's name; on Nitro the disk is NVMe and the host finds it by
 its EBS model and serial (localai-host-profile), not by this name."""
@@ -120,31 +118,26 @@ def fleet_bootstrap_spec(
 ) -> BootstrapSpec:
     """The cloud-init spec every fleet instance boots (the first type's profile fills the
     per-host fields; each instance switches to its own type's profile at boot)."""
-    serving = args.serving
     first = args.profiles[args.instance_types[0]]
     return BootstrapSpec(
         volume_device="",
-        mount_point=MOUNT_POINT,
-        cpu_image=args.cpu_image,
-        gpu_image=args.gpu_image,
-        install_docker=args.image.install_docker,
         gpu_capable=first.gpu_capable,
-        port=serving.port,
-        api_key_parameter=key_parameter,
-        region=region,
-        log_group=log_group,
         cpu_models=dict(first.cpu_models),
         gpu_models=dict(first.gpu_models),
-        default_model=serving.default_model,
         cpu_limit=first.cpu_limit,
         memory_limit_mb=first.memory_limit_mb,
         threads=first.threads,
-        parallel_requests=serving.parallel_requests,
         volume_wait_s=VOLUME_WAIT_S,
-        extra_env=serving.server_env(),
-        weights_manifest=args.weights_manifest,
-        hf_token_parameter=(
-            hf_token_parameter_name(args.resource_prefix) if serving.hf_token is not None else ""
+        **shared_spec_fields(
+            args.serving,
+            image=args.image,
+            cpu_image=args.cpu_image,
+            gpu_image=args.gpu_image,
+            weights_manifest=args.weights_manifest,
+            resource_prefix=args.resource_prefix,
+            region=region,
+            log_group=log_group,
+            key_parameter=key_parameter,
         ),
         fleet=FleetBoot(
             profiles={t: args.profiles[t] for t in args.instance_types},
@@ -335,16 +328,16 @@ class AwsFleet(pulumi.ComponentResource):
         front: FleetLoadBalancer,
         depends_on: list[pulumi.Resource],
     ) -> aws.autoscaling.Group:
-        specification = {"launch_template_id": template.id, "version": template.latest_version}
+        version = template.latest_version.apply(str)
         if args.warm_pool is not None:
             # AWS refuses a warm pool on a mixed-instances group (settings checked: one type).
             launch = {
                 "launch_template": aws.autoscaling.GroupLaunchTemplateArgs(
-                    id=template.id, version=template.latest_version.apply(str)
+                    id=template.id, version=version
                 )
             }
         else:
-            launch = {"mixed_instances_policy": self._mixed_instances(args, specification)}
+            launch = {"mixed_instances_policy": self._mixed_instances(args, template.id, version)}
         warm_pool = (
             aws.autoscaling.GroupWarmPoolArgs(
                 pool_state="Stopped",
@@ -405,7 +398,7 @@ class AwsFleet(pulumi.ComponentResource):
 
     @staticmethod
     def _mixed_instances(
-        args: AwsFleetArgs, specification: dict[str, object]
+        args: AwsFleetArgs, template_id: pulumi.Output[str], version: pulumi.Output[str]
     ) -> aws.autoscaling.GroupMixedInstancesPolicyArgs:
         spot = args.spot
         distribution = aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
@@ -420,8 +413,8 @@ class AwsFleet(pulumi.ComponentResource):
             instances_distribution=distribution,
             launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
                 launch_template_specification=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs(
-                    launch_template_id=specification["launch_template_id"],
-                    version=pulumi.Output.from_input(specification["version"]).apply(str),
+                    launch_template_id=template_id,
+                    version=version,
                 ),
                 overrides=[
                     aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(

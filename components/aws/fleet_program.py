@@ -117,6 +117,7 @@ def build_fleet(
     serving: Callable[[SizingPlan], ServingArgs],
     volume_size: Callable[[], int],
     contract: Callable[[pulumi.Output[str], pulumi.Output[str]], dict[str, Any]],
+    speed_estimates: Callable[[SizingPlan], dict[str, Any]],
 ) -> dict[str, Any]:
     fleet = settings.fleet
     assert fleet is not None
@@ -241,17 +242,8 @@ def build_fleet(
         "hourlyCostUsdAtMaxSize": round(
             fleet_hourly_cost(fleet.max_size, first_type.hourly_usd), 4
         ),
-        **_first_type_estimates(first),
+        **speed_estimates(first),
     }
-
-
-def _first_type_estimates(sizing: SizingPlan) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if sizing.estimated_tokens_per_second is not None:
-        out["estimatedTokensPerSecond"] = round(sizing.estimated_tokens_per_second, 1)
-    if sizing.estimated_ttft_ms is not None:
-        out["estimatedTtftMs"] = round(sizing.estimated_ttft_ms)
-    return out
 
 
 def _with_snapshot(size_gb: int, settings: Settings, snapshot_id: str | None) -> int:

@@ -369,33 +369,61 @@ def ssm_port_forward_command(instance_id: str, region: str, port: int) -> str:
     )
 
 
+def shared_spec_fields(
+    serving: ServingArgs,
+    *,
+    image: HostImage,
+    cpu_image: str,
+    gpu_image: str,
+    weights_manifest: str,
+    resource_prefix: str,
+    region: str,
+    log_group: str,
+    key_parameter: str,
+) -> dict[str, object]:
+    """The BootstrapSpec fields the single host and every fleet host have in common."""
+    return {
+        "mount_point": MOUNT_POINT,
+        "cpu_image": cpu_image,
+        "gpu_image": gpu_image,
+        "install_docker": image.install_docker,
+        "port": serving.port,
+        "api_key_parameter": key_parameter,
+        "region": region,
+        "log_group": log_group,
+        "default_model": serving.default_model,
+        "parallel_requests": serving.parallel_requests,
+        "extra_env": serving.server_env(),
+        "weights_manifest": weights_manifest,
+        "hf_token_parameter": (
+            hf_token_parameter_name(resource_prefix) if serving.hf_token is not None else ""
+        ),
+    }
+
+
 def bootstrap_spec(
     args: AwsHostArgs, volume_id: str, region: str, log_group: str, key_parameter: str
 ) -> BootstrapSpec:
     serving = args.serving
     return BootstrapSpec(
         volume_device=weights_device_path(volume_id),
-        mount_point=MOUNT_POINT,
-        cpu_image=args.cpu_image,
-        gpu_image=args.gpu_image,
-        install_docker=args.image.install_docker,
         gpu_capable=args.gpu_capable,
-        port=serving.port,
-        api_key_parameter=key_parameter,
-        region=region,
-        log_group=log_group,
         cpu_models=dict(args.cpu_model_files),
         gpu_models=dict(args.gpu_model_files),
-        default_model=serving.default_model,
         cpu_limit=serving.cpu_limit,
         memory_limit_mb=serving.memory_limit_mb,
         threads=serving.threads,
-        parallel_requests=serving.parallel_requests,
         volume_wait_s=VOLUME_WAIT_S,
-        extra_env=serving.server_env(),
         never_format=args.existing_volume_id is not None,
-        weights_manifest=args.weights_manifest,
-        hf_token_parameter=(
-            hf_token_parameter_name(args.resource_prefix) if serving.hf_token is not None else ""
+        **shared_spec_fields(
+            serving,
+            image=args.image,
+            cpu_image=args.cpu_image,
+            gpu_image=args.gpu_image,
+            weights_manifest=args.weights_manifest,
+            resource_prefix=args.resource_prefix,
+            region=region,
+            log_group=log_group,
+            key_parameter=key_parameter,
         ),
     )

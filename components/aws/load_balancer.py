@@ -24,8 +24,27 @@ model. Model readiness is the lifecycle hook's job: an instance is registered on
 its warm-up's completion on the default model succeeded (README "Scaling out")."""
 
 
-def _cidr_name(cidr: str) -> str:
-    return cidr.replace("/", "_")
+def _cidr_ingress(
+    prefix: str,
+    group: aws.ec2.SecurityGroup,
+    port: int,
+    cidr: str,
+    description: str,
+    tags: dict[str, str],
+) -> aws.vpc.SecurityGroupIngressRule:
+    """TCP ``port`` from ``cidr``, named by the CIDR, not its position in a list: removing
+    one network leaves the other rules be."""
+    return aws.vpc.SecurityGroupIngressRule(
+        f"{prefix}-{cidr.replace('/', '_')}",
+        security_group_id=group.id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        cidr_ipv4=cidr,
+        description=description,
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=group),
+    )
 
 
 @dataclass(frozen=True)
@@ -74,19 +93,13 @@ class FleetLoadBalancer:
         ports = [HTTPS_PORT, HTTP_PORT] if args.tls.enabled else [HTTP_PORT]
         for port in ports:
             for cidr in callers:
-                # Named by CIDR, not position: removing one network leaves the others be.
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-lb-in-{port}-{_cidr_name(cidr)}",
-                    security_group_id=self.security_group.id,
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
-                    cidr_ipv4=cidr,
-                    description="HTTPS from allowedCidrs"
-                    if port == HTTPS_PORT
-                    else "HTTP from allowedCidrs",
-                    tags=tags,
-                    opts=pulumi.ResourceOptions(parent=self.security_group),
+                _cidr_ingress(
+                    f"{name}-lb-in-{port}",
+                    self.security_group,
+                    port,
+                    cidr,
+                    "HTTPS from allowedCidrs" if port == HTTPS_PORT else "HTTP from allowedCidrs",
+                    tags,
                 )
         self.instance_security_group = aws.ec2.SecurityGroup(
             f"{name}-instances-sg",
@@ -107,16 +120,13 @@ class FleetLoadBalancer:
             opts=pulumi.ResourceOptions(parent=self.instance_security_group),
         )
         for cidr in args.ssh_cidrs:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-instances-in-ssh-{_cidr_name(cidr)}",
-                security_group_id=self.instance_security_group.id,
-                ip_protocol="tcp",
-                from_port=22,
-                to_port=22,
-                cidr_ipv4=cidr,
-                description="SSH (opted in)",
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=self.instance_security_group),
+            _cidr_ingress(
+                f"{name}-instances-in-ssh",
+                self.instance_security_group,
+                22,
+                cidr,
+                "SSH (opted in)",
+                tags,
             )
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-instances-out",
@@ -227,8 +237,6 @@ class FleetLoadBalancer:
                     ],
                     opts=opts,
                 )
-            self.base_url = pulumi.Output.format("https://{0}/v1", self.host)
-            self.health_url = pulumi.Output.format("https://{0}{1}", self.host, HEALTH_CHECK_PATH)
         else:
             self.listeners.append(
                 aws.lb.Listener(
@@ -241,8 +249,9 @@ class FleetLoadBalancer:
                     opts=opts,
                 )
             )
-            self.base_url = pulumi.Output.format("http://{0}/v1", self.host)
-            self.health_url = pulumi.Output.format("http://{0}{1}", self.host, HEALTH_CHECK_PATH)
+        scheme = "https" if args.tls.enabled else "http"
+        self.base_url = pulumi.Output.format("{0}://{1}/v1", scheme, self.host)
+        self.health_url = pulumi.Output.format("{0}://{1}{2}", scheme, self.host, HEALTH_CHECK_PATH)
         # ALBRequestCountPerTarget's label: "app/<lb>/<id>/targetgroup/<tg>/<id>" (EC2 Auto
         # Scaling API Reference, PredefinedMetricSpecification.ResourceLabel).
         self.resource_label = pulumi.Output.concat(

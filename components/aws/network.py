@@ -77,6 +77,27 @@ def _route_table(subnet_id: str, vpc_id: str) -> tuple[str | None, Sequence[obje
     return table_id, aws.ec2.get_route_table(route_table_id=table_id).routes
 
 
+def _offered_zones(instance_type: str) -> list[str]:
+    """The zones of this region where EC2 offers ``instance_type``."""
+    return aws.ec2.get_instance_type_offerings(
+        location_type="availability-zone",
+        filters=[{"name": "instance-type", "values": [instance_type]}],
+    ).locations
+
+
+def _vpc_subnet_ids(vpc_id: str | None) -> list[str]:
+    """``vpc_id``'s subnets, or the default VPC's default subnets, sorted by id."""
+    if vpc_id is not None:
+        filters = [{"name": "vpc-id", "values": [vpc_id]}]
+    else:
+        default_vpc = aws.ec2.get_vpc(default=True).id
+        filters = [
+            {"name": "vpc-id", "values": [default_vpc]},
+            {"name": "default-for-az", "values": ["true"]},
+        ]
+    return sorted(aws.ec2.get_subnets(filters=filters).ids)
+
+
 def choose_subnet(
     *,
     instance_type: str,
@@ -91,24 +112,8 @@ def choose_subnet(
     ``zone``, where the weights volume is) and whose default route fits ``public``: an
     internet gateway for a public host, a NAT path for a private one. Raises ConfigError
     naming every candidate and what it lacks."""
-    offered = set(
-        aws.ec2.get_instance_type_offerings(
-            location_type="availability-zone",
-            filters=[{"name": "instance-type", "values": [instance_type]}],
-        ).locations
-    )
-    if subnet_id is not None:
-        candidates = [subnet_id]
-    else:
-        if vpc_id is not None:
-            filters = [{"name": "vpc-id", "values": [vpc_id]}]
-        else:
-            default_vpc = aws.ec2.get_vpc(default=True).id
-            filters = [
-                {"name": "vpc-id", "values": [default_vpc]},
-                {"name": "default-for-az", "values": ["true"]},
-            ]
-        candidates = sorted(aws.ec2.get_subnets(filters=filters).ids)
+    offered = set(_offered_zones(instance_type))
+    candidates = [subnet_id] if subnet_id is not None else _vpc_subnet_ids(vpc_id)
     reasons = []
     for candidate in candidates:
         subnet = aws.ec2.get_subnet(id=candidate)
@@ -352,24 +357,9 @@ def choose_fleet_subnets(
     facing) in the same zones. Raises ConfigError naming every subnet and what it lacks."""
     offered: dict[str, list[str]] = {}
     for instance_type in instance_types:
-        zones = aws.ec2.get_instance_type_offerings(
-            location_type="availability-zone",
-            filters=[{"name": "instance-type", "values": [instance_type]}],
-        ).locations
-        for zone in zones:
+        for zone in _offered_zones(instance_type):
             offered.setdefault(zone, []).append(instance_type)
-    if subnet_ids is not None:
-        candidates = sorted(subnet_ids)
-    else:
-        if vpc_id is not None:
-            filters = [{"name": "vpc-id", "values": [vpc_id]}]
-        else:
-            default_vpc = aws.ec2.get_vpc(default=True).id
-            filters = [
-                {"name": "vpc-id", "values": [default_vpc]},
-                {"name": "default-for-az", "values": ["true"]},
-            ]
-        candidates = sorted(aws.ec2.get_subnets(filters=filters).ids)
+    candidates = sorted(subnet_ids) if subnet_ids is not None else _vpc_subnet_ids(vpc_id)
     described = _describe(candidates)
     reasons: list[str] = []
     vpcs = {p.vpc_id for p, _ in described}
@@ -425,7 +415,7 @@ def choose_fleet_subnets(
         vpc_id=vpc.id,
         vpc_cidr=vpc.cidr_block,
         instance_subnets=tuple(instances),
-        load_balancer_subnets=tuple(p for p in balancer),
+        load_balancer_subnets=tuple(balancer),
         public_ips=public_ips,
         types_by_zone={z: tuple(offered[z]) for z in sorted(zones)},
     )

@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 
+import pulumi
 import pytest
 import yaml
 
@@ -289,18 +290,18 @@ def test_host_aliases_the_fleet_for_the_way_back(pulumi_mocks: RecordingMocks) -
 # --- choices -----------------------------------------------------------------------------
 
 
-def test_without_certificate_http_only_from_allowed_cidrs(
-    pulumi_mocks: RecordingMocks, caplog: pytest.LogCaptureFixture
-) -> None:
-    warnings: list[str] = []
-    import pulumi
+@pytest.fixture
+def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the program passes to pulumi.log.warn."""
+    said: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: said.append(message))
+    return said
 
-    original = pulumi.log.warn
-    pulumi.log.warn = lambda message, *a, **k: warnings.append(message)  # type: ignore[assignment]
-    try:
-        result = run_program(fleet_config(), stack="prod")
-    finally:
-        pulumi.log.warn = original  # type: ignore[assignment]
+
+def test_without_certificate_http_only_from_allowed_cidrs(
+    pulumi_mocks: RecordingMocks, warnings: list[str]
+) -> None:
+    result = run_program(fleet_config(), stack="prod")
     (listener,) = pulumi_mocks.of_type("aws:lb/listener:Listener")
     assert (listener.inputs["port"], listener.inputs["protocol"]) == (80, "HTTP")
     assert listener.inputs["defaultActions"][0]["type"] == "forward"
@@ -317,16 +318,10 @@ def test_without_certificate_http_only_from_allowed_cidrs(
     assert any("crosses the network in clear" in w or "in clear" in w for w in warnings)
 
 
-def test_with_tls_there_is_no_clear_text_warning(pulumi_mocks: RecordingMocks) -> None:
-    warnings: list[str] = []
-    import pulumi
-
-    original = pulumi.log.warn
-    pulumi.log.warn = lambda message, *a, **k: warnings.append(message)  # type: ignore[assignment]
-    try:
-        run_program(PROD, stack="prod")
-    finally:
-        pulumi.log.warn = original  # type: ignore[assignment]
+def test_with_tls_there_is_no_clear_text_warning(
+    pulumi_mocks: RecordingMocks, warnings: list[str]
+) -> None:
+    run_program(PROD, stack="prod")
     assert not any("in clear" in w for w in warnings)
 
 
