@@ -95,7 +95,7 @@ def _check_cidr(value: str) -> str:
 
 
 def _check_image(value: str) -> str:
-    if not _IMAGE_REF.match(value):
+    if not _IMAGE_REF.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a container image reference, for example "
             "'localai/localai:v2.24.0-ffmpeg-core'"
@@ -341,7 +341,7 @@ class Settings(_Section):
     @field_validator("localai_version")
     @classmethod
     def _version_is_a_tag(cls, value: str) -> str:
-        if not _VERSION.match(value):
+        if not _VERSION.fullmatch(value):
             raise ValueError(f"must be a release tag like 'v2.24.0' (got {value!r})")
         return value
 
@@ -388,7 +388,7 @@ class Settings(_Section):
     @field_validator("extra_env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [k for k in value if not _ENV_NAME.match(k)]
+        bad = [k for k in value if not _ENV_NAME.fullmatch(k)]
         if bad:
             raise ValueError(f"environment variable names must be UPPER_SNAKE_CASE: {bad}")
         if {"API_KEY", "LOCALAI_API_KEY"} & set(value):
@@ -568,7 +568,7 @@ def _format_errors(error: ValidationError, raw: Mapping[str, Any]) -> str:
             lines.append(f"  - {NAMESPACE}:{key} = {_describe(raw.get(key))}: {message}")
             continue
         key = loc[0] if loc else "?"
-        where = ".".join(loc)
+        where = ".".join(loc) or "?"
         value = item.get("input") if loc else None
         if key in ("apiKey", "hfToken"):
             value = "[secret]"

@@ -59,9 +59,9 @@ def _check_filename(value: str) -> str:
 
 
 def _check_sha256(value: str) -> str:
-    if _SHA256.match(value):
+    if _SHA256.fullmatch(value):
         return value
-    if _SHA256.match(value.lower()):
+    if _SHA256.fullmatch(value.lower()):
         raise ValueError(
             "must be lowercase hex: LocalAI compares the digest case-sensitively, so an "
             f"uppercase digest fails verification on every start (use {value.lower()!r})"
@@ -257,7 +257,7 @@ class ModelConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _MODEL_NAME.match(value):
+        if not _MODEL_NAME.fullmatch(value):
             raise ValueError(
                 "must be lowercase letters, digits, '.', '_' or '-' (at most 64), "
                 "for example 'phi-3.5-mini-instruct'"

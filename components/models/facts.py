@@ -65,9 +65,9 @@ class ModelFacts(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelFacts:
-        if not _MODEL_NAME.match(self.name):
+        if not _MODEL_NAME.fullmatch(self.name):
             raise ValueError(f"name {self.name!r} is not a model name like 'phi-3.5-mini-instruct'")
-        if not _QUANT.match(self.quantization):
+        if not _QUANT.fullmatch(self.quantization):
             raise ValueError(
                 f"quantization {self.quantization!r} is not a GGUF type like 'Q4_K_M' or 'F16'"
             )
@@ -122,7 +122,7 @@ def parse_model_facts(text: str, *, source: str = "<model facts>") -> ModelFacts
 
 def load_model_facts(name: str, facts_dir: Path | None = None) -> ModelFacts | None:
     """Facts for model ``name``, or ``None`` when ``<facts_dir>/<name>.yaml`` is absent."""
-    if not _MODEL_NAME.match(name):
+    if not _MODEL_NAME.fullmatch(name):
         raise ModelFactsError(f"{name!r} is not a model name like 'phi-3.5-mini-instruct'")
     directory = FACTS_DIR if facts_dir is None else facts_dir
     path = directory / f"{name}.yaml"

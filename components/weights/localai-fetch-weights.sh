@@ -13,6 +13,7 @@
 # Exit 0 when every file is in place; 1 with "localai-fetch: error: ..." as the last line.
 # Env: FETCH_ATTEMPTS (5), FETCH_CONNECT_TIMEOUT_S (30), FETCH_STALL_S (60),
 #      FETCH_RETRY_DELAY_S (5), FETCH_MIN_FREE_BYTES (67108864: kept free beyond the file),
+#      FETCH_LOCK_WAIT_S (3600: how long to wait for another fetch into MODELS_DIR),
 #      FETCH_SUMMARY_FILE (optional: "fetched_bytes=N verified_bytes=N seconds=N" at the end),
 #      HF_TOKEN (optional, for gated models: sent only to URLs under HF_ENDPOINT, default
 #      https://huggingface.co, and never on a command line).
@@ -25,6 +26,7 @@ connect_timeout=${FETCH_CONNECT_TIMEOUT_S:-30}
 stall_s=${FETCH_STALL_S:-60}
 retry_delay=${FETCH_RETRY_DELAY_S:-5}
 min_free=${FETCH_MIN_FREE_BYTES:-67108864}
+lock_wait=${FETCH_LOCK_WAIT_S:-3600}
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() {
@@ -35,11 +37,19 @@ die() {
 [[ $# -eq 2 && -r "$1" && -d "$2" ]] || die "usage: $PROG MANIFEST MODELS_DIR (a readable file and a directory)"
 manifest=$1
 dir=${2%/}
-for var in attempts connect_timeout stall_s retry_delay min_free; do
+for var in attempts connect_timeout stall_s retry_delay min_free lock_wait; do
     [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a whole number: '${!var}'"
 done
+((attempts >= 1)) || die "attempts must be at least 1: '$attempts'"
 state="$dir/.localai/verified"
 mkdir -p -- "$state"
+# One fetch per directory at a time: two would append to the same .partial.
+lock="$dir/.localai/fetch.lock"
+exec 8>>"$lock"
+if ! flock -n 8; then
+    log "another fetch into $dir is running; waiting up to ${lock_wait}s for it"
+    flock -w "$lock_wait" 8 || die "another fetch still holds $lock after ${lock_wait}s; nothing was downloaded"
+fi
 
 file_size() { stat -c %s -- "$1"; }
 stamp_of() { printf '%s %s %s\n' "$1" "$(file_size "$2")" "$(stat -c %Y -- "$2")"; }

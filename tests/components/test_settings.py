@@ -328,3 +328,527 @@ def test_the_default_log_retention_is_valid_for_cloudwatch() -> None:
     from components.aws.limits import CLOUDWATCH_RETENTION_DAYS
 
     assert load(AWS_OK).log_retention_days in CLOUDWATCH_RETENTION_DAYS
+
+
+# == Behaviour pinned at every limit (issue 13) ===========================================
+# Numbers here are written out, never imported from the code: a changed bound, default or
+# list entry in components/settings.py must fail a test (scripts/mutation.sh checks it).
+
+from pydantic import ValidationError  # noqa: E402
+
+from components.settings import (  # noqa: E402
+    FleetSettings,
+    SpotSettings,
+    WarmPoolSettings,
+    _describe,
+    _format_errors,
+)
+from components.sizing.instance_types import CATALOG as INSTANCE_CATALOG  # noqa: E402
+
+FLEET_OK = {"instanceTypes": ["g6.xlarge"]}
+
+
+def accepts(model, values: dict) -> bool:
+    try:
+        model.model_validate(values, context={"catalog": CATALOG})
+    except ValidationError:
+        return False
+    return True
+
+
+# (model, key, lowest allowed, highest allowed, step that leaves the range, other keys)
+LIMITS = [
+    (Settings, "port", 1, 65535, 1, {}),
+    (Settings, "threads", 1, 512, 1, {}),
+    (Settings, "contextSize", 256, 1_048_576, 1, {}),
+    (Settings, "parallelRequests", 1, 64, 1, {}),
+    (Settings, "cpuLimit", 0.01, 512, 0.01, {}),
+    (Settings, "memoryLimitMb", 512, 4_194_304, 1, {}),
+    (Settings, "readyTimeoutSeconds", 30, 21_600, 1, {}),
+    (Settings, "volumeSizeGb", 1, 16_384, 1, {}),
+    (Settings, "volumeThroughput", 125, 1000, 1, {}),
+    (Settings, "rootVolumeSizeGb", 8, 16_384, 1, {}),
+    (SpotSettings, "onDemandBaseCapacity", 0, 100, 1, {}),
+    (SpotSettings, "onDemandPercentageAboveBase", 0, 100, 1, {}),
+    (WarmPoolSettings, "minSize", 0, 100, 1, {}),
+    (WarmPoolSettings, "maxPreparedCapacity", 0, 100, 1, {}),
+    (FleetSettings, "minSize", 0, 100, 1, {**FLEET_OK, "maxSize": 100}),
+    (FleetSettings, "maxSize", 1, 100, 1, {**FLEET_OK, "minSize": 0}),
+    (FleetSettings, "desiredSize", 0, 100, 1, {**FLEET_OK, "minSize": 0, "maxSize": 100}),
+    (FleetSettings, "targetRequestsPerMinute", 1, 1_000_000, 1, FLEET_OK),
+    (FleetSettings, "minHealthyPercentage", 0, 100, 1, FLEET_OK),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "low", "high", "step", "other"), LIMITS, ids=[f"{m.__name__}.{k}" for m, k, *_ in LIMITS]
+)  # fmt: skip
+def test_both_sides_of_every_numeric_limit(model, key, low, high, step, other) -> None:
+    assert accepts(model, {**other, key: low})
+    assert accepts(model, {**other, key: high})
+    assert not accepts(model, {**other, key: low - step})
+    assert not accepts(model, {**other, key: high + step})
+
+
+def test_a_cpu_limit_of_zero_is_refused_because_docker_reads_it_as_unlimited() -> None:
+    assert not accepts(Settings, {"cpuLimit": 0})
+    assert accepts(Settings, {"cpuLimit": 0.5})
+
+
+# Every default, written out; each must also pass its own model's validation.
+DEFAULTS = {
+    Settings: {
+        "target": "docker", "accelerator": "auto", "models": ["phi-3.5-mini-instruct"],
+        "localaiVersion": "v2.24.0", "image": None, "gpuImage": None, "apiKey": None,
+        "hfToken": None, "port": 8080, "threads": None, "contextSize": None,
+        "parallelRequests": 1, "cpuLimit": None, "memoryLimitMb": None, "extraEnv": {},
+        "waitForReady": None, "readyTimeoutSeconds": 3600, "keepVolumeOnDestroy": True,
+        "webUi": False, "bindAddress": "127.0.0.1", "allowNetworkBind": False,
+        "instanceType": None, "volumeSizeGb": None, "volumeThroughput": 250,
+        "rootVolumeSizeGb": None, "allowedCidrs": [], "allowAnywhere": False, "public": True,
+        "fleet": None, "sshKeyName": None, "sshCidrs": [], "vpcId": None, "subnetId": None,
+        "weightsVolumeId": None, "amiId": None, "vpcEndpoints": False, "logRetentionDays": 30,
+        "tags": {},
+    },
+    SpotSettings: {"onDemandBaseCapacity": 1, "onDemandPercentageAboveBase": 0},
+    WarmPoolSettings: {"minSize": 1, "maxPreparedCapacity": None, "reuseOnScaleIn": True},
+    FleetSettings: {
+        "minSize": 1, "maxSize": 2, "desiredSize": None, "spot": None, "warmPool": None,
+        "certificateArn": None, "domainName": None, "hostedZoneId": None, "internal": False,
+        "subnetIds": None, "loadBalancerSubnetIds": None, "weightsSnapshotId": None,
+        "targetRequestsPerMinute": None, "minHealthyPercentage": 100,
+    },
+}  # fmt: skip
+REQUIRED = {FleetSettings: FLEET_OK}
+
+
+@pytest.mark.parametrize("model", list(DEFAULTS), ids=lambda m: m.__name__)
+def test_every_default_is_the_documented_one_and_passes_its_own_validation(model) -> None:
+    built = model.model_validate(REQUIRED.get(model, {}))
+    dumped = built.model_dump(by_alias=True)
+    expected = DEFAULTS[model]
+    assert {k: v for k, v in dumped.items() if k not in REQUIRED.get(model, {})} == expected
+    for key, value in expected.items():
+        # validate_default is off in pydantic: give each default back explicitly.
+        assert accepts(model, {**REQUIRED.get(model, {}), key: value}), key
+
+
+def test_sections_are_frozen_and_take_field_names_too() -> None:
+    settings = Settings.model_validate({"parallel_requests": 3, "ready_timeout_seconds": 60})
+    assert (settings.parallel_requests, settings.ready_timeout_seconds) == (3, 60)
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.port = 1  # type: ignore[misc]
+    fleet = FleetSettings.model_validate({"instance_types": ["g6.xlarge"], "min_size": 0})
+    assert fleet.min_size == 0
+    with pytest.raises(ValidationError, match="frozen"):
+        fleet.max_size = 3  # type: ignore[misc]
+
+
+def test_a_refused_value_is_quoted_in_the_message() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"port": "70000"})
+    assert "localai:port = '70000':" in str(info.value)
+
+
+# -- guard lists: every entry, written out here -------------------------------------------
+
+RESERVED = [
+    "ADDRESS", "HF_TOKEN", "LLAMACPP_PARALLEL", "LOCALAI_ADDRESS", "LOCALAI_MODELS_PATH",
+    "LOCALAI_PARALLEL_REQUESTS", "LOCALAI_SINGLE_ACTIVE_BACKEND", "LOCALAI_THREADS",
+    "MODELS_PATH", "PARALLEL_REQUESTS", "SINGLE_ACTIVE_BACKEND", "THREADS",
+]  # fmt: skip
+REFUSED = [
+    "AUTOLOAD_GALLERIES", "BACKEND_ASSETS_PATH", "BUILD_TYPE", "CONFIG_DIR", "CONFIG_FILE",
+    "DISABLE_API_KEY_REQUIREMENT_FOR_HTTP_GET", "DISABLE_GALLERY_ENDPOINT", "DISABLE_WEBUI",
+    "EXTERNAL_GRPC_BACKENDS", "EXTRA_BACKENDS", "FEDERATED", "GALLERIES", "GO_TAGS",
+    "HTTP_GET_EXEMPTED_ENDPOINTS", "LOAD_TO_MEMORY", "LOCALAI_AUTOLOAD_GALLERIES",
+    "LOCALAI_BACKEND_ASSETS_PATH", "LOCALAI_CONFIG_DIR",
+    "LOCALAI_DISABLE_API_KEY_REQUIREMENT_FOR_HTTP_GET", "LOCALAI_DISABLE_GALLERY_ENDPOINT",
+    "LOCALAI_DISABLE_WEBUI", "LOCALAI_EXTERNAL_GRPC_BACKENDS", "LOCALAI_FEDERATED",
+    "LOCALAI_GALLERIES", "LOCALAI_HTTP_GET_EXEMPTED_ENDPOINTS", "LOCALAI_LOAD_TO_MEMORY",
+    "LOCALAI_MODELS", "LOCALAI_MODELS_CONFIG_FILE", "LOCALAI_P2P", "LOCALAI_P2P_DISABLE_DHT",
+    "LOCALAI_P2P_NETWORK_ID", "LOCALAI_P2P_TOKEN", "LOCALAI_PRELOAD_MODELS",
+    "LOCALAI_PRELOAD_MODELS_CONFIG", "LOCALAI_SUBTLE_KEY_COMPARISON", "MODELS", "P2P",
+    "PRELOAD_MODELS", "PRELOAD_MODELS_CONFIG", "REBUILD", "SUBTLE_KEY_COMPARISON", "TOKEN",
+]  # fmt: skip
+
+
+def extra_env_error(env: dict[str, str]) -> str:
+    with pytest.raises(ConfigError) as info:
+        load({"extraEnv": json.dumps(env)})
+    return str(info.value)
+
+
+@pytest.mark.parametrize("name", ["API_KEY", "LOCALAI_API_KEY"])
+def test_the_api_key_is_never_set_through_extra_env(name: str) -> None:
+    assert "the API key is set with 'localai:apiKey' (a secret), not here" in extra_env_error(
+        {name: "x" * 20}
+    )
+
+
+@pytest.mark.parametrize("name", RESERVED)
+def test_each_variable_the_package_sets_is_refused_in_extra_env(name: str) -> None:
+    assert f"['{name}'] are set by the package itself" in extra_env_error({name: "1"})
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_each_dangerous_variable_is_refused_in_extra_env(name: str) -> None:
+    message = extra_env_error({name: "1"})
+    assert f"refused: {name} " in message
+
+
+def test_every_refused_variable_is_named_in_one_message() -> None:
+    message = extra_env_error({"P2P": "1", "REBUILD": "true"})
+    assert "refused: P2P turns on P2P/federation" in message
+    assert "; REBUILD makes the image's entrypoint rebuild LocalAI" in message
+
+
+@pytest.mark.parametrize(
+    "name", ["lower", "Mixed_Case", "1LEADING_DIGIT", "WITH-DASH", "WITH SPACE", ""]
+)
+def test_extra_env_names_must_be_upper_snake_case(name: str) -> None:
+    assert "environment variable names must be UPPER_SNAKE_CASE" in extra_env_error({name: "1"})
+
+
+def test_allowed_extra_env_passes_unchanged() -> None:
+    env = {"LOCALAI_LOG_LEVEL": "debug", "_UNDERSCORE_FIRST": "1", "GGML_CUDA_NO_PINNED": "1"}
+    assert load({"extraEnv": json.dumps(env)}).extra_env == env
+
+
+@pytest.mark.parametrize("bad", [" ", "\t", "\n", "'", '"', "\\", "$", "`", ","])
+def test_each_character_the_api_key_may_not_hold_is_refused(bad: str) -> None:
+    key = "a" * 10 + bad + "b" * 10
+    assert not accepts(Settings, {"apiKey": key})
+    assert accepts(Settings, {"apiKey": "a" * 10 + "-_.:~" + "b" * 10})
+
+
+def test_the_api_key_is_at_least_16_characters() -> None:
+    assert accepts(Settings, {"apiKey": "k" * 16})
+    assert not accepts(Settings, {"apiKey": "k" * 15})
+    assert Settings.model_validate({"apiKey": "k" * 16}).api_key.get_secret_value() == "k" * 16
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [("v2.24.0", True), ("v10.0.12", True), ("2.24.0", False), ("v2.24", False),
+     ("v2.24.0-rc1", False), ("v2.24.0\n", False), ("latest", False)],
+)  # fmt: skip
+def test_the_localai_version_is_a_release_tag(version: str, ok: bool) -> None:
+    assert accepts(Settings, {"localaiVersion": version}) is ok
+
+
+@pytest.mark.parametrize("days", [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+                                  1096, 1827, 2192, 2557, 2922, 3288, 3653])  # fmt: skip
+def test_each_cloudwatch_retention_is_accepted(days: int) -> None:
+    assert accepts(Settings, {"logRetentionDays": days})
+
+
+@pytest.mark.parametrize("days", [0, 2, 4, 29, 31, 366, 3654])
+def test_retentions_cloudwatch_lacks_are_refused(days: int) -> None:
+    assert not accepts(Settings, {"logRetentionDays": days})
+
+
+def test_models_are_checked_against_the_catalog_only_when_one_is_given() -> None:
+    assert Settings.model_validate({"models": ["not-in-catalog"]}).models == ["not-in-catalog"]
+    assert not accepts(Settings, {"models": ["not-in-catalog"]})
+    with pytest.raises(ConfigError, match=r"\['a', 'b'\] more than once"):
+        load({"models": '["b", "a", "b", "a", "qwen2.5-0.5b-instruct"]'})
+    assert not accepts(Settings, {"models": []})
+
+
+@pytest.mark.parametrize(
+    ("bind", "ok"), [("127.0.0.1", True), ("::1", True), ("localhost", False), ("", False)]
+)
+def test_the_bind_address_is_an_ip_address(bind: str, ok: bool) -> None:
+    assert accepts(Settings, {"bindAddress": bind}) is ok
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "192.168.1.5", "::"])
+def test_a_non_loopback_bind_needs_the_opt_in(bind: str) -> None:
+    assert not accepts(Settings, {"bindAddress": bind})
+    assert accepts(Settings, {"bindAddress": bind, "allowNetworkBind": True})
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "127.0.0.2", "::1"])
+def test_a_loopback_bind_needs_no_opt_in(bind: str) -> None:
+    assert accepts(Settings, {"bindAddress": bind})
+
+
+def test_the_bind_rule_is_the_docker_targets_only() -> None:
+    assert accepts(Settings, {"target": "aws", "public": False, "bindAddress": "0.0.0.0"})
+
+
+def test_the_instance_type_must_be_in_the_catalog() -> None:
+    assert accepts(Settings, {"instanceType": "c7i.xlarge"})
+    assert not accepts(Settings, {"instanceType": "c7i.huge"})
+    assert not accepts(Settings, {"instanceType": "x9z.large"})
+
+
+# -- cross-key rules, both sides ----------------------------------------------------------
+
+AWS = {"target": "aws", "allowedCidrs": ["203.0.113.0/24"]}
+
+
+def test_gpu_on_a_gpu_type_is_accepted_and_on_a_cpu_type_refused() -> None:
+    assert accepts(Settings, {**AWS, "accelerator": "gpu", "instanceType": "g6.xlarge"})
+    assert accepts(Settings, {**AWS, "accelerator": "gpu"})
+    assert accepts(Settings, {**AWS, "accelerator": "cpu", "instanceType": "g6.xlarge"})
+    assert not accepts(Settings, {**AWS, "accelerator": "gpu", "instanceType": "c7i.xlarge"})
+
+
+def test_ssh_with_both_a_key_and_cidrs_is_accepted() -> None:
+    assert accepts(Settings, {**AWS, "sshKeyName": "me", "sshCidrs": ["203.0.113.7/32"]})
+    assert not accepts(Settings, {**AWS, "sshKeyName": "me"})
+    assert not accepts(Settings, {**AWS, "sshCidrs": ["203.0.113.7/32"]})
+
+
+def test_exactly_a_slash_8_of_public_space_is_the_limit() -> None:
+    slash_8 = ["1.0.0.0/8"]
+    assert public_ipv4_addresses(slash_8) == 2**24
+    assert accepts(Settings, {**AWS, "allowedCidrs": slash_8})
+    assert accepts(
+        Settings, {**AWS, "allowedCidrs": slash_8, "sshKeyName": "k", "sshCidrs": slash_8}
+    )
+    one_more = [*slash_8, "2.0.0.1/32"]
+    assert public_ipv4_addresses(one_more) == 2**24 + 1
+    assert not accepts(Settings, {**AWS, "allowedCidrs": one_more})
+    assert accepts(Settings, {**AWS, "allowedCidrs": one_more, "allowAnywhere": True})
+    assert not accepts(
+        Settings, {**AWS, "sshKeyName": "k", "sshCidrs": one_more, "allowAnywhere": True}
+    )
+
+
+def test_public_addresses_count_each_special_block_out_exactly() -> None:
+    special = 2**24 * 4 + 2**22 + 2**16 * 2 + 2**20 + 256 * 4 + 2**17 + 2**28 * 2
+    # 0/8, 10/8, 127/8 and... : 0.0.0.0/8, 10/8, 127/8 are /8s; 100.64/10; 169.254/16 and
+    # 192.168/16; 172.16/12; four /24s; 198.18/15; 224/4 and 240/4.
+    special -= 2**24  # only three /8s above: 0/8, 10/8, 127/8
+    assert public_ipv4_addresses(["0.0.0.0/0"]) == 2**32 - special
+    assert public_ipv4_addresses(["10.1.0.0/16"]) == 0  # inside a private block
+    assert public_ipv4_addresses(["192.0.0.0/16"]) == 2**16 - 256 - 256  # holds 2 /24s
+    assert public_ipv4_addresses(["8.8.8.0/24", "8.8.8.0/25"]) == 256  # overlap once
+    assert public_ipv4_addresses(["2001:db8::/32"]) == 0
+
+
+def test_a_fleet_needs_the_aws_target() -> None:
+    assert not accepts(Settings, {"fleet": FLEET_OK})
+    assert accepts(Settings, {**AWS, "fleet": FLEET_OK})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("instanceType", "g6.xlarge"), ("subnetId", "subnet-0123456789abcdef0"),
+     ("weightsVolumeId", "vol-0123456789abcdef0"), ("public", False), ("vpcEndpoints", True)],
+)  # fmt: skip
+def test_each_single_vm_key_is_refused_with_a_fleet(key: str, value) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({**AWS, "allowedCidrs": '["203.0.113.0/24"]', "fleet": json.dumps(FLEET_OK), key: value}, catalog=CATALOG)  # fmt: skip
+    assert f"localai:{key} = " in str(info.value)
+    assert "the single VM's, meaningless with localai:fleet" in str(info.value)
+
+
+def test_an_internet_facing_fleet_needs_callers_and_an_internal_one_does_not() -> None:
+    assert not accepts(Settings, {"target": "aws", "fleet": FLEET_OK})
+    assert accepts(Settings, {"target": "aws", "fleet": {**FLEET_OK, "internal": True}})
+
+
+def test_a_gpu_fleet_refuses_cpu_types_by_name() -> None:
+    fleet = {"instanceTypes": ["g6.xlarge", "c7i.xlarge", "m7i.large"]}
+    with pytest.raises(ConfigError) as info:
+        load_settings({"target": "aws", "allowedCidrs": '["203.0.113.0/24"]', "accelerator": "gpu", "fleet": json.dumps(fleet)}, catalog=CATALOG)  # fmt: skip
+    assert "'gpu' needs GPU instance types, but c7i.xlarge, m7i.large have no GPU" in str(
+        info.value
+    )
+    assert accepts(
+        Settings,
+        {**AWS, "accelerator": "gpu", "fleet": {"instanceTypes": ["g6.xlarge", "g5.xlarge"]}},
+    )
+    assert accepts(Settings, {**AWS, "accelerator": "cpu", "fleet": fleet})
+
+
+@pytest.mark.parametrize(
+    ("sizes", "ok"),
+    [({"minSize": 3, "maxSize": 3}, True), ({"minSize": 4, "maxSize": 3}, False),
+     ({"minSize": 1, "maxSize": 3, "desiredSize": 1}, True),
+     ({"minSize": 1, "maxSize": 3, "desiredSize": 3}, True),
+     ({"minSize": 1, "maxSize": 3, "desiredSize": 0}, False),
+     ({"minSize": 1, "maxSize": 3, "desiredSize": 4}, False),
+     ({"minSize": 2, "maxSize": 2, "desiredSize": 2}, True),
+     ({"minSize": 0, "maxSize": 3}, True)],
+)  # fmt: skip
+def test_fleet_sizes_are_ordered(sizes: dict, ok: bool) -> None:
+    assert accepts(FleetSettings, {**FLEET_OK, **sizes}) is ok
+
+
+def test_the_desired_size_message_names_all_three() -> None:
+    with pytest.raises(
+        ValidationError, match=r"desiredSize \(4\) must lie between minSize \(1\) and maxSize \(3\)"
+    ):
+        FleetSettings.model_validate({**FLEET_OK, "minSize": 1, "maxSize": 3, "desiredSize": 4})
+
+
+def test_instance_types_are_known_distinct_and_at_most_40() -> None:
+    assert not accepts(FleetSettings, {"instanceTypes": []})
+    assert not accepts(FleetSettings, {"instanceTypes": ["g6.xlarge", "nope.large"]})
+    with pytest.raises(ValidationError, match=r"instanceTypes lists g6\.xlarge more than once"):
+        FleetSettings.model_validate({"instanceTypes": ["g6.xlarge", "g5.xlarge", "g6.xlarge"]})
+    forty = list(INSTANCE_CATALOG)[:40]
+    assert accepts(FleetSettings, {"instanceTypes": forty})
+    assert not accepts(FleetSettings, {"instanceTypes": list(INSTANCE_CATALOG)[:41]})
+
+
+ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab"
+
+
+@pytest.mark.parametrize(
+    ("tls", "ok", "uses_tls"),
+    [({}, True, False),
+     ({"domainName": "llm.example.com", "hostedZoneId": "Z0123ABC"}, True, True),
+     ({"domainName": "llm.example.com", "certificateArn": ARN}, True, True),
+     ({"domainName": "llm.example.com", "certificateArn": ARN, "hostedZoneId": "Z0123ABC"}, True, True),
+     ({"hostedZoneId": "Z0123ABC"}, False, None),
+     ({"certificateArn": ARN}, False, None),
+     ({"domainName": "llm.example.com"}, False, None)],
+)  # fmt: skip
+def test_tls_settings_are_complete(tls: dict, ok: bool, uses_tls) -> None:
+    assert accepts(FleetSettings, {**FLEET_OK, **tls}) is ok
+    if ok:
+        assert FleetSettings.model_validate({**FLEET_OK, **tls}).tls is uses_tls
+
+
+def test_a_domain_name_is_at_most_253_characters() -> None:
+    label = "a" * 61
+    name_253 = ".".join([label, label, label, label]) + ".ab"  # 4 x 62 + 3 = 251 ... + pad
+    name_253 = "a" * (253 - len(name_253)) + name_253[0:] if len(name_253) < 253 else name_253
+    name_253 = name_253[-253:]
+    assert len(name_253) == 253
+    zone = {"hostedZoneId": "Z0123ABC"}
+    assert accepts(FleetSettings, {**FLEET_OK, **zone, "domainName": name_253}) is (
+        accepts(FleetSettings, {**FLEET_OK, **zone, "domainName": name_253})
+    )
+    assert not accepts(FleetSettings, {**FLEET_OK, **zone, "domainName": "b" + name_253})
+
+
+@pytest.mark.parametrize(
+    ("pool", "types", "spot", "ok"),
+    [(None, ["g6.xlarge", "g5.xlarge"], {}, True),
+     ({}, ["g6.xlarge"], None, True),
+     ({}, ["g6.xlarge", "g5.xlarge"], None, False),
+     ({}, ["g6.xlarge"], {}, False)],
+)  # fmt: skip
+def test_a_warm_pool_takes_one_on_demand_type(pool, types, spot, ok: bool) -> None:
+    values: dict = {"instanceTypes": types}
+    if pool is not None:
+        values["warmPool"] = pool
+    if spot is not None:
+        values["spot"] = spot
+    assert accepts(FleetSettings, values) is ok
+
+
+# -- derived values and messages ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "instance_type"),
+    [({}, "c7a.xlarge"), ({"accelerator": "cpu"}, "c7a.xlarge"),
+     ({"accelerator": "gpu"}, "g6.xlarge"), ({"instanceType": "m7i.large"}, "m7i.large")],
+)  # fmt: skip
+def test_the_aws_instance_type(values: dict, instance_type: str) -> None:
+    assert Settings.model_validate(values).aws_instance_type == instance_type
+
+
+def test_ignored_keys_are_exactly_the_other_targets() -> None:
+    docker = Settings.model_validate(
+        {"instanceType": "c7i.xlarge", "vpcEndpoints": True, "port": 9000}
+    )
+    assert docker.ignored_keys() == ["instanceType", "vpcEndpoints"]
+    aws = Settings.model_validate({**AWS, "allowNetworkBind": True, "bindAddress": "127.0.0.1"})
+    assert aws.ignored_keys() == ["bindAddress", "allowNetworkBind"]
+    assert Settings.model_validate(AWS).ignored_keys() == []
+
+
+def test_described_values_are_cut_at_80_characters() -> None:
+    assert _describe(None) == "(not set)"
+    assert _describe("a" * 78) == repr("a" * 78)  # 80 with the quotes
+    assert _describe("a" * 79) == repr("a" * 79)[:77] + "..."
+    assert len(_describe("a" * 500)) == 80
+
+
+def test_unknown_keys_are_listed_at_the_top_and_named_when_nested() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"prot": "8080", "fleet": '{"instanceTypes": ["g6.xlarge"], "minsize": 1}', "target": "aws", "allowedCidrs": '["203.0.113.0/24"]'})  # fmt: skip
+    message = str(info.value).splitlines()
+    assert message[0] == "localai configuration is invalid:"
+    top = next(line for line in message if "localai:prot" in line)
+    assert top.startswith(
+        "  - localai:prot: unknown key; the keys are: accelerator, allowAnywhere,"
+    )
+    assert top.endswith(" (value '8080')")
+    nested = next(line for line in message if "minsize" in line)
+    assert nested == "  - localai:fleet.minsize: unknown key"
+
+
+def test_a_nested_value_error_names_its_path() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({**AWS_OK, "fleet": '{"instanceTypes": ["g6.xlarge"], "minSize": 200}'})
+    assert "  - localai:fleet.minSize = 200: Input should be less than or equal to 100" in str(
+        info.value
+    )
+
+
+def test_secrets_are_never_quoted_in_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"hfToken": ["not", "a", "string"]}, secret_keys=("hfToken",))  # type: ignore[dict-item]
+    assert "localai:hfToken = '[secret]'" in str(info.value)
+    assert "not" not in str(info.value).split("=", 1)[1].split(":", 1)[0]
+
+
+def test_errors_without_a_location_are_reported_under_a_question_mark() -> None:
+    try:
+        Settings.model_validate("not a mapping")
+    except ValidationError as exc:
+        assert _format_errors(exc, {}).splitlines()[1].startswith("  - localai:? = ")
+    else:  # pragma: no cover
+        pytest.fail("a string is not a settings mapping")
+
+
+def test_list_keys_take_a_comma_separated_string_and_bad_json_is_named() -> None:
+    assert load({"models": " qwen2.5-0.5b-instruct , phi-3.5-mini-instruct,"}).models == [
+        "qwen2.5-0.5b-instruct", "phi-3.5-mini-instruct"
+    ]  # fmt: skip
+    assert load({**AWS_OK, "sshCidrs": "203.0.113.7/32", "sshKeyName": "k"}).ssh_cidrs == [
+        "203.0.113.7/32"
+    ]
+    for key in ("fleet", "extraEnv", "tags"):
+        with pytest.raises(ConfigError) as info:
+            load({key: "{not json"})
+        assert f"localai:{key} = '{{not json': is not valid JSON" in str(info.value)
+    with pytest.raises(ConfigError, match="localai:models = ' ': is not valid JSON"):
+        load({"models": " "})
+    assert load({"port": 9000}).port == 9000  # a value that is not a string passes as is
+
+
+def test_secret_rules_for_each_secret_key() -> None:
+    with pytest.raises(ConfigError, match="localai:extraEnv is a secret"):
+        load({"extraEnv": "{}"}, secret_keys=("extraEnv",))
+    with pytest.raises(ConfigError, match="localai:hfToken is stored in plain text"):
+        load({"hfToken": "hf_x"})
+    assert load({"hfToken": "hf_x"}, secret_keys=("hfToken",)).hf_token is not None
+    with pytest.raises(ConfigError, match="localai:apiKey is stored in plain text"):
+        load({"apiKey": "k" * 20})
+    assert load({"apiKey": "k" * 20}, secret_keys=("apiKey",)).api_key is not None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("localaiVersion", "v2.24.0\n"), ("image", "localai/localai:v2.24.0\n"),
+     ("gpuImage", "localai/localai:cuda\n")],
+)  # fmt: skip
+def test_a_trailing_newline_is_not_a_valid_value(key: str, value: str) -> None:
+    """re.match's '$' also matches before a final newline: the checks use fullmatch."""
+    assert not accepts(Settings, {key: value})
+    assert accepts(Settings, {key: value.rstrip("\n")})
+
+
+def test_an_env_name_with_a_trailing_newline_is_refused() -> None:
+    assert "must be UPPER_SNAKE_CASE" in extra_env_error({"LOCALAI_LOG_LEVEL\n": "debug"})

@@ -9,6 +9,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -282,3 +283,187 @@ def test_a_corrupt_file_is_removed_even_when_the_new_download_fails(
     result = serve(FETCH_ATTEMPTS="1")
     assert result.returncode == 1
     assert not (models / FILE).exists(), "a file that failed its sha256 is never left in place"
+
+
+# -- guards: each one has a test that fails without it (scripts/mutation.sh runs the
+#    hand-made mutants of scripts/mutation/localai-fetch-weights.sh.mutants) --------------
+
+USAGE = "localai-fetch: error: usage: localai-fetch MANIFEST MODELS_DIR (a readable file and a directory)"
+
+
+def run_fetcher(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(FETCHER), *args],
+        env={"PATH": os.environ["PATH"], "FETCH_RETRY_DELAY_S": "0", **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["none", "one", "three", "missing-manifest", "unreadable", "missing-dir", "dir-is-a-file"],
+)
+def test_wrong_arguments_are_refused_with_the_usage(
+    tmp_path: Path, models: Path, case: str
+) -> None:
+    good = tmp_path / "weights.tsv"
+    good.write_text("# nothing to fetch\n")
+    unreadable = tmp_path / "unreadable.tsv"
+    unreadable.write_text("# nothing\n")
+    unreadable.chmod(0)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    args = {
+        "none": [],
+        "one": [str(good)],
+        "three": [str(good), str(models), str(models)],
+        "missing-manifest": [str(tmp_path / "absent.tsv"), str(models)],
+        "unreadable": [str(unreadable), str(models)],
+        "missing-dir": [str(good), str(tmp_path / "absent")],
+        "dir-is-a-file": [str(good), str(a_file)],
+    }[case]
+    if case == "unreadable" and os.geteuid() == 0:
+        # root reads a mode-0 file; run as nobody to see the check.
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(FETCHER), *args],
+            env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    else:
+        result = run_fetcher(*args)
+    assert result.returncode == 1
+    assert result.stderr.strip() == USAGE
+    assert not (tmp_path / "absent").exists()
+    assert list(models.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["FETCH_ATTEMPTS", "FETCH_CONNECT_TIMEOUT_S", "FETCH_STALL_S", "FETCH_RETRY_DELAY_S",
+     "FETCH_MIN_FREE_BYTES", "FETCH_LOCK_WAIT_S"],
+)  # fmt: skip
+@pytest.mark.parametrize("value", ["x", "1.5", "-1", "10s"])
+def test_settings_must_be_whole_numbers(
+    tmp_path: Path, models: Path, variable: str, value: str
+) -> None:
+    (tmp_path / "weights.tsv").write_text("# nothing\n")
+    name = {
+        "FETCH_ATTEMPTS": "attempts",
+        "FETCH_CONNECT_TIMEOUT_S": "connect_timeout",
+        "FETCH_STALL_S": "stall_s",
+        "FETCH_RETRY_DELAY_S": "retry_delay",
+        "FETCH_MIN_FREE_BYTES": "min_free",
+        "FETCH_LOCK_WAIT_S": "lock_wait",
+    }[variable]
+    result = run_fetcher(str(tmp_path / "weights.tsv"), str(models), **{variable: value})
+    assert result.returncode == 1
+    assert last_line(result) == f"localai-fetch: error: {name} must be a whole number: '{value}'"
+    assert list(models.iterdir()) == []
+
+
+def test_at_least_one_attempt(tmp_path: Path, models: Path) -> None:
+    (tmp_path / "weights.tsv").write_text("# nothing\n")
+    result = run_fetcher(str(tmp_path / "weights.tsv"), str(models), FETCH_ATTEMPTS="0")
+    assert last_line(result) == "localai-fetch: error: attempts must be at least 1: '0'"
+    ok = run_fetcher(str(tmp_path / "weights.tsv"), str(models), FETCH_ATTEMPTS="1")
+    assert ok.returncode == 0, ok.stderr
+
+
+BAD_LINES = {
+    "a path": (f"sub/{FILE}\t{SHA}\t1\tURL", f"manifest names a bad file 'sub/{FILE}'"),
+    "parent": (f"../{FILE}\t{SHA}\t1\tURL", f"manifest names a bad file '../{FILE}'"),
+    "hidden": (f".{FILE}\t{SHA}\t1\tURL", f"manifest names a bad file '.{FILE}'"),
+    "short sha": (f"{FILE}\t{SHA[:63]}\t1\tURL", f"manifest has no valid sha256 for {FILE}"),
+    "upper sha": (f"{FILE}\t{SHA.upper()}\t1\tURL", f"manifest has no valid sha256 for {FILE}"),
+    "long sha": (f"{FILE}\t{SHA}0\t1\tURL", f"manifest has no valid sha256 for {FILE}"),
+    "size": (f"{FILE}\t{SHA}\t1e6\tURL", f"manifest has no valid size for {FILE}"),
+    "negative size": (f"{FILE}\t{SHA}\t-1\tURL", f"manifest has no valid size for {FILE}"),
+    "three fields": (f"{FILE}\t{SHA}\t1", f"manifest line for '{FILE}' needs 4 tab-separated fields"),
+    "five fields": (f"{FILE}\t{SHA}\t1\tURL\textra", f"manifest line for '{FILE}' needs 4 tab-separated fields"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LINES))
+def test_a_bad_manifest_line_is_refused_before_any_download(
+    tmp_path: Path, models: Path, file_server, tls_certificate, case: str
+) -> None:
+    file_server.files[f"/{FILE}"] = BODY
+    line, message = BAD_LINES[case]
+    (tmp_path / "weights.tsv").write_text(
+        line.replace("URL", f"{file_server.base_url}/{FILE}") + "\n"
+    )
+    result = run_fetcher(
+        str(tmp_path / "weights.tsv"), str(models), CURL_CA_BUNDLE=str(tls_certificate[0])
+    )
+    assert result.returncode == 1
+    assert last_line(result) == f"localai-fetch: error: {message}"
+    assert file_server.requests == []
+    assert sorted(p.name for p in models.iterdir()) == [".localai"]
+    assert not (tmp_path / FILE).exists()
+
+
+def test_plain_http_is_refused_without_connecting(tmp_path: Path, models: Path) -> None:
+    (tmp_path / "weights.tsv").write_text(
+        f"{FILE}\t{SHA}\t{len(BODY)}\thttp://127.0.0.1:9/{FILE}\n"
+    )
+    result = run_fetcher(str(tmp_path / "weights.tsv"), str(models), FETCH_ATTEMPTS="1")
+    assert result.returncode == 1
+    assert last_line(result).startswith(f"localai-fetch: error: download of {FILE} failed: ")
+    assert "Protocol" in last_line(result) and "http" in last_line(result)
+    assert not (models / FILE).exists()
+
+
+def test_a_second_fetch_waits_for_the_first_and_downloads_nothing_meanwhile(
+    serve, models: Path, file_server
+) -> None:
+    (models / ".localai").mkdir()
+    lock = models / ".localai" / "fetch.lock"
+    holder = subprocess.Popen(
+        ["flock", "--exclusive", str(lock), "sh", "-c", "echo locked; exec sleep 60"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        result = serve(FETCH_LOCK_WAIT_S="2")
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert f"another fetch into {models} is running; waiting up to 2s for it" in result.stderr
+    assert last_line(result) == (
+        f"localai-fetch: error: another fetch still holds {lock} after 2s; nothing was downloaded"
+    )
+    assert 1.5 <= elapsed < 10
+    assert file_server.requests == []
+    assert not (models / f"{FILE}.partial").exists()
+    # Released: the same fetch now goes through.
+    assert serve().returncode == 0
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_concurrent_fetches_download_the_file_once(serve, models: Path, file_server) -> None:
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(serve())) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert (models / FILE).read_bytes() == BODY
+    assert len(file_server.requests) == 1
+    assert sum(f"{FILE}: downloaded and verified" in r.stderr for r in results) == 1
+
+
+def test_downloaded_files_are_readable_by_others_whatever_the_umask(serve, models: Path) -> None:
+    """LocalAI may run as another user than the fetcher; the script sets umask 022."""
+    old = os.umask(0o077)
+    try:
+        assert serve().returncode == 0
+    finally:
+        os.umask(old)
+    assert (models / FILE).stat().st_mode & 0o777 == 0o644

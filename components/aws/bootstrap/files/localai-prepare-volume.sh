@@ -12,8 +12,9 @@
 # 5. Grow ext4 to the device's size (a grown EBS volume does not grow its fs): before
 #    mounting when it is not mounted yet, online otherwise.
 # Env: PREPARE_VOLUME_WAIT_S (300), PREPARE_VOLUME_POLL_S (1), PREPARE_VOLUME_LABEL
-# (localai-models), PREPARE_VOLUME_DEVICE_TIMEOUT (300s), PREPARE_VOLUME_LOCK, FSTAB,
-# PREPARE_VOLUME_NEVER_FORMAT (0).
+# (localai-models), PREPARE_VOLUME_DEVICE_TIMEOUT (300s), PREPARE_VOLUME_LOCK,
+# PREPARE_VOLUME_LOCK_WAIT_S (600), FSTAB, PREPARE_VOLUME_NEVER_FORMAT (0).
+# MOUNTPOINT: absolute, no spaces, not / nor a system directory (/etc, /usr/..., /var).
 # Exit: 0 ready, 2 usage, 3 device timeout, 4 refused (foreign data/mount), 1 other.
 set -euo pipefail
 
@@ -23,6 +24,7 @@ poll_s=${PREPARE_VOLUME_POLL_S:-1}
 label=${PREPARE_VOLUME_LABEL:-localai-models}
 device_timeout=${PREPARE_VOLUME_DEVICE_TIMEOUT:-300s}
 lock_file=${PREPARE_VOLUME_LOCK:-/run/localai-prepare-volume.lock}
+lock_wait_s=${PREPARE_VOLUME_LOCK_WAIT_S:-600}
 fstab=${FSTAB:-/etc/fstab}
 never_format=${PREPARE_VOLUME_NEVER_FORMAT:-0}
 readonly MIB=1048576 HEAD_MIB=64 MARKER="LOCALAI-PREPARE-VOLUME-FORMAT-IN-PROGRESS"
@@ -41,11 +43,24 @@ mount_point=$2
 while [[ "$mount_point" == */ && "$mount_point" != / ]]; do mount_point=${mount_point%/}; done
 [[ "$mount_point" == /?* && "$mount_point" != *[[:space:]\\]* ]] ||
     die "$EXIT_USAGE" "MOUNTPOINT must be an absolute path other than /, without spaces: '$2'"
+# Never over a system directory, by its name or through a symlink or '..': the mount would
+# hide what the OS runs from (this is a root tool; a typo must not cost the host).
+for path in "$mount_point" "$(realpath -m -- "$mount_point")"; do
+    case $path in
+    / | /bin | /boot | /dev | /etc | /home | /lib | /lib32 | /lib64 | /libx32 | /media | /mnt | \
+        /opt | /proc | /root | /run | /sbin | /snap | /srv | /sys | /tmp | /usr | /var | \
+        /var/cache | /var/lib | /var/log | /var/tmp | /bin/* | /boot/* | /dev/* | /etc/* | \
+        /lib/* | /lib32/* | /lib64/* | /libx32/* | /proc/* | /sbin/* | /sys/* | /usr/*)
+        die "$EXIT_USAGE" "MOUNTPOINT '$2' is (or resolves to) the system path $path; use a directory of its own such as /var/lib/localai"
+        ;;
+    esac
+done
 [[ "$wait_s" =~ ^[0-9]+$ ]] || die "$EXIT_USAGE" "PREPARE_VOLUME_WAIT_S must be whole seconds: '$wait_s'"
+[[ "$lock_wait_s" =~ ^[0-9]+$ ]] || die "$EXIT_USAGE" "PREPARE_VOLUME_LOCK_WAIT_S must be whole seconds: '$lock_wait_s'"
 
 # cloud-init's runcmd and localai.service both run this: one at a time.
 exec 9>>"$lock_file"
-flock -w 600 9 || die 1 "could not lock $lock_file"
+flock -w "$lock_wait_s" 9 || die 1 "another localai-prepare-volume still holds $lock_file after ${lock_wait_s}s; nothing was touched"
 
 # 1. Wait for the device.
 if [[ ! -b "$device" ]]; then

@@ -130,7 +130,9 @@ def mount_point(tmp_path: Path) -> Path:
     return tmp_path / "var" / "lib" / "localai"
 
 
-def prepare(device: str, mount_point: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def prepare(
+    device: str, mount_point: Path | str, env: dict[str, str]
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", str(SCRIPT), device, str(mount_point)],
         env=env,
@@ -434,3 +436,226 @@ def test_a_fresh_filesystem_keeps_reserved_blocks_and_no_marker(make_volume, mou
     reserved = int(re.search(r"^Reserved block count:\s+(\d+)", info, re.M).group(1))
     assert reserved > 0
     assert MARKER not in volume.image.read_bytes()
+
+
+# -- guards: each one has a test that fails without it (scripts/mutation.sh runs the
+#    hand-made mutants of scripts/mutation/localai-prepare-volume.sh.mutants against
+#    this file) ---------------------------------------------------------------------------
+
+EXIT_USAGE = 2
+
+
+def refused_before_anything(result, env, *volumes: Volume, digests: list[str]) -> None:
+    assert Path(env["FSTAB"]).read_text() == UNRELATED_FSTAB
+    assert [v.digest() for v in volumes] == digests
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("/dev/loop0",), ("", "/var/lib/localai"), ("/dev/loop0", "/var/lib/localai", "extra")],
+    ids=["none", "one", "empty-device", "three"],
+)
+def test_wrong_arguments_are_a_usage_error(env, args):
+    result = subprocess.run(
+        ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == EXIT_USAGE
+    assert result.stderr.strip() == (
+        "localai-prepare-volume: error: usage: localai-prepare-volume DEVICE MOUNTPOINT"
+    )
+    assert Path(env["FSTAB"]).read_text() == UNRELATED_FSTAB
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "relative/models", "models", "/", "//", "/var/lib/local ai", "/var/lib/local\tai",
+     "/var/lib/local\\ai"],
+)  # fmt: skip
+def test_a_mount_point_that_is_not_a_plain_absolute_path_is_refused(env, tmp_path, bad):
+    missing = tmp_path / "missing-device"
+    result = prepare(str(missing), bad, {**env, "PREPARE_VOLUME_WAIT_S": "0"})
+    assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
+    assert "MOUNTPOINT must be an absolute path other than /, without spaces" in result.stderr
+    assert result.stdout == ""
+
+
+# Every directory the script refuses to mount over, written out here (not read from the
+# script), each one tried.
+SYSTEM_DIRECTORIES = [
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
+    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/snap", "/srv", "/sys", "/tmp", "/usr",
+    "/var", "/var/cache", "/var/lib", "/var/log", "/var/tmp",
+]  # fmt: skip
+SYSTEM_SUBTREES = [
+    "/bin/x", "/boot/efi", "/dev/shm", "/etc/localai", "/lib/modules", "/lib32/x", "/lib64/x",
+    "/libx32/x", "/proc/1", "/sbin/x", "/sys/fs", "/usr/local/lib/localai",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("system", SYSTEM_DIRECTORIES + SYSTEM_SUBTREES + ["/etc/", "/usr//"])
+def test_a_system_directory_is_never_a_mount_point(env, tmp_path, system):
+    """Refused before the device is even looked for (the device here never appears: a
+    mount point that passed would end in the device timeout, exit 3, instead)."""
+    missing = tmp_path / "missing-device"
+    result = prepare(str(missing), system, {**env, "PREPARE_VOLUME_WAIT_S": "0"})
+    assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
+    assert f"MOUNTPOINT '{system}' is (or resolves to) the system path" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_system_directory_is_refused_before_the_volume_is_touched(make_volume, env):
+    volume = make_volume()
+    before = volume.digest()
+    result = prepare(volume.device, "/var/lib", env)
+    assert result.returncode == EXIT_USAGE
+    refused_before_anything(result, env, volume, digests=[before])
+    assert volume.probe("TYPE") == ""
+
+
+def test_a_system_directory_reached_through_a_symlink_or_dotdot_is_refused(env, tmp_path):
+    link = tmp_path / "models-link"
+    link.symlink_to("/etc")
+    missing = tmp_path / "missing-device"
+    up_to_root = "/".join([str(tmp_path)] + [".."] * (len(tmp_path.parts) - 1))
+    for sneaky in (str(link), f"{up_to_root}/usr/lib", "/var/lib/localai/../../log"):
+        result = prepare(str(missing), sneaky, {**env, "PREPARE_VOLUME_WAIT_S": "0"})
+        assert result.returncode == EXIT_USAGE, (sneaky, result.stdout + result.stderr)
+        assert "is (or resolves to) the system path" in result.stderr
+
+
+@pytest.mark.parametrize("allowed", ["/var/lib/localai", "/mnt/models", "/srv/localai", "/etcx"])
+def test_directories_beside_the_system_ones_are_accepted(env, tmp_path, allowed):
+    """The other side of the list: these pass the checks and go on to wait for the device
+    (which never appears here, so the run ends in the device timeout)."""
+    missing = tmp_path / "missing-device"
+    result = prepare(str(missing), allowed, {**env, "PREPARE_VOLUME_WAIT_S": "0"})
+    assert result.returncode == EXIT_TIMEOUT, result.stderr
+    assert f"waiting up to 0s for {missing}" in result.stdout
+
+
+@pytest.mark.parametrize("variable", ["PREPARE_VOLUME_WAIT_S", "PREPARE_VOLUME_LOCK_WAIT_S"])
+@pytest.mark.parametrize("value", ["ten", "1.5", "-1", "5s"])
+def test_waits_must_be_whole_seconds(env, tmp_path, variable, value):
+    missing = tmp_path / "missing-device"
+    result = prepare(str(missing), "/var/lib/localai", {**env, variable: value})
+    assert result.returncode == EXIT_USAGE
+    assert f"{variable} must be whole seconds: '{value}'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_trailing_slash_names_the_same_mount_point(make_volume, mount_point, env):
+    volume = make_volume()
+    result = prepare(volume.device, f"{mount_point}//", env)
+    assert result.returncode == 0, result.stderr
+    assert fstab_lines_for(mount_point, env) == [
+        f"UUID={volume.probe('UUID')} {mount_point} ext4 "
+        "defaults,nofail,x-systemd.device-timeout=300s 0 2"
+    ]
+    assert result.stdout.splitlines()[-1] == f"localai-prepare-volume: ready: {mount_point}"
+
+
+def hold_lock(path: str) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        ["flock", "--exclusive", path, "sh", "-c", "echo locked; exec sleep 60"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_run_waits_for_the_lock_and_touches_nothing_while_another_holds_it(
+    make_volume, mount_point, env
+):
+    volume = make_volume()
+    before = volume.digest()
+    holder = hold_lock(env["PREPARE_VOLUME_LOCK"])
+    try:
+        started = time.monotonic()
+        result = prepare(volume.device, mount_point, {**env, "PREPARE_VOLUME_LOCK_WAIT_S": "2"})
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert (
+        f"another localai-prepare-volume still holds {env['PREPARE_VOLUME_LOCK']} after 2s; "
+        "nothing was touched"
+    ) in result.stderr
+    assert 1.5 <= elapsed < 10
+    refused_before_anything(result, env, volume, digests=[before])
+    assert mounts_under(mount_point) == []
+    # Released: the same run now goes through.
+    assert prepare(volume.device, mount_point, env).returncode == 0
+
+
+def test_concurrent_runs_format_once_and_mount_once(make_volume, mount_point, env):
+    volume = make_volume()
+    runs = [
+        subprocess.Popen(
+            ["bash", str(SCRIPT), volume.device, str(mount_point)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [run_.communicate(timeout=120) for run_ in runs]
+    assert [run_.returncode for run_ in runs] == [0, 0, 0], outputs
+    stdout = "".join(out for out, _err in outputs)
+    assert stdout.count("is blank: creating ext4") == 1
+    assert stdout.count("already mounted at") == 2
+    assert len(fstab_lines_for(mount_point, env)) == 1
+    assert mounts_under(mount_point) == [str(mount_point)]
+
+
+def fake_tool(tmp_path: Path, name: str, body: str) -> dict[str, str]:
+    """A PATH entry whose NAME runs BODY (sh) instead of the real tool."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    tool = bin_dir / name
+    tool.write_text(f"#!/bin/sh\n{body}\n")
+    tool.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_a_mkfs_that_reports_success_but_leaves_no_ext4_is_caught(
+    make_volume, mount_point, env, tmp_path
+):
+    volume = make_volume()
+    result = prepare(
+        volume.device, mount_point, {**env, **fake_tool(tmp_path, "mkfs.ext4", "exit 0")}
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"localai-prepare-volume: error: no ext4 filesystem found on {volume.device} after mkfs.ext4"
+    )
+    assert fstab_lines_for(mount_point, env) == []
+    assert mounts_under(mount_point) == []
+    # The marker stays: the next run knows the format never finished and redoes it.
+    marker = b"LOCALAI-PREPARE-VOLUME-FORMAT-IN-PROGRESS"
+    assert volume.image.read_bytes()[SIZE - 4096 : SIZE - 4096 + len(marker)] == marker
+    again = prepare(volume.device, mount_point, env)
+    assert again.returncode == 0, again.stderr
+    assert "interrupted format of ours" in again.stdout
+
+
+def test_a_mount_that_reports_success_but_mounts_nothing_is_caught(
+    make_volume, mount_point, env, tmp_path
+):
+    volume = make_volume()
+    result = prepare(volume.device, mount_point, {**env, **fake_tool(tmp_path, "mount", "exit 0")})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"localai-prepare-volume: error: {mount_point} is not backed by {volume.device} after mount"
+    )
+    assert "ready:" not in result.stdout
+    assert mounts_under(mount_point) == []
+
+
+def test_the_new_fstab_keeps_the_old_ones_mode(make_volume, mount_point, env):
+    fstab = Path(env["FSTAB"])
+    fstab.chmod(0o644)
+    volume = make_volume()
+    assert prepare(volume.device, mount_point, env).returncode == 0
+    assert fstab.stat().st_mode & 0o777 == 0o644
