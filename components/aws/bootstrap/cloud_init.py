@@ -24,11 +24,12 @@ The API key never appears here: only the name of the SSM SecureString parameter,
 ``localai-run`` reads at every start. cloud-init's ``fs_setup``/``disk_setup``/``mounts`` are
 deliberately not used for the weights volume (``partition: none`` always reformats).
 
-EC2 limits user data to 16 KiB. :func:`render_user_data` embeds files verbatim;
+EC2 limits user data to 16 KiB. :func:`render_user_data` embeds the units verbatim and the
+scripts without their full-line comments (:func:`compact_script`);
 :func:`render_user_data_base64` gzips that document for ``user_data_base64`` and launch
-templates (cloud-init unpacks gzip itself), which holds all three catalog models on a GPU
-host in about 8 KiB. Both are deterministic (gzip mtime 0): same spec, same bytes, so
-``user_data_replace_on_change`` never replaces an instance for nothing.
+templates (cloud-init unpacks gzip itself); the tests hold the largest shipped variants
+to the limit. Both are deterministic (gzip mtime 0): same spec, same
+bytes, so ``user_data_replace_on_change`` never replaces an instance for nothing.
 """
 
 from __future__ import annotations
@@ -234,9 +235,9 @@ _COMMENT_LINE = re.compile(r"\s*#(?!!)(?!\s*shellcheck )")
 
 def compact_script(text: str) -> str:
     """``text`` without its full-line comments (the shebang, ``# shellcheck`` directives and
-    here-documents stay verbatim): what a fleet host gets, because a fleet's user data
-    carries the profile and lifecycle scripts as well and EC2 allows 16 KiB. The files in
-    files/ stay the documented source; the code is the same line for line."""
+    here-documents stay verbatim): what every host gets, because EC2 allows 16 KiB of
+    (gzipped) user data and the comments took a quarter of it. The files in files/ stay
+    the documented source; the code is the same line for line."""
     kept: list[str] = []
     terminator: str | None = None
     for number, line in enumerate(text.split("\n")):
@@ -279,15 +280,15 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
     files[DOCKER_DROPIN_PATH] = (_docker_dropin(spec.mount_point), "0644")
     for path, name in UNITS.items():
         files[path] = (read_file(name), "0644")
+    for path, (content, permissions) in files.items():
+        if permissions == "0755":
+            files[path] = (compact_script(content), permissions)
     if spec.fleet is None:
         files.update(
             _model_files(MODEL_SRC_DIR, spec.cpu_models, spec.gpu_models, spec.gpu_capable)
         )
         return files
     del files[CONF_PATH]
-    for path, (content, permissions) in files.items():
-        if permissions == "0755":
-            files[path] = (compact_script(content), permissions)
     files = {
         f"{FLEET_DIR}/base.conf": (_conf(spec), "0644"),
         **{

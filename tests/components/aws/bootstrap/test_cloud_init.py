@@ -128,8 +128,11 @@ def test_gzip_base64_variant_is_the_same_document_verbatim(schema):
     config = yaml.safe_load(document)
     assert schema_errors(schema, config) == []
     assert all("encoding" not in entry for entry in config["write_files"])
-    for path, name in {**SCRIPTS, **UNITS}.items():
+    assert document == render_user_data(spec)
+    for path, name in UNITS.items():
         assert decoded_files(document)[path] == (FILES_DIR / name).read_text()
+    for path, name in SCRIPTS.items():
+        assert_same_code((FILES_DIR / name).read_text(), decoded_files(document)[path], path)
 
 
 # --- size -----------------------------------------------------------------------------
@@ -184,12 +187,29 @@ def test_extra_env_cannot_carry_the_api_key(name):
 # --- content ----------------------------------------------------------------------------
 
 
+def assert_same_code(source: str, shipped: str, path: str) -> None:
+    """``shipped`` is ``source`` with some full-line comments left out, nothing else: its
+    lines are the source's in order, and every source line it lacks is a comment."""
+    source_lines, shipped_lines = source.split("\n"), shipped.split("\n")
+    assert shipped_lines[0] == source_lines[0] == "#!/usr/bin/env bash", path
+    missing = []
+    position = 0
+    for line in source_lines:
+        if position < len(shipped_lines) and shipped_lines[position] == line:
+            position += 1
+        else:
+            missing.append(line)
+    assert position == len(shipped_lines), f"{path}: a line that is not in the file"
+    assert all(line.lstrip().startswith("#") for line in missing), (path, missing)
+    assert len(missing) > 0, f"{path}: its comments were meant to be left out"
+
+
 def test_embedded_scripts_and_units_equal_the_files_in_components_files(variant):
     _, _, document = variant
     files = decoded_files(document)
     entries = write_files(document)
     for path, name in SCRIPTS.items():
-        assert files[path] == (FILES_DIR / name).read_text(encoding="utf-8"), path
+        assert_same_code((FILES_DIR / name).read_text(encoding="utf-8"), files[path], path)
         assert entries[path]["permissions"] == "0755"
     for path, name in UNITS.items():
         assert files[path] == (FILES_DIR / name).read_text(encoding="utf-8"), path
@@ -371,7 +391,7 @@ def test_the_shared_scripts_and_the_manifest_are_installed_as_shipped(variant):
     files = decoded_files(document)
     entries = write_files(document)
     for path, source in SHARED_SCRIPTS.items():
-        assert files[path] == source.read_text(encoding="utf-8"), path
+        assert_same_code(source.read_text(encoding="utf-8"), files[path], str(path))
         assert entries[path]["permissions"] == "0755"
     assert files[WEIGHTS_MANIFEST_PATH] == spec.weights_manifest
     assert (

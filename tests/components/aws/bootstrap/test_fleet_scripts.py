@@ -195,9 +195,12 @@ def test_every_compacted_script_still_parses():
             assert result.returncode == 0, f"{path}: {result.stderr}"
 
 
-def test_single_host_scripts_stay_verbatim():
+def test_single_host_scripts_are_compacted_the_same_way_and_units_stay_verbatim():
     files = decoded_files(render_user_data(make_spec(gpu=True)))
-    assert files["/usr/local/sbin/localai-run"] == read_file("localai-run.sh")
+    source = read_file("localai-run.sh")
+    assert files["/usr/local/sbin/localai-run"] == compact_script(source)
+    assert len(files["/usr/local/sbin/localai-run"]) < len(source)
+    assert files["/etc/systemd/system/localai.service"] == read_file("localai.service")
     assert not set(FLEET_SCRIPTS) & set(files)
 
 
