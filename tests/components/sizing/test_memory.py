@@ -252,3 +252,74 @@ class TestMessages:
         assert (
             " of container memory with 4 of 10 layers on the GPU (the rest in host RAM): " in text
         )
+
+
+# An odd number of layers and weights that do not divide evenly among them.
+ODD = ModelFacts(
+    name="odd-test",
+    quantization="Q8_0",
+    file_size_bytes=10_000_001,
+    parameters=9_000_000,
+    layers=7,
+    n_embd=64,
+    heads=4,
+    kv_heads=1,
+    head_dim=16,
+    vocab=1000,
+    default_context=512,
+)
+
+
+def test_a_layer_is_a_fraction_of_the_weights_not_a_floor():
+    shape = Shape.of(ODD, 512)
+    embedding = 1000 * 64 * (10_000_001 / 9_000_000)
+    assert shape.layer == pytest.approx((10_000_001 - 2 * embedding) / 7, rel=1e-12)
+    assert shape.layer != int(shape.layer)
+
+
+def test_a_full_offload_of_an_odd_number_of_layers_is_layers_plus_one():
+    shape = Shape.of(ODD, 512)
+    room = fixed_vram(shape, 1) + 7 * (shape.layer + shape.kv_layer) + shape.output + 1
+    assert offload_into(shape, room, 1) == 8
+    assert Load(shape, 8, True, 1).gpu_layers == 99
+    assert Load(shape, 7, True, 1).gpu_layers == 7
+
+
+def test_loads_and_shapes_are_immutable_values():
+    import dataclasses
+
+    shape = Shape.of(SMALL, 1000)
+    load = Load(shape, 0, False, 0)
+    placement = place(gpu_host(16), [("a", shape)], use_gpu=False, together=False)
+    for value, field in ((shape, "n_ctx"), (load, "offload"), (placement, "together")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, 1)
+
+
+def test_on_cpu_every_model_is_placed():
+    a, b = Shape.of(SMALL, 1000), Shape.of(WIDE, 256)
+    placement = place(gpu_host(16), [("a", a), ("b", b)], use_gpu=False, together=True)
+    assert placement.loads == {"a": Load(a, 0, False, 0), "b": Load(b, 0, False, 0)}
+
+
+def test_two_gpus_pool_their_memory():
+    shape = Shape.of(SMALL, 1000)
+    # Each GPU pays the reserve; together they hold 2 x vram_mib.
+    vram_mib = math.ceil((2 * FIXED_1 + 3 * PER_BLOCK) / 2 / MIB)
+    placement = place(gpu_host(vram_mib, gpu_count=2), [("a", shape)], use_gpu=True, together=False)
+    assert placement.loads["a"] == Load(shape, 3, True, 2)
+
+
+# The container-memory figure has two decimals of GiB (10.24 MiB): these weights put the
+# total half a MiB on either side of 0.425 GiB, so the 256 MiB of the API process counts.
+CPU_REST = 10 * KV_LAYER + COMPUTE + (160 + 256) * MIB
+BOUNDARY = 0.425 * GIB
+
+
+@pytest.mark.parametrize(("offset", "shown"), [(-MIB / 2, "0.42 GiB"), (MIB / 2, "0.43 GiB")])
+def test_the_api_process_is_counted_once_in_the_need(offset: float, shown: str):
+    file_size = round(BOUNDARY - CPU_REST + offset)
+    facts = SMALL.model_copy(update={"file_size_bytes": file_size})
+    load = Load(Shape.of(facts, 1000), 0, False, 0)
+    assert f"needs {shown} of container memory" in describe_need("small-test", load)
+    assert load.host_total + 256 * MIB == pytest.approx(BOUNDARY + offset, abs=1)
