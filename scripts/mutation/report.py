@@ -4,8 +4,10 @@ A cosmic-ray session (--session) or the bash runner's results (--results, TSV: n
 outcome, sed expression). A surviving mutant is *equivalent* when equivalent.txt has a
 line for it, and then it is left out of the score:
 
-    MODULE | OPERATOR-GLOB | SOURCE-LINE | REASON      (Python: the mutated line, stripped)
-    MODULE | MUTANT-NAME   | -           | REASON      (bash: the mutant's name)
+    MODULE || OPERATOR-GLOB || SOURCE-LINE || REASON   (Python: the mutated line, stripped)
+    MODULE || MUTANT-NAME   || -           || REASON   (bash: the mutant's name)
+
+(`||` separates the fields: Python code has no `||`, and `|` is an operator.)
 
 Lines are matched by their text, not their number, so entries survive edits elsewhere
 in the module. An entry that matches no surviving mutant is reported as stale, so the
@@ -48,9 +50,9 @@ def read_equivalents(path: Path, module: str) -> list[Entry]:
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
-        parts = [part.strip() for part in raw.split(" | ", 3)]
+        parts = [part.strip() for part in raw.split(" || ")]
         if len(parts) != 4 or not all(parts):
-            sys.exit(f"mutation: {path}:{number}: want 'MODULE | OPERATOR | LINE | REASON'")
+            sys.exit(f"mutation: {path}:{number}: want 'MODULE || OPERATOR || LINE || REASON'")
         if parts[0] == module:
             entries.append(Entry(*parts))
     return entries

@@ -323,3 +323,9 @@ def test_the_api_process_is_counted_once_in_the_need(offset: float, shown: str):
     load = Load(Shape.of(facts, 1000), 0, False, 0)
     assert f"needs {shown} of container memory" in describe_need("small-test", load)
     assert load.host_total + 256 * MIB == pytest.approx(BOUNDARY + offset, abs=1)
+
+
+def test_place_takes_the_accelerator_and_sharing_by_keyword_only():
+    shape = Shape.of(SMALL, 1000)
+    with pytest.raises(TypeError):
+        place(gpu_host(16), [("a", shape)], False, False)  # type: ignore[misc]
