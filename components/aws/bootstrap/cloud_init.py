@@ -38,7 +38,7 @@ import base64
 import gzip
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import yaml
 
@@ -502,7 +502,8 @@ def _validate(spec: BootstrapSpec) -> None:
     else:
         _validate_fleet(spec, spec.fleet)
     _check_path("mount_point", spec.mount_point)
-    if spec.mount_point == "/" or str(PurePosixPath(spec.mount_point)) != spec.mount_point:
+    segments = spec.mount_point.split("/")[1:]  # '//x', 'x/', '.' and '..' are not normalised
+    if spec.mount_point == "/" or any(part in ("", ".", "..") for part in segments):
         raise ValueError(
             f"mount_point {spec.mount_point!r} must be a normalised absolute path other "
             "than /, e.g. '/var/lib/localai'"

@@ -410,3 +410,193 @@ def test_docker_keeps_its_images_on_the_weights_volume_and_waits_for_it(variant)
     assert f"\nConditionPathIsMountPoint={spec.mount_point}\n" in dropin
     assert dropin.index("[Unit]") < dropin.index("ConditionPathIsMountPoint=")
     assert "Requires" not in dropin and "BindsTo" not in dropin
+
+
+# --- validation at both sides of each limit (issue 13) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "refused", "accepted"),
+    [
+        ("port", 0, 1),
+        ("port", 65536, 65535),
+        ("cpu_limit", 0.0, 0.001),
+        ("memory_limit_mb", 255, 256),
+        ("threads", 0, 1),
+        ("parallel_requests", 0, 1),
+        ("volume_wait_s", 0, 1),
+    ],
+)
+def test_each_number_is_refused_just_outside_its_limit_and_accepted_on_it(field, refused, accepted):
+    with pytest.raises(ValueError, match=re.escape(f"{field} must ")):
+        render_user_data(make_spec(**{field: refused}))
+    assert render_user_data(make_spec(**{field: accepted})).startswith("#cloud-config\n")
+
+
+@pytest.mark.parametrize("field", ["cpu_image", "gpu_image", "api_key_parameter"])
+def test_each_required_text_must_not_be_empty(field):
+    with pytest.raises(ValueError, match=f"^{field} must not be empty$"):
+        render_user_data(make_spec(gpu=True, **{field: ""}))
+
+
+@pytest.mark.parametrize(
+    ("region", "ok"),
+    [("us-east-1", True), ("ap-southeast-2", True), ("us-gov-west-1", True), ("eu-west", False),
+     ("US-EAST-1", False), ("us-east-1 ", False), ("useast1", False)],
+)  # fmt: skip
+def test_regions(region, ok):
+    if ok:
+        assert f"LOCALAI_REGION={region}\n" in render_user_data(make_spec(region=region))
+    else:
+        with pytest.raises(ValueError, match="is not an AWS region name"):
+            render_user_data(make_spec(region=region))
+
+
+@pytest.mark.parametrize(
+    ("mount_point", "ok"),
+    [("/var/lib/localai", True), ("/x", True), ("/", False), ("var/lib/localai", False),
+     ("/var/lib/../localai", False), ("//var/lib", False), ("/var/lib/localai/", False),
+     ("/var/./lib", False)],
+)  # fmt: skip
+def test_the_mount_point_is_a_normalised_absolute_path_other_than_root(mount_point, ok):
+    if ok:
+        assert f"LOCALAI_MOUNT_POINT={mount_point}\n" in render_user_data(
+            make_spec(mount_point=mount_point)
+        )
+    else:
+        with pytest.raises(ValueError, match="mount_point"):
+            render_user_data(make_spec(mount_point=mount_point))
+
+
+@pytest.mark.parametrize(
+    ("model", "ok"),
+    [("phi-3.5-mini-instruct", True), ("bad model", False), ("x;reboot", False), ("", False)],
+)
+def test_the_default_model_name_is_plain(model, ok):
+    spec = make_spec(default_model=model, cpu_models={"m.yaml": f"name: {model or 'x'}\n"})
+    if ok:
+        render_user_data(spec)
+    else:
+        with pytest.raises(ValueError, match="default_model"):
+            render_user_data(spec)
+
+
+def test_a_model_yaml_that_does_not_parse_is_named():
+    with pytest.raises(ValueError, match=re.escape("cpu_models['m.yaml'] is not valid YAML")):
+        render_user_data(make_spec(cpu_models={"m.yaml": "name: [unclosed\n"}))
+    with pytest.raises(ValueError, match="must be a LocalAI model config with a name"):
+        render_user_data(make_spec(cpu_models={"m.yaml": "name: 3\n"}))
+
+
+def test_a_cpu_only_host_does_not_check_the_gpu_set():
+    spec = make_spec(gpu=False, gpu_models={"m.yaml": "name: other\n"})
+    assert "/gpu/" not in render_user_data(spec)
+
+
+def test_every_reserved_container_variable_is_refused_in_extra_env():
+    from components.serving import CONTAINER_ENV
+
+    names = ["ADDRESS", "API_KEY", "HF_TOKEN", "LLAMACPP_PARALLEL", "LOCALAI_ADDRESS",
+             "LOCALAI_API_KEY", "LOCALAI_MODELS_PATH", "LOCALAI_PARALLEL_REQUESTS",
+             "LOCALAI_THREADS", "MODELS_PATH", "PARALLEL_REQUESTS", "THREADS"]  # fmt: skip
+    assert set(names) <= CONTAINER_ENV
+    for name in names:
+        with pytest.raises(ValueError, match=f"must not set {name}:"):
+            render_user_data(make_spec(extra_env={name: "1"}))
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "a\rb", "a\0b"])
+def test_extra_env_values_are_single_lines(bad):
+    with pytest.raises(ValueError, match="must be a single line"):
+        render_user_data(make_spec(extra_env={"X": bad}))
+
+
+def test_the_cpu_count_is_written_without_trailing_zeros():
+    for value, text in ((3.5, "3.5"), (4.0, "4"), (0.125, "0.125"), (2.0004, "2"), (10.0, "10")):
+        conf = decoded_files(render_user_data(make_spec(cpu_limit=value)))[CONF_PATH]
+        assert f"\nLOCALAI_CPUS={text}\n" in conf
+
+
+def test_extra_env_is_written_sorted_and_only_when_set():
+    files = decoded_files(render_user_data(make_spec(extra_env={"B_VAR": "2", "A_VAR": "x y"})))
+    assert (
+        files[EXTRA_ENV_PATH]
+        == "# Non-secret LocalAI env vars (docker --env-file).\nA_VAR=x y\nB_VAR=2\n"
+    )
+    plain = decoded_files(render_user_data(make_spec(extra_env={})))
+    assert EXTRA_ENV_PATH not in plain
+    assert "\nLOCALAI_EXTRA_ENV_FILE=\n" in plain[CONF_PATH]
+
+
+def test_the_conf_holds_exactly_these_lines():
+    spec = make_spec(
+        hf_token_parameter="/localai/dev/hf-token", never_format=True, volume_wait_s=42
+    )
+    assert decoded_files(render_user_data(spec))[CONF_PATH] == (
+        "# LocalAI host settings (non-secret; the key comes from SSM). From cloud-init.\n"
+        f"LOCALAI_VOLUME_DEVICE={VOLUME_DEVICE}\n"
+        "LOCALAI_MOUNT_POINT=/var/lib/localai\n"
+        "PREPARE_VOLUME_WAIT_S=42\n"
+        "PREPARE_VOLUME_NEVER_FORMAT=1\n"
+        "LOCALAI_PORT=8080\n"
+        "LOCALAI_CPU_IMAGE=localai/localai:v2.24.0-ffmpeg-core\n"
+        "LOCALAI_GPU_IMAGE=\n"
+        "LOCALAI_GPU_CAPABLE=0\n"
+        "LOCALAI_INSTALL_DOCKER=1\n"
+        f"LOCALAI_API_KEY_PARAMETER={KEY_PARAMETER}\n"
+        "LOCALAI_REGION=eu-west-1\n"
+        "LOCALAI_LOG_GROUP=/localai/dev\n"
+        "LOCALAI_DEFAULT_MODEL=phi-3.5-mini-instruct\n"
+        "LOCALAI_CPUS=3.5\n"
+        "LOCALAI_MEMORY_MB=7168\n"
+        "LOCALAI_THREADS=4\n"
+        "LOCALAI_PARALLEL_REQUESTS=1\n"
+        "LOCALAI_MODEL_SRC_DIR=/etc/localai/models\n"
+        "LOCALAI_RUN_DIR=/run/localai\n"
+        "LOCALAI_EXTRA_ENV_FILE=/etc/localai/extra.env\n"
+        "LOCALAI_WEIGHTS_MANIFEST=/etc/localai/weights.tsv\n"
+        "LOCALAI_HF_TOKEN_PARAMETER=/localai/dev/hf-token\n"
+    )
+
+
+def test_the_runcmd_of_a_single_host_step_by_step():
+    cpu = yaml.safe_load(render_user_data(make_spec(never_format=True, volume_wait_s=42)))
+    assert cpu["package_update"] is True
+    assert cpu["packages"] == ["docker.io", "curl"]
+    assert cpu["runcmd"] == [
+        ["env", "PREPARE_VOLUME_WAIT_S=42", "PREPARE_VOLUME_NEVER_FORMAT=1",
+         "/usr/local/sbin/localai-prepare-volume", VOLUME_DEVICE, "/var/lib/localai"],
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "enable", "--now", "docker.service"],
+        ["systemctl", "enable", "--now", "--no-block", "localai.service",
+         "localai-warmup.service", "localai-key-watch.timer", "localai-gpu-retry.timer"],
+    ]  # fmt: skip
+    gpu = yaml.safe_load(render_user_data(make_spec(gpu=True)))
+    assert "packages" not in gpu and "package_update" not in gpu
+    assert gpu["runcmd"][0][1:3] == ["PREPARE_VOLUME_WAIT_S=300", "PREPARE_VOLUME_NEVER_FORMAT=0"]
+    assert ["systemctl", "enable", "--now", "docker.service"] not in gpu["runcmd"]
+
+
+def test_the_docker_dropin_waits_for_the_mount_point():
+    files = decoded_files(render_user_data(make_spec(mount_point="/srv/models")))
+    dropin = files["/etc/systemd/system/docker.service.d/10-localai-weights-volume.conf"]
+    assert dropin.endswith("[Unit]\nConditionPathIsMountPoint=/srv/models\n")
+    assert "(data-root /srv/models/docker)" in dropin
+
+
+def test_write_files_leave_out_the_default_mode_and_give_scripts_0755():
+    entries = write_files(render_user_data(make_spec()))
+    assert "permissions" not in entries[CONF_PATH]
+    assert entries["/usr/local/sbin/localai-run"]["permissions"] == "0755"
+    assert list(entries[CONF_PATH]) == ["path", "content"]
+
+
+def test_the_gzip_is_the_smallest_and_the_limit_is_enforced(monkeypatch):
+    spec = make_spec()
+    packed = base64.b64decode(render_user_data_base64(spec))
+    assert packed == gzip.compress(render_user_data(spec).encode(), compresslevel=9, mtime=0)
+    monkeypatch.setattr(cloud_init, "USER_DATA_LIMIT_BYTES", len(packed))
+    assert render_user_data_base64(spec)  # exactly at the limit
+    monkeypatch.setattr(cloud_init, "USER_DATA_LIMIT_BYTES", len(packed) - 1)
+    with pytest.raises(ValueError, match=f"is {len(packed)} bytes; EC2 allows {len(packed) - 1}"):
+        render_user_data_base64(spec)
