@@ -88,3 +88,11 @@ def test_weights_are_described_in_decimal_gigabytes_without_unknown_models():
     models = [("a", facts("a", 2_390_000_000)), ("u", None), ("b", facts("b", 4_915_000_001))]
     assert describe_weights(models) == "a 2.39 GB + b 4.92 GB"
     assert describe_weights([("u", None)]) == ""
+
+
+@pytest.mark.parametrize(
+    ("file_size", "shown"), [(2_394_999_998, "2.39"), (2_395_000_002, "2.40"), (10**9, "1.00")]
+)
+def test_gigabytes_are_decimal_to_the_byte(file_size, shown):
+    """A billion bytes, not 10**9 +- 1: these sizes sit two bytes from a rounding edge."""
+    assert describe_weights([("m", facts("m", file_size))]) == f"m {shown} GB"
