@@ -852,3 +852,13 @@ def test_a_trailing_newline_is_not_a_valid_value(key: str, value: str) -> None:
 
 def test_an_env_name_with_a_trailing_newline_is_refused() -> None:
     assert "must be UPPER_SNAKE_CASE" in extra_env_error({"LOCALAI_LOG_LEVEL\n": "debug"})
+
+
+def test_an_error_type_that_sorts_before_extra_forbidden_is_not_an_unknown_key() -> None:
+    """'bool_parsing' < 'extra_forbidden': only that exact type is an unknown key."""
+    with pytest.raises(ConfigError) as info:
+        load({"waitForReady": "maybe", "extraEnv": '{"A": ["list"]}'})
+    message = str(info.value)
+    assert "  - localai:waitForReady = 'maybe': Input should be a valid boolean" in message
+    assert "localai:extraEnv.A = ['list']: Input should be a valid string" in message
+    assert "unknown key" not in message

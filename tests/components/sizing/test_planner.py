@@ -428,3 +428,48 @@ def test_the_cuda_image_runs_cpu_layers_on_generic_kernels() -> None:
     host = fake_gpu_host(4096)
     assert kernel_isa(host, cuda_image=True) == "generic"
     assert kernel_isa(host) in ("avx2", "arm64")
+
+
+# -- warnings fire exactly where they must, and nowhere else (issue 13) -------------------
+
+
+def test_a_plain_plan_has_no_warnings():
+    assert list(plan_on("c7i.xlarge", [QWEN]).warnings) == []
+    assert list(plan_on("g6.xlarge", [PHI], use_gpu=True).warnings) == []
+
+
+def test_the_burstable_warning_only_on_burstable_hosts():
+    burstable = [t for t in CATALOG.values() if t.burstable]
+    assert burstable, "the catalog has burstable types"
+    warned = plan_on(HostResources.from_instance_type(burstable[-1]), [QWEN])
+    assert [w for w in warned.warnings if "is burstable" in w] == [
+        f"{burstable[-1].name} is burstable: sustained inference spends CPU credits and then "
+        "runs at the baseline share (or bills surplus credits in unlimited mode)"
+    ]
+    assert not any("burstable" in w for w in plan_on("c7i.xlarge", [QWEN]).warnings)
+
+
+def test_the_threads_warning_starts_one_past_the_physical_cores():
+    cores = host("c7i.xlarge").physical_cores
+    assert plan_on("c7i.xlarge", [QWEN], threads=cores).warnings == ()
+    over = plan_on("c7i.xlarge", [QWEN], threads=cores + 1).warnings
+    assert list(over) == [
+        f"threads={cores + 1} exceeds the {cores} physical cores of c7i.xlarge: llama.cpp "
+        "gets slower with SMT siblings or oversubscribed cores"
+    ]
+
+
+def test_the_per_request_context_warning_starts_below_1024_tokens():
+    at_limit = plan_on("c7i.2xlarge", [QWEN], context={QWEN: 4096}, parallel=4)
+    assert at_limit.warnings == ()
+    below = plan_on("c7i.2xlarge", [QWEN], context={QWEN: 4095}, parallel=4)
+    assert list(below.warnings) == [
+        f"{QWEN}: llama.cpp splits contextSize 4095 across 4 parallel slots, so each request "
+        "gets only 1023 tokens; raise contextSize to 4096 or lower parallelRequests"
+    ]
+
+
+def test_the_no_gpu_warning_only_when_a_gpu_was_asked_for():
+    warned = plan_on("c7i.xlarge", [QWEN], use_gpu=True).warnings
+    assert list(warned) == ["a GPU was requested but c7i.xlarge has none: planned for CPU only"]
+    assert plan_on("c7i.xlarge", [QWEN], use_gpu=False).warnings == ()
