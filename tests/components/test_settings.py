@@ -717,16 +717,12 @@ def test_tls_settings_are_complete(tls: dict, ok: bool, uses_tls) -> None:
 
 
 def test_a_domain_name_is_at_most_253_characters() -> None:
-    label = "a" * 61
-    name_253 = ".".join([label, label, label, label]) + ".ab"  # 4 x 62 + 3 = 251 ... + pad
-    name_253 = "a" * (253 - len(name_253)) + name_253[0:] if len(name_253) < 253 else name_253
-    name_253 = name_253[-253:]
-    assert len(name_253) == 253
-    zone = {"hostedZoneId": "Z0123ABC"}
-    assert accepts(FleetSettings, {**FLEET_OK, **zone, "domainName": name_253}) is (
-        accepts(FleetSettings, {**FLEET_OK, **zone, "domainName": name_253})
-    )
-    assert not accepts(FleetSettings, {**FLEET_OK, **zone, "domainName": "b" + name_253})
+    name_253 = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 63 x 3 + 61 + 3 dots
+    name_254 = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 62])
+    assert (len(name_253), len(name_254)) == (253, 254)
+    zone = {**FLEET_OK, "hostedZoneId": "Z0123ABC"}
+    assert accepts(FleetSettings, {**zone, "domainName": name_253})
+    assert not accepts(FleetSettings, {**zone, "domainName": name_254})
 
 
 @pytest.mark.parametrize(
@@ -862,3 +858,27 @@ def test_an_error_type_that_sorts_before_extra_forbidden_is_not_an_unknown_key()
     assert "  - localai:waitForReady = 'maybe': Input should be a valid boolean" in message
     assert "localai:extraEnv.A = ['list']: Input should be a valid string" in message
     assert "unknown key" not in message
+
+
+def test_a_cpu_type_with_a_cpu_or_auto_accelerator_is_accepted() -> None:
+    for accelerator in ("auto", "cpu"):
+        assert accepts(Settings, {**AWS, "accelerator": accelerator, "instanceType": "c7i.xlarge"})
+
+
+def test_with_several_single_vm_keys_the_message_names_the_first_and_lists_all() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({**AWS, "allowedCidrs": '["203.0.113.0/24"]', "fleet": json.dumps(FLEET_OK), "vpcEndpoints": True, "instanceType": "g6.xlarge"}, catalog=CATALOG)  # fmt: skip
+    assert (
+        "  - localai:instanceType = 'g6.xlarge': instanceType, vpcEndpoints: the single VM's"
+        in str(info.value)
+    )
+
+
+def test_the_default_model_is_the_first_listed() -> None:
+    settings = load({"models": '["qwen2.5-0.5b-instruct", "phi-3.5-mini-instruct"]'})
+    assert settings.default_model == "qwen2.5-0.5b-instruct"
+
+
+def test_load_settings_takes_the_catalog_by_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        load_settings({}, CATALOG)  # type: ignore[misc]
