@@ -91,14 +91,14 @@ class Volume:
 
 
 @pytest.fixture
-def make_volume(tmp_path: Path) -> Iterator[Callable[[], Volume]]:
-    """Factory: a sparse 64 MiB file attached to a loop device; always cleaned up."""
+def make_volume(tmp_path: Path) -> Iterator[Callable[..., Volume]]:
+    """Factory: a sparse file (64 MiB unless told) attached to a loop device; always cleaned up."""
     devices: list[str] = []
 
-    def make() -> Volume:
+    def make(size: int = SIZE) -> Volume:
         image = tmp_path / f"volume{len(devices)}.img"
         with image.open("wb") as handle:
-            handle.truncate(SIZE)
+            handle.truncate(size)
         device = run("losetup", "--find", "--show", str(image)).stdout.strip()
         devices.append(device)
         return Volume(device, image)
@@ -659,3 +659,38 @@ def test_the_new_fstab_keeps_the_old_ones_mode(make_volume, mount_point, env):
     volume = make_volume()
     assert prepare(volume.device, mount_point, env).returncode == 0
     assert fstab.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_device_under_8_mib_is_never_formatted(make_volume, mount_point, env):
+    volume = make_volume(8 * 1024 * 1024 - 512 * 1024)  # 7.5 MiB, blank
+    before = volume.digest()
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == EXIT_REFUSED
+    assert (
+        f"{volume.device} is only {8 * 1024 * 1024 - 512 * 1024} bytes; refusing to format it"
+        in (result.stderr)
+    )
+    refused_before_anything(result, env, volume, digests=[before])
+    assert prepare(make_volume(8 * 1024 * 1024).device, mount_point, env).returncode == 0
+
+
+def test_a_signature_only_wipefs_reports_is_never_formatted(
+    make_volume, mount_point, env, tmp_path
+):
+    """wipefs is asked as well as blkid (it lists every signature, not only the first):
+    here it reports one that blkid -p did not."""
+    volume = make_volume()
+    before = volume.digest()
+    fake = fake_tool(tmp_path, "wipefs", "echo 'linux_raid_member 0x1000'")
+    result = prepare(volume.device, mount_point, {**env, **fake})
+    assert result.returncode == EXIT_REFUSED
+    assert (
+        f"{volume.device} is not blank (wipefs: linux_raid_member 0x1000); refusing to format it"
+        in result.stderr
+    )
+    refused_before_anything(result, env, volume, digests=[before])
+    failing = fake_tool(tmp_path, "wipefs", "exit 1")
+    result = prepare(volume.device, mount_point, {**env, **failing})
+    assert result.returncode == 1
+    assert f"wipefs cannot read {volume.device}" in result.stderr
+    refused_before_anything(result, env, volume, digests=[before])
