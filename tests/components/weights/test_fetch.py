@@ -467,3 +467,31 @@ def test_downloaded_files_are_readable_by_others_whatever_the_umask(serve, model
     finally:
         os.umask(old)
     assert (models / FILE).stat().st_mode & 0o777 == 0o644
+
+
+def test_the_free_space_check_keeps_the_margin_free(serve, models, file_server) -> None:
+    """The file fits, but not with FETCH_MIN_FREE_BYTES left over: refused, nothing fetched."""
+    margin = 2**50  # more than any disk here has free
+    result = serve(FETCH_MIN_FREE_BYTES=str(margin))
+    assert result.returncode == 1
+    assert f"it needs {len(BODY)} more bytes (+ {margin} kept free)" in result.stderr
+    assert file_server.requests == []
+    assert serve(FETCH_MIN_FREE_BYTES="0").returncode == 0
+
+
+def test_a_full_disk_is_not_retried(tmp_path, file_server, tls_certificate) -> None:
+    """curl's exit 23 (write error) ends the fetch at once: retrying cannot free space."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(small)], check=True)
+    try:
+        file_server.files[f"/{FILE}"] = BODY
+        manifest(tmp_path, file_server.base_url, size=0)
+        result = fetch(tmp_path, file_server, small, CURL_CA_BUNDLE=str(tls_certificate[0]))
+        assert result.returncode == 1
+        assert len(file_server.requests) == 1
+        assert "retrying" not in result.stderr
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
