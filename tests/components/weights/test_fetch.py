@@ -495,3 +495,16 @@ def test_a_full_disk_is_not_retried(tmp_path, file_server, tls_certificate) -> N
         assert "retrying" not in result.stderr
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_a_stamped_file_that_changed_since_is_verified_again(serve, models, file_server) -> None:
+    """The stamp holds the size and mtime it was verified at: a file changed since (a
+    restore, a manual copy) is hashed again, not trusted."""
+    assert serve().returncode == 0
+    (models / FILE).write_bytes(BODY[:-1] + b"\0")
+    file_server.requests.clear()
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert "does not match its sha256: fetching it again" in result.stderr
+    assert (models / FILE).read_bytes() == BODY
+    assert len(file_server.requests) == 1
