@@ -7,9 +7,10 @@
 #
 # MANIFEST lines: FILENAME<TAB>SHA256<TAB>SIZE<TAB>URL (SIZE 0: unknown; '#' comments).
 # Per file: skip it when present and verified (a stamp in MODELS_DIR/.localai/verified,
-# a directory LocalAI does not list); else check free space, download to FILENAME.partial
-# with HTTP range resume, a connect timeout and a stall limit (slower than 1 KiB/s for
-# FETCH_STALL_S), up to FETCH_ATTEMPTS attempts with backoff; verify the SHA-256; rename.
+# a directory LocalAI does not list, of the file's sha256, size, inode and ctime); else
+# check free space, download to FILENAME.partial with HTTP range resume, a connect
+# timeout and a stall limit (slower than 1 KiB/s for FETCH_STALL_S), up to FETCH_ATTEMPTS
+# attempts with backoff; verify the SHA-256; rename.
 # Exit 0 when every file is in place; 1 with "localai-fetch: error: ..." as the last line.
 # Env: FETCH_ATTEMPTS (5), FETCH_CONNECT_TIMEOUT_S (30), FETCH_STALL_S (60),
 #      FETCH_RETRY_DELAY_S (5), FETCH_MIN_FREE_BYTES (67108864: kept free beyond the file),
@@ -52,7 +53,9 @@ if ! flock -n 8; then
 fi
 
 file_size() { stat -c %s -- "$1"; }
-stamp_of() { printf '%s %s %s\n' "$1" "$(file_size "$2")" "$(stat -c %Y -- "$2")"; }
+# The stamp: sha256, size, inode and ctime (nanoseconds; no tool can set it back). Any
+# write or replacement after the verification changes it, and the file is hashed again.
+stamp_of() { printf '%s %s\n' "$1" "$(stat -c '%s %i %z' -- "$2")"; }
 sha256_of() { sha256sum -- "$1" | cut -d' ' -f1; }
 
 curl_get() { # URL OUTPUT: resume into OUTPUT; the token goes in a config on stdin, not argv
