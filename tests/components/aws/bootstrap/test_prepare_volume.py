@@ -694,3 +694,19 @@ def test_a_signature_only_wipefs_reports_is_never_formatted(
     assert result.returncode == 1
     assert f"wipefs cannot read {volume.device}" in result.stderr
     refused_before_anything(result, env, volume, digests=[before])
+
+
+def test_a_marker_with_someone_elses_ext4_keeps_their_data(make_volume, mount_point, env):
+    """Our marker with an ext4 under another label is not an interrupted format of ours:
+    the filesystem and its files are kept."""
+    volume = make_volume()
+    run("mkfs.ext4", "-q", "-F", "-L", "their-data", volume.device, "32M")
+    uuid = volume.probe("UUID")
+    with volume.image.open("r+b") as handle:
+        handle.seek(SIZE - 4096)
+        handle.write(MARKER)
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 0, result.stderr
+    assert "interrupted format" not in result.stdout
+    assert "already holds an ext4 filesystem: keeping its data" in result.stdout
+    assert (volume.probe("UUID"), volume.probe("LABEL")) == (uuid, "their-data")
