@@ -124,15 +124,17 @@ def main() -> int:
             equivalent.append(mutant)
 
     for mutant in survivors:
-        where = f"line {mutant.line_no}: " if mutant.line_no else ""
-        print(f"SURVIVED {mutant.name} {where}{mutant.line}")
+        if mutant.line_no is None:  # bash: the mutant's sed expression
+            print(f"SURVIVED {mutant.name}: {mutant.detail}")
+            continue
+        print(f"SURVIVED {mutant.name} line {mutant.line_no}: {mutant.line}")
         for diff_line in mutant.detail.splitlines():
             if diff_line.startswith(("-", "+")) and not diff_line.startswith(("---", "+++")):
                 print(f"    {diff_line}")
     for entry in entries:
         if entry not in used:
             print(
-                f"STALE equivalent entry (no mutant survives it): {entry.operator} | {entry.line}"
+                f"STALE equivalent entry (no mutant survives it): {entry.operator} || {entry.line}"
             )
 
     total = len(mutants)

@@ -1,0 +1,137 @@
+"""scripts/mutation/report.py: the score, the equivalent-mutant matching and the exit code.
+
+The report reads a cosmic-ray session (its sqlite tables) or the bash runner's TSV; both
+are written here by hand, so the arithmetic is checked without running cosmic-ray.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+REPORT = REPO / "scripts" / "mutation" / "report.py"
+SOURCE = "x = 1\nif x > 1:\n    y = a | b\n"
+
+
+def session(path: Path, outcomes: list[tuple[str, int, str, str]]) -> Path:
+    """outcomes: (operator, line, worker outcome, test outcome) per mutant."""
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE mutation_specs (module_path, operator_name, operator_args, occurrence,"
+        " start_pos_row, start_pos_col, end_pos_row, end_pos_col, definition_name, job_id)"
+    )
+    db.execute("CREATE TABLE work_results (worker_outcome, output, test_outcome, diff, job_id)")
+    for number, (operator, line, worker, test) in enumerate(outcomes):
+        db.execute(
+            "INSERT INTO mutation_specs VALUES ('m.py', ?, '{}', 0, ?, 0, ?, 1, 'f', ?)",
+            (operator, line, line, str(number)),
+        )
+        db.execute(
+            "INSERT INTO work_results VALUES (?, '', ?, '--- a\n+++ b\n-old\n+new\n', ?)",
+            (worker, test, str(number)),
+        )
+    db.commit()
+    db.close()
+    return path
+
+
+def report(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, str(REPORT), "--module", "m.py", *args],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "m.py"
+    path.write_text(SOURCE)
+    return path
+
+
+def test_the_score_leaves_listed_equivalents_out(tmp_path: Path, source: Path) -> None:
+    db = session(
+        tmp_path / "s.sqlite",
+        [
+            ("core/NumberReplacer", 1, "NORMAL", "KILLED"),
+            ("core/ReplaceComparisonOperator_Gt_GtE", 2, "NORMAL", "KILLED"),
+            ("core/ReplaceComparisonOperator_Gt_NotEq", 2, "NORMAL", "SURVIVED"),
+            ("core/ReplaceBinaryOperator_BitOr_Add", 3, "NORMAL", "SURVIVED"),
+            ("core/ReplaceBinaryOperator_BitOr_Sub", 3, "TIMEOUT", "KILLED"),
+        ],
+    )
+    equivalent = tmp_path / "eq.txt"
+    equivalent.write_text(
+        "# comment\n"
+        "m.py || core/ReplaceBinaryOperator_BitOr_* || y = a | b || an annotation-like case\n"
+        "other.py || core/NumberReplacer || x = 1 || another module's entry is ignored\n"
+    )
+    result = report(tmp_path, "--equivalent", str(equivalent), "--source", str(source),
+                    "--session", str(db))  # fmt: skip
+    # 3 killed (a timeout counts), 1 equivalent, 1 survivor: 3 / 4.
+    assert result.stdout.splitlines()[-1] == (
+        "mutation score m.py: 75.0% (3 killed of 4 non-equivalent; 1 equivalent, 1 survived, "
+        "5 mutants)"
+    )
+    assert "SURVIVED core/ReplaceComparisonOperator_Gt_NotEq line 2: if x > 1:" in result.stdout
+    assert "    -old" in result.stdout and "    +new" in result.stdout
+    assert result.returncode == 1, "below 90%"
+    relaxed = report(tmp_path, "--equivalent", str(equivalent), "--source", str(source),
+                     "--session", str(db), env={"MUTATION_MIN_SCORE": "75"})  # fmt: skip
+    assert relaxed.returncode == 0
+
+
+def test_an_entry_no_survivor_matches_is_reported_stale(tmp_path: Path, source: Path) -> None:
+    db = session(tmp_path / "s.sqlite", [("core/NumberReplacer", 1, "NORMAL", "KILLED")])
+    equivalent = tmp_path / "eq.txt"
+    equivalent.write_text("m.py || core/NumberReplacer || x = 1 || killed today\n")
+    result = report(tmp_path, "--equivalent", str(equivalent), "--source", str(source),
+                    "--session", str(db))  # fmt: skip
+    assert "STALE equivalent entry (no mutant survives it): core/NumberReplacer || x = 1" in (
+        result.stdout
+    )
+    assert result.returncode == 0
+    assert "100.0% (1 killed of 1 non-equivalent" in result.stdout
+
+
+def test_an_unfinished_session_is_refused(tmp_path: Path, source: Path) -> None:
+    db = session(tmp_path / "s.sqlite", [("core/NumberReplacer", 1, "NORMAL", "KILLED")])
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM work_results")
+    equivalent = tmp_path / "eq.txt"
+    equivalent.write_text("")
+    result = report(tmp_path, "--equivalent", str(equivalent), "--source", str(source),
+                    "--session", str(db))  # fmt: skip
+    assert result.returncode != 0
+    assert "without a result" in result.stderr
+
+
+def test_a_malformed_equivalent_line_names_its_place(tmp_path: Path, source: Path) -> None:
+    db = session(tmp_path / "s.sqlite", [("core/NumberReplacer", 1, "NORMAL", "KILLED")])
+    equivalent = tmp_path / "eq.txt"
+    equivalent.write_text("\nm.py || core/NumberReplacer || x = 1\n")
+    result = report(tmp_path, "--equivalent", str(equivalent), "--source", str(source),
+                    "--session", str(db))  # fmt: skip
+    assert result.returncode != 0
+    assert f"{equivalent}:2: want 'MODULE || OPERATOR || LINE || REASON'" in result.stderr
+
+
+def test_bash_results_match_equivalents_by_mutant_name(tmp_path: Path) -> None:
+    results = tmp_path / "results.tsv"
+    results.write_text(
+        "guard-a\tkilled\ts/a/b/\nguard-b\tsurvived\ts/c/d/\nguard-c\tsurvived\ts/e/f/\n"
+    )
+    equivalent = tmp_path / "eq.txt"
+    equivalent.write_text("m.py || guard-c || - || unreachable on Linux\n")
+    result = report(tmp_path, "--equivalent", str(equivalent), "--results", str(results))
+    assert "SURVIVED guard-b: s/c/d/" in result.stdout
+    assert "guard-c" not in result.stdout.split("mutation score")[0]
+    assert result.stdout.splitlines()[-1] == (
+        "mutation score m.py: 50.0% (1 killed of 2 non-equivalent; 1 equivalent, 1 survived, "
+        "3 mutants)"
+    )
