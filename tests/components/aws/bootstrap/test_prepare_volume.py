@@ -45,6 +45,7 @@ TOOLS = (
     "flock",
     "blockdev",
     "dumpe2fs",
+    "tune2fs",
     "resize2fs",
 )
 
@@ -434,7 +435,8 @@ def test_a_fresh_filesystem_keeps_reserved_blocks_and_no_marker(make_volume, mou
     assert prepare(volume.device, mount_point, env).returncode == 0
     info = run("dumpe2fs", "-h", volume.device).stdout
     reserved = int(re.search(r"^Reserved block count:\s+(\d+)", info, re.M).group(1))
-    assert reserved > 0
+    blocks = int(re.search(r"^Block count:\s+(\d+)", info, re.M).group(1))
+    assert reserved == blocks // 100, "1% reserved (mkfs -m 1), not mkfs's default 5%"
     assert MARKER not in volume.image.read_bytes()
 
 
@@ -710,3 +712,32 @@ def test_a_marker_with_someone_elses_ext4_keeps_their_data(make_volume, mount_po
     assert "interrupted format" not in result.stdout
     assert "already holds an ext4 filesystem: keeping its data" in result.stdout
     assert (volume.probe("UUID"), volume.probe("LABEL")) == (uuid, "their-data")
+
+
+def test_an_ambivalent_probe_is_refused_as_such(make_volume, mount_point, env):
+    """Two filesystems' signatures (ext4 at 1 KiB, btrfs at 64 KiB): blkid -p exits 8."""
+    volume = make_volume()
+    run("mkfs.ext4", "-q", "-F", volume.device)
+    with volume.image.open("r+b") as handle:
+        handle.seek(65536 + 64)
+        handle.write(b"_BHRfS_M")
+    run("blockdev", "--flushbufs", volume.device, check=False)
+    before = volume.digest()
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == EXIT_REFUSED
+    assert (
+        f"blkid cannot identify {volume.device} unambiguously (status 8); refusing to touch it"
+        in result.stderr
+    )
+    refused_before_anything(result, env, volume, digests=[before])
+
+
+def test_an_ext4_without_a_uuid_is_not_written_into_fstab(make_volume, mount_point, env):
+    volume = make_volume()
+    run("mkfs.ext4", "-q", "-F", volume.device)
+    run("tune2fs", "-U", "clear", volume.device)
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 1
+    assert f"cannot read the filesystem UUID of {volume.device} ('')" in result.stderr
+    assert Path(env["FSTAB"]).read_text() == UNRELATED_FSTAB
+    assert mounts_under(mount_point) == []
