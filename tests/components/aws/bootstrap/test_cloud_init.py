@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import json
 import os
@@ -600,3 +601,113 @@ def test_the_gzip_is_the_smallest_and_the_limit_is_enforced(monkeypatch):
     monkeypatch.setattr(cloud_init, "USER_DATA_LIMIT_BYTES", len(packed) - 1)
     with pytest.raises(ValueError, match=f"is {len(packed)} bytes; EC2 allows {len(packed) - 1}"):
         render_user_data_base64(spec)
+
+
+# --- fleet documents and rendering details -----------------------------------------------
+
+
+def mixed_fleet_spec(**overrides):
+    from tests.components.aws.bootstrap.cloud_init_support import DEFAULT_MODEL, model_set
+
+    models = (DEFAULT_MODEL,)
+    profiles = {
+        "c7i.xlarge": cloud_init.HostProfile(3.5, 7168, 4, False, model_set(models, 0), {}),
+        "g6.xlarge": cloud_init.HostProfile(
+            4.0, 14336, 4, True, model_set(models, 0), model_set(models, 99)
+        ),
+    }
+    fleet = cloud_init.FleetBoot(
+        profiles, overrides.pop("group", "proj-prod"), "proj-prod-model-ready"
+    )
+    base = make_spec(gpu=True, volume_device="", **overrides)
+    return dataclasses.replace(base, fleet=fleet)
+
+
+def test_each_fleet_profile_has_its_own_conf_and_model_files():
+    files = decoded_files(render_user_data(mixed_fleet_spec()))
+    cpu = files["/etc/localai/fleet/c7i.xlarge.conf"]
+    gpu = files["/etc/localai/fleet/g6.xlarge.conf"]
+    assert "\nLOCALAI_GPU_CAPABLE=0\nLOCALAI_GPU_IMAGE=\n" in cpu
+    assert (
+        "\nLOCALAI_GPU_CAPABLE=1\nLOCALAI_GPU_IMAGE=localai/localai:v2.24.0-cublas-cuda12\n" in gpu
+    )
+    assert "\nLOCALAI_CPUS=3.5\nLOCALAI_MEMORY_MB=7168\nLOCALAI_THREADS=4\n" in cpu
+    assert cpu.endswith("\nLOCALAI_MODEL_SRC_DIR=/etc/localai/models/c7i.xlarge\n")
+    models = sorted(p for p in files if p.startswith("/etc/localai/models/"))
+    assert models == [
+        "/etc/localai/models/c7i.xlarge/cpu/phi-3.5-mini-instruct.yaml",
+        "/etc/localai/models/g6.xlarge/cpu/phi-3.5-mini-instruct.yaml",
+        "/etc/localai/models/g6.xlarge/gpu/phi-3.5-mini-instruct.yaml",
+    ]
+    assert CONF_PATH not in files, "a fleet host writes its conf at boot"
+
+
+@pytest.mark.parametrize("field", ["group", "hook"])
+def test_bad_auto_scaling_names_are_refused(field):
+    spec = mixed_fleet_spec()
+    fleet = spec.fleet
+    bad = dataclasses.replace(
+        fleet,
+        **({"autoscaling_group": "my group"} if field == "group" else {"lifecycle_hook": "x;y"}),
+    )
+    with pytest.raises(ValueError, match="may only contain letters, digits and _ / -"):
+        render_user_data(dataclasses.replace(spec, fleet=bad))
+
+
+def test_a_bad_profile_is_named_by_its_type():
+    spec = mixed_fleet_spec()
+    profiles = dict(spec.fleet.profiles)
+    profiles["c7i.xlarge"] = dataclasses.replace(profiles["c7i.xlarge"], threads=0)
+    bad = dataclasses.replace(spec, fleet=dataclasses.replace(spec.fleet, profiles=profiles))
+    with pytest.raises(
+        ValueError, match=r"^profile c7i.xlarge: threads must be at least 1, got 0$"
+    ):
+        render_user_data(bad)
+
+
+def test_the_bootstrap_values_are_immutable():
+    spec = mixed_fleet_spec()
+    for value, field in ((spec, "port"), (spec.fleet, "lifecycle_hook"),
+                         (spec.fleet.profiles["g6.xlarge"], "threads")):  # fmt: skip
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, 1)
+
+
+def test_a_negative_cpu_limit_is_refused():
+    with pytest.raises(ValueError, match="cpu_limit must be > 0, got -1"):
+        render_user_data(make_spec(cpu_limit=-1.0))
+
+
+def test_only_plain_text_write_files_are_decoded():
+    plain = "".join(["text/", "plain"])  # built at run time: not the module's own constant
+    assert cloud_init.decode_write_file({"encoding": plain, "content": "x"}) == "x"
+    assert cloud_init.decode_write_file({"content": "y"}) == "y"
+    for encoding in ("b64", "gzip+base64", "base64"):
+        with pytest.raises(ValueError, match="unexpected write_files encoding"):
+            cloud_init.decode_write_file({"encoding": encoding, "content": "eA=="})
+
+
+def test_scripts_are_literal_blocks_and_short_values_plain():
+    document = render_user_data(make_spec())
+    assert (
+        "\n- path: /usr/local/sbin/localai-run\n  permissions: '0755'\n  content: |\n    #!/usr/bin/env bash\n"
+        in document
+    )
+    assert "\n- path: /etc/localai/localai.conf\n  content: |\n" in document
+
+
+def test_non_ascii_text_is_written_as_is():
+    model = "name: phi-3.5-mini-instruct\ndescription: café — ünïcode\n"
+    document = render_user_data(make_spec(cpu_models={"phi-3.5-mini-instruct.yaml": model}))
+    assert "description: café — ünïcode" in document
+
+
+def test_compaction_keeps_the_first_line_and_every_line_of_a_here_document():
+    text = (
+        "# first line, even without #!\n# dropped\necho a\n"
+        "cat <<EOF\n# c1 inside\ncode inside\n# c2 inside\nEOF\n# dropped after\necho b\n"
+    )
+    assert cloud_init.compact_script(text) == (
+        "# first line, even without #!\necho a\n"
+        "cat <<EOF\n# c1 inside\ncode inside\n# c2 inside\nEOF\necho b\n"
+    )
