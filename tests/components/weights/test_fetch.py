@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -327,11 +329,26 @@ def test_wrong_arguments_are_refused_with_the_usage(
         "dir-is-a-file": [str(good), str(a_file)],
     }[case]
     if case == "unreadable" and os.geteuid() == 0:
-        # root reads a mode-0 file; run as nobody to see the check.
-        result = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(FETCHER), *args],
-            env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        # root reads a mode-0 file: run as nobody, from a directory nobody can enter (pytest's
+        # own temporary directories are 0700), so only the manifest's mode is in the way.
+        shared = Path(tempfile.mkdtemp())
+        try:
+            shared.chmod(0o755)
+            script = shared / "fetch.sh"
+            shutil.copy(FETCHER, script)
+            (shared / "models").mkdir(mode=0o777)
+            (shared / "models").chmod(0o777)
+            manifest_path = shared / "unreadable.tsv"
+            manifest_path.write_text("# nothing\n")
+            manifest_path.chmod(0)
+            result = subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash",
+                 str(script), str(manifest_path), str(shared / "models")],
+                env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert list((shared / "models").iterdir()) == []
+        finally:
+            shutil.rmtree(shared)
     else:
         result = run_fetcher(*args)
     assert result.returncode == 1
