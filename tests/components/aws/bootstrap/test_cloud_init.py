@@ -682,7 +682,7 @@ def test_only_plain_text_write_files_are_decoded():
     plain = "".join(["text/", "plain"])  # built at run time: not the module's own constant
     assert cloud_init.decode_write_file({"encoding": plain, "content": "x"}) == "x"
     assert cloud_init.decode_write_file({"content": "y"}) == "y"
-    for encoding in ("b64", "gzip+base64", "base64"):
+    for encoding in ("b64", "gzip+base64", "base64", "text/x-shellscript", "zstd"):
         with pytest.raises(ValueError, match="unexpected write_files encoding"):
             cloud_init.decode_write_file({"encoding": encoding, "content": "eA=="})
 
