@@ -526,3 +526,16 @@ def test_a_stamped_file_that_changed_since_is_verified_again(serve, models, file
     assert "does not match its sha256: fetching it again" in result.stderr
     assert (models / FILE).read_bytes() == BODY
     assert len(file_server.requests) == 1
+
+
+def test_a_server_that_never_resumes_gets_one_request_from_the_start(
+    serve, models, file_server
+) -> None:
+    """The partial is dropped when the server cannot resume it: the retry asks for the
+    whole file, with no Range header, instead of failing on the same partial again."""
+    (models / f"{FILE}.partial").write_bytes(BODY[:1000])
+    file_server.script[f"/{FILE}"] = [("no-range",)] * 5
+    result = serve(FETCH_ATTEMPTS="3")
+    assert result.returncode == 0, result.stderr
+    assert [r[1] for r in file_server.requests] == ["bytes=1000-", None]
+    assert (models / FILE).read_bytes() == BODY
