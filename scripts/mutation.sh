@@ -17,7 +17,8 @@
 # Prints every surviving mutant that scripts/mutation/equivalent.txt does not explain,
 # and the score: killed / (all - equivalent). Exit 0 when the score is at least
 # MUTATION_MIN_SCORE (default 90), 1 below it, 2 on a usage or setup error.
-# Env: MUTATION_JOBS (workers, default: cores), MUTATION_KEEP=1 (keep the work dir).
+# Env: MUTATION_JOBS (cosmic-ray workers, default: cores; bash mutants run one at a time:
+# loop devices and ports), MUTATION_KEEP=1 (keep the work dir).
 # Slow (minutes per module on two cores): not part of CI; run it when you change a
 # module's logic or its tests (README, Tests).
 set -euo pipefail
