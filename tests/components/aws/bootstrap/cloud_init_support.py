@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.aws.bootstrap.cloud_init import BootstrapSpec, decode_write_file
+from components.aws.bootstrap.cloud_init import (
+    BootstrapSpec,
+    FleetBoot,
+    HostProfile,
+    decode_write_file,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 MODEL_CONFIG_DIR = REPO_ROOT / "model_configs"
@@ -68,6 +73,45 @@ def make_spec(
         weights_manifest=TINY_MANIFEST,
     )
     return dataclasses.replace(spec, **overrides)
+
+
+FLEET_GROUP = "localai-prod"
+FLEET_HOOK = "localai-prod-model-ready"
+
+
+def fleet_spec(
+    profiles: dict[str, HostProfile] | None = None, **overrides: object
+) -> BootstrapSpec:
+    """A fleet host's spec: two GPU types by default, or the ``profiles`` given."""
+    if profiles is None:
+        models = (DEFAULT_MODEL,)
+        profiles = {
+            "g6.xlarge": HostProfile(
+                4.0, 14336, 4, True, model_set(models, 0), model_set(models, 99)
+            ),
+            "g4dn.xlarge": HostProfile(
+                4.0, 14336, 2, True, model_set(models, 0), model_set(models, 27)
+            ),
+        }
+    base = make_spec(gpu=True, volume_device="", **overrides)
+    return dataclasses.replace(base, fleet=FleetBoot(profiles, FLEET_GROUP, FLEET_HOOK))
+
+
+def assert_same_code(source: str, shipped: str, path: str) -> None:
+    """``shipped`` is ``source`` with some full-line comments left out, nothing else: its
+    lines are the source's in order, and every source line it lacks is a comment."""
+    source_lines, shipped_lines = source.split("\n"), shipped.split("\n")
+    assert shipped_lines[0] == source_lines[0] == "#!/usr/bin/env bash", path
+    missing = []
+    position = 0
+    for line in source_lines:
+        if position < len(shipped_lines) and shipped_lines[position] == line:
+            position += 1
+        else:
+            missing.append(line)
+    assert position == len(shipped_lines), f"{path}: a line that is not in the file"
+    assert all(line.lstrip().startswith("#") for line in missing), (path, missing)
+    assert len(missing) > 0, f"{path}: its comments were meant to be left out"
 
 
 def write_files(document: str) -> dict[str, dict[str, object]]:

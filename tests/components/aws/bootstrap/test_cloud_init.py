@@ -28,12 +28,15 @@ from components.aws.bootstrap.cloud_init import (
     render_user_data_base64,
 )
 from tests.components.aws.bootstrap.cloud_init_support import (
+    DEFAULT_MODEL,
     FILES_DIR,
     KEY_PARAMETER,
     REPO_ROOT,
     SENTINEL_KEY,
     VOLUME_DEVICE,
+    assert_same_code,
     decoded_files,
+    fleet_spec,
     make_spec,
     model_set,
     skip_or_fail,
@@ -186,23 +189,6 @@ def test_extra_env_cannot_carry_the_api_key(name):
 
 
 # --- content ----------------------------------------------------------------------------
-
-
-def assert_same_code(source: str, shipped: str, path: str) -> None:
-    """``shipped`` is ``source`` with some full-line comments left out, nothing else: its
-    lines are the source's in order, and every source line it lacks is a comment."""
-    source_lines, shipped_lines = source.split("\n"), shipped.split("\n")
-    assert shipped_lines[0] == source_lines[0] == "#!/usr/bin/env bash", path
-    missing = []
-    position = 0
-    for line in source_lines:
-        if position < len(shipped_lines) and shipped_lines[position] == line:
-            position += 1
-        else:
-            missing.append(line)
-    assert position == len(shipped_lines), f"{path}: a line that is not in the file"
-    assert all(line.lstrip().startswith("#") for line in missing), (path, missing)
-    assert len(missing) > 0, f"{path}: its comments were meant to be left out"
 
 
 def test_embedded_scripts_and_units_equal_the_files_in_components_files(variant):
@@ -606,21 +592,16 @@ def test_the_gzip_is_the_smallest_and_the_limit_is_enforced(monkeypatch):
 # --- fleet documents and rendering details -----------------------------------------------
 
 
-def mixed_fleet_spec(**overrides):
-    from tests.components.aws.bootstrap.cloud_init_support import DEFAULT_MODEL, model_set
-
+def mixed_fleet_spec():
     models = (DEFAULT_MODEL,)
-    profiles = {
-        "c7i.xlarge": cloud_init.HostProfile(3.5, 7168, 4, False, model_set(models, 0), {}),
-        "g6.xlarge": cloud_init.HostProfile(
-            4.0, 14336, 4, True, model_set(models, 0), model_set(models, 99)
-        ),
-    }
-    fleet = cloud_init.FleetBoot(
-        profiles, overrides.pop("group", "proj-prod"), "proj-prod-model-ready"
+    return fleet_spec(
+        profiles={
+            "c7i.xlarge": cloud_init.HostProfile(3.5, 7168, 4, False, model_set(models, 0), {}),
+            "g6.xlarge": cloud_init.HostProfile(
+                4.0, 14336, 4, True, model_set(models, 0), model_set(models, 99)
+            ),
+        }
     )
-    base = make_spec(gpu=True, volume_device="", **overrides)
-    return dataclasses.replace(base, fleet=fleet)
 
 
 def test_each_fleet_profile_has_its_own_conf_and_model_files():

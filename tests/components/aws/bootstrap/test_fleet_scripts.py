@@ -23,38 +23,26 @@ from components.aws.bootstrap.cloud_init import (
     FLEET_DIR,
     FLEET_SCRIPTS,
     FLEET_UNITS,
-    FleetBoot,
-    HostProfile,
     compact_script,
     read_file,
     render_user_data,
 )
 from tests.components.aws.bootstrap.cloud_init_support import (
-    DEFAULT_MODEL,
+    FLEET_GROUP,
+    FLEET_HOOK,
     SENTINEL_KEY,
+    assert_same_code,
     decoded_files,
+    fleet_spec,
     install,
     make_spec,
-    model_set,
     skip_or_fail,
 )
 
 INSTANCE_ID = "i-0123456789abcdef0"
-GROUP = "localai-prod"
-HOOK = "localai-prod-model-ready"
+GROUP = FLEET_GROUP
+HOOK = FLEET_HOOK
 VOLUME_SERIAL = "vol0123456789abcdef0"
-
-
-def fleet_spec(**overrides: object):
-    models = (DEFAULT_MODEL,)
-    profiles = {
-        "g6.xlarge": HostProfile(4.0, 14336, 4, True, model_set(models, 0), model_set(models, 99)),
-        "g4dn.xlarge": HostProfile(
-            4.0, 14336, 2, True, model_set(models, 0), model_set(models, 27)
-        ),
-    }
-    base = make_spec(gpu=True, volume_device="", **overrides)
-    return dataclasses.replace(base, fleet=FleetBoot(profiles, GROUP, HOOK))
 
 
 def write_stub(directory: Path, name: str, body: str) -> None:
@@ -167,10 +155,7 @@ def test_fleet_scripts_are_the_files_minus_their_comment_lines():
     for path, name in FLEET_SCRIPTS.items():
         source = read_file(name)
         assert files[path] == compact_script(source)
-        code = [line for line in source.splitlines() if not line.lstrip().startswith("#")]
-        shipped = [line for line in files[path].splitlines() if not line.lstrip().startswith("#")]
-        assert shipped == code, "only comment lines may be dropped"
-        assert files[path].startswith("#!/usr/bin/env bash\n")
+        assert_same_code(source, files[path], path)
     for path, name in FLEET_UNITS.items():
         assert files[path] == read_file(name)
 

@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from components.aws.bootstrap.cloud_init import decode_write_file, render_user_data
-from tests.components.aws.bootstrap.cloud_init_support import FILES_DIR, make_spec
-from tests.components.aws.bootstrap.test_fleet_scripts import fleet_spec
+from tests.components.aws.bootstrap.cloud_init_support import FILES_DIR, fleet_spec, make_spec
 
 UNIT_FILES = sorted(
     p for p in FILES_DIR.iterdir() if p.suffix in (".service", ".timer") or p.suffix == ".conf"
