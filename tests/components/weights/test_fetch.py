@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from components.weights.manifest import FETCHER, resolve_uri, weights_manifest
+from tests.support.locks import held_lock
 
 FILE = "tiny.Q4_K_M.gguf"
 BODY = os.urandom(300_000)
@@ -438,18 +439,10 @@ def test_a_second_fetch_waits_for_the_first_and_downloads_nothing_meanwhile(
 ) -> None:
     (models / ".localai").mkdir()
     lock = models / ".localai" / "fetch.lock"
-    holder = subprocess.Popen(
-        ["flock", "--exclusive", str(lock), "sh", "-c", "echo locked; exec sleep 60"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with held_lock(lock):
         started = time.monotonic()
         result = serve(FETCH_LOCK_WAIT_S="2")
         elapsed = time.monotonic() - started
-    finally:
-        holder.kill()
-        holder.wait()
     assert result.returncode == 1
     assert f"another fetch into {models} is running; waiting up to 2s for it" in result.stderr
     assert last_line(result) == (

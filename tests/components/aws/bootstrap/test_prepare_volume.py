@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.components.aws.bootstrap.cloud_init_support import FILES_DIR, skip_or_fail
+from tests.support.locks import held_lock
 
 pytestmark = pytest.mark.slow
 
@@ -447,7 +448,14 @@ def test_a_fresh_filesystem_keeps_reserved_blocks_and_no_marker(make_volume, mou
 EXIT_USAGE = 2
 
 
-def refused_before_anything(result, env, *volumes: Volume, digests: list[str]) -> None:
+def check_only(tmp_path: Path, mount_point: str, env: dict[str, str], **extra: str):
+    """Run against a device that never appears, without waiting for it: a run that
+    passes every argument check ends in the device timeout (exit 3), not earlier."""
+    missing = tmp_path / "missing-device"
+    return prepare(str(missing), mount_point, {**env, "PREPARE_VOLUME_WAIT_S": "0", **extra})
+
+
+def refused_before_anything(env, *volumes: Volume, digests: list[str]) -> None:
     assert Path(env["FSTAB"]).read_text() == UNRELATED_FSTAB
     assert [v.digest() for v in volumes] == digests
 
@@ -474,8 +482,7 @@ def test_wrong_arguments_are_a_usage_error(env, args):
      "/var/lib/local\\ai"],
 )  # fmt: skip
 def test_a_mount_point_that_is_not_a_plain_absolute_path_is_refused(env, tmp_path, bad):
-    missing = tmp_path / "missing-device"
-    result = prepare(str(missing), bad, {**env, "PREPARE_VOLUME_WAIT_S": "0"})
+    result = check_only(tmp_path, bad, env)
     assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
     assert "MOUNTPOINT must be an absolute path other than /, without spaces" in result.stderr
     assert result.stdout == ""
@@ -498,8 +505,7 @@ SYSTEM_SUBTREES = [
 def test_a_system_directory_is_never_a_mount_point(env, tmp_path, system):
     """Refused before the device is even looked for (the device here never appears: a
     mount point that passed would end in the device timeout, exit 3, instead)."""
-    missing = tmp_path / "missing-device"
-    result = prepare(str(missing), system, {**env, "PREPARE_VOLUME_WAIT_S": "0"})
+    result = check_only(tmp_path, system, env)
     assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
     assert f"MOUNTPOINT '{system}' is (or resolves to) the system path" in result.stderr
     assert result.stdout == ""
@@ -510,17 +516,16 @@ def test_a_system_directory_is_refused_before_the_volume_is_touched(make_volume,
     before = volume.digest()
     result = prepare(volume.device, "/var/lib", env)
     assert result.returncode == EXIT_USAGE
-    refused_before_anything(result, env, volume, digests=[before])
+    refused_before_anything(env, volume, digests=[before])
     assert volume.probe("TYPE") == ""
 
 
 def test_a_system_directory_reached_through_a_symlink_or_dotdot_is_refused(env, tmp_path):
     link = tmp_path / "models-link"
     link.symlink_to("/etc")
-    missing = tmp_path / "missing-device"
     up_to_root = "/".join([str(tmp_path)] + [".."] * (len(tmp_path.parts) - 1))
     for sneaky in (str(link), f"{up_to_root}/usr/lib", "/var/lib/localai/../../log"):
-        result = prepare(str(missing), sneaky, {**env, "PREPARE_VOLUME_WAIT_S": "0"})
+        result = check_only(tmp_path, sneaky, env)
         assert result.returncode == EXIT_USAGE, (sneaky, result.stdout + result.stderr)
         assert "is (or resolves to) the system path" in result.stderr
 
@@ -529,17 +534,15 @@ def test_a_system_directory_reached_through_a_symlink_or_dotdot_is_refused(env, 
 def test_directories_beside_the_system_ones_are_accepted(env, tmp_path, allowed):
     """The other side of the list: these pass the checks and go on to wait for the device
     (which never appears here, so the run ends in the device timeout)."""
-    missing = tmp_path / "missing-device"
-    result = prepare(str(missing), allowed, {**env, "PREPARE_VOLUME_WAIT_S": "0"})
+    result = check_only(tmp_path, allowed, env)
     assert result.returncode == EXIT_TIMEOUT, result.stderr
-    assert f"waiting up to 0s for {missing}" in result.stdout
+    assert f"waiting up to 0s for {tmp_path / 'missing-device'}" in result.stdout
 
 
 @pytest.mark.parametrize("variable", ["PREPARE_VOLUME_WAIT_S", "PREPARE_VOLUME_LOCK_WAIT_S"])
 @pytest.mark.parametrize("value", ["ten", "1.5", "-1", "5s"])
 def test_waits_must_be_whole_seconds(env, tmp_path, variable, value):
-    missing = tmp_path / "missing-device"
-    result = prepare(str(missing), "/var/lib/localai", {**env, variable: value})
+    result = check_only(tmp_path, "/var/lib/localai", env, **{variable: value})
     assert result.returncode == EXIT_USAGE
     assert f"{variable} must be whole seconds: '{value}'" in result.stderr
     assert result.stdout == ""
@@ -556,35 +559,22 @@ def test_a_trailing_slash_names_the_same_mount_point(make_volume, mount_point, e
     assert result.stdout.splitlines()[-1] == f"localai-prepare-volume: ready: {mount_point}"
 
 
-def hold_lock(path: str) -> subprocess.Popen:
-    holder = subprocess.Popen(
-        ["flock", "--exclusive", path, "sh", "-c", "echo locked; exec sleep 60"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-    return holder
-
-
 def test_a_run_waits_for_the_lock_and_touches_nothing_while_another_holds_it(
     make_volume, mount_point, env
 ):
     volume = make_volume()
     before = volume.digest()
-    holder = hold_lock(env["PREPARE_VOLUME_LOCK"])
-    try:
+    with held_lock(env["PREPARE_VOLUME_LOCK"]):
         started = time.monotonic()
         result = prepare(volume.device, mount_point, {**env, "PREPARE_VOLUME_LOCK_WAIT_S": "2"})
         elapsed = time.monotonic() - started
-    finally:
-        holder.kill()
-        holder.wait()
     assert result.returncode == 1
     assert (
         f"another localai-prepare-volume still holds {env['PREPARE_VOLUME_LOCK']} after 2s; "
         "nothing was touched"
     ) in result.stderr
     assert 1.5 <= elapsed < 10
-    refused_before_anything(result, env, volume, digests=[before])
+    refused_before_anything(env, volume, digests=[before])
     assert mounts_under(mount_point) == []
     # Released: the same run now goes through.
     assert prepare(volume.device, mount_point, env).returncode == 0
@@ -672,7 +662,7 @@ def test_a_device_under_8_mib_is_never_formatted(make_volume, mount_point, env):
         f"{volume.device} is only {8 * 1024 * 1024 - 512 * 1024} bytes; refusing to format it"
         in (result.stderr)
     )
-    refused_before_anything(result, env, volume, digests=[before])
+    refused_before_anything(env, volume, digests=[before])
     assert prepare(make_volume(8 * 1024 * 1024).device, mount_point, env).returncode == 0
 
 
@@ -690,12 +680,12 @@ def test_a_signature_only_wipefs_reports_is_never_formatted(
         f"{volume.device} is not blank (wipefs: linux_raid_member 0x1000); refusing to format it"
         in result.stderr
     )
-    refused_before_anything(result, env, volume, digests=[before])
+    refused_before_anything(env, volume, digests=[before])
     failing = fake_tool(tmp_path, "wipefs", "exit 1")
     result = prepare(volume.device, mount_point, {**env, **failing})
     assert result.returncode == 1
     assert f"wipefs cannot read {volume.device}" in result.stderr
-    refused_before_anything(result, env, volume, digests=[before])
+    refused_before_anything(env, volume, digests=[before])
 
 
 def test_a_marker_with_someone_elses_ext4_keeps_their_data(make_volume, mount_point, env):
@@ -729,7 +719,7 @@ def test_an_ambivalent_probe_is_refused_as_such(make_volume, mount_point, env):
         f"blkid cannot identify {volume.device} unambiguously (status 8); refusing to touch it"
         in result.stderr
     )
-    refused_before_anything(result, env, volume, digests=[before])
+    refused_before_anything(env, volume, digests=[before])
 
 
 def test_an_ext4_without_a_uuid_is_not_written_into_fstab(make_volume, mount_point, env):
