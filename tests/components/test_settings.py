@@ -619,10 +619,15 @@ def test_exactly_a_slash_8_of_public_space_is_the_limit() -> None:
 
 
 def test_public_addresses_count_each_special_block_out_exactly() -> None:
-    special = 2**24 * 4 + 2**22 + 2**16 * 2 + 2**20 + 256 * 4 + 2**17 + 2**28 * 2
-    # 0/8, 10/8, 127/8 and... : 0.0.0.0/8, 10/8, 127/8 are /8s; 100.64/10; 169.254/16 and
-    # 192.168/16; 172.16/12; four /24s; 198.18/15; 224/4 and 240/4.
-    special -= 2**24  # only three /8s above: 0/8, 10/8, 127/8
+    special = (
+        3 * 2**24  # 0.0.0.0/8, 10.0.0.0/8, 127.0.0.0/8
+        + 2**22  # 100.64.0.0/10
+        + 2 * 2**16  # 169.254.0.0/16, 192.168.0.0/16
+        + 2**20  # 172.16.0.0/12
+        + 4 * 256  # 192.0.0.0/24, 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24
+        + 2**17  # 198.18.0.0/15
+        + 2 * 2**28  # 224.0.0.0/4, 240.0.0.0/4
+    )
     assert public_ipv4_addresses(["0.0.0.0/0"]) == 2**32 - special
     assert public_ipv4_addresses(["10.1.0.0/16"]) == 0  # inside a private block
     assert public_ipv4_addresses(["192.0.0.0/16"]) == 2**16 - 256 - 256  # holds 2 /24s
@@ -800,12 +805,9 @@ def test_secrets_are_never_quoted_in_errors() -> None:
 
 
 def test_errors_without_a_location_are_reported_under_a_question_mark() -> None:
-    try:
+    with pytest.raises(ValidationError) as info:
         Settings.model_validate("not a mapping")
-    except ValidationError as exc:
-        assert _format_errors(exc, {}).splitlines()[1].startswith("  - localai:? = ")
-    else:  # pragma: no cover
-        pytest.fail("a string is not a settings mapping")
+    assert _format_errors(info.value, {}).splitlines()[1].startswith("  - localai:? = ")
 
 
 def test_list_keys_take_a_comma_separated_string_and_bad_json_is_named() -> None:
