@@ -217,6 +217,15 @@ class FleetSettings(_Section):
 
     @model_validator(mode="after")
     def _sizes_are_ordered(self) -> FleetSettings:
+        if self.min_size == 0:
+            # ALBRequestCountPerTarget counts requests per registered target: with none
+            # there is no datapoint, and target tracking never scales out from zero (the
+            # load balancer answers 503 without counting a request).
+            raise ValueError(
+                "minSize 0 cannot scale out again: the group scales on requests per "
+                "instance, and with no instance the load balancer counts none (it answers "
+                "503). Use minSize 1 or more"
+            )
         if self.min_size > self.max_size:
             raise ValueError(f"minSize ({self.min_size}) must not exceed maxSize ({self.max_size})")
         desired = self.desired_size

@@ -31,6 +31,7 @@ from components.aws.access import (
     moved_from,
 )
 from components.aws.bootstrap.cloud_init import (
+    KEY_RESTART_SPREAD_S,
     BootstrapSpec,
     FleetBoot,
     HostProfile,
@@ -52,6 +53,26 @@ LIFECYCLE_HEARTBEAT_TIMEOUT_S = 900
 every 2 minutes while its warm-up runs (localai-lifecycle-heartbeat.timer), so this
 catches a host that never got that far (cloud-init failed, no network) in 15 minutes."""
 VOLUME_WAIT_S = 300
+HEALTH_CHECK_GRACE_S = 60
+"""With a launch lifecycle hook the grace period starts only once the hook completes
+(EC2 Auto Scaling User Guide, "Set the health check grace period"), i.e. after the host's
+warm-up answered; a minute covers the target group's first two checks."""
+DELETE_TIMEOUT = "60m"
+"""``pulumi destroy`` drains the group before deleting it (terraform-provider-aws,
+internal/service/autoscaling/group.go, resourceGroupDelete -> drainGroup, waitGroupDrained
+with the Delete timeout, 10 minutes by default); deregistration and a stopping GPU host
+take longer than that on a busy fleet."""
+LEGACY_TEMPLATE_FAMILY = "nvidia-dlami-24.04-x86_64"
+"""The family whose launch template keeps the logical name every fleet had before families
+were part of it (``<name>-launch-template``): the prod stack's GPU fleets see no change."""
+
+
+_HOOK: dict[str, object] = {
+    "lifecycle_transition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+    "default_result": "ABANDON",
+    "heartbeat_timeout": LIFECYCLE_HEARTBEAT_TIMEOUT_S,
+}
+"""The launch hook's settings, on the group at creation and on the hook resource after."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,8 @@ class AwsFleetArgs:
     internal: bool
     tls: TlsChoice
     weights_snapshot_id: str | None = None
+    snapshot_kms_key_arn: str | None = None
+    """The snapshot's customer-managed KMS key, which Auto Scaling's role needs a grant on."""
     spot: SpotChoice | None = None
     warm_pool: WarmPoolChoice | None = None
     ssh_key_name: str | None = None
@@ -111,6 +134,43 @@ def autoscaling_group_name(resource_prefix: str) -> str:
 
 def lifecycle_hook_name(resource_prefix: str) -> str:
     return f"{resource_prefix}-model-ready"
+
+
+SNAPSHOT_KEY_OPERATIONS = (
+    "Encrypt",
+    "Decrypt",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "DescribeKey",
+    "CreateGrant",
+)
+"""What the service-linked role needs on the key (the guide's create-grant example)."""
+
+
+def autoscaling_service_role_arn(partition: str, account: str) -> str:
+    return (
+        f"arn:{partition}:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/"
+        "AWSServiceRoleForAutoScaling"
+    )
+
+
+def refresh_max_healthy_percentage(min_healthy_percentage: int) -> int:
+    """AWS refuses an instance refresh whose max and min healthy percentages are more than
+    100 points apart (EC2 Auto Scaling API Reference, RefreshPreferences,
+    MaxHealthyPercentage); launch before terminate as far as that allows."""
+    return min(200, min_healthy_percentage + 100)
+
+
+def launch_template_name(name: str, family: str) -> str:
+    """The launch template's logical name. Its AMI is kept after creation (a new AMI
+    release must not roll the fleet on an unrelated change), and Pulumi applies
+    ``ignore_changes`` to a replacement too: a name per AMI family makes a change of family
+    (CPU <-> GPU types, amd64 <-> arm64) a new template with a fresh AMI of that family."""
+    if family == LEGACY_TEMPLATE_FAMILY:
+        return f"{name}-launch-template"
+    return f"{name}-launch-template-{family}"
 
 
 def fleet_bootstrap_spec(
@@ -170,6 +230,8 @@ class AwsFleet(pulumi.ComponentResource):
     load_balancer_dns_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     region: pulumi.Output[str]
+    ami_id: pulumi.Output[str]
+    """What the launch template boots (kept across AMI releases unless pinned)."""
 
     def __init__(
         self, name: str, args: AwsFleetArgs, opts: pulumi.ResourceOptions | None = None
@@ -214,13 +276,21 @@ class AwsFleet(pulumi.ComponentResource):
         template = self._launch_template(
             name, args, tags, user_data, identity.instance_profile_name, front
         )
+        grants = self._snapshot_key_grant(name, args)
         group = self._group(
             name,
             args,
             tags,
             template,
             front,
-            depends_on=[*identity.policies, *front.listeners],
+            depends_on=[*identity.policies, *front.listeners, *grants],
+        )
+        aws.autoscaling.LifecycleHook(
+            f"{name}-model-ready-hook",
+            name=lifecycle_hook_name(args.resource_prefix),
+            autoscaling_group_name=group.name,
+            **_HOOK,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         aws.autoscaling.Policy(
             f"{name}-requests-per-instance",
@@ -241,7 +311,8 @@ class AwsFleet(pulumi.ComponentResource):
         self.autoscaling_group_name = group.name
         self.load_balancer_dns_name = front.load_balancer.dns_name
         self.log_group_name = log_group.name
-        self._check_readiness(name, args, group, key_parameter)
+        self.ami_id = template.image_id
+        self._check_readiness(name, args, group, key_parameter, front)
         self.register_outputs(
             {
                 "base_url": self.base_url,
@@ -251,8 +322,30 @@ class AwsFleet(pulumi.ComponentResource):
                 "load_balancer_dns_name": self.load_balancer_dns_name,
                 "log_group_name": self.log_group_name,
                 "region": self.region,
+                "ami_id": self.ami_id,
             }
         )
+
+    def _snapshot_key_grant(self, name: str, args: AwsFleetArgs) -> list[pulumi.Resource]:
+        """Let Auto Scaling's service-linked role use the snapshot's customer-managed key,
+        or every launch fails with Client.InternalError (EC2 Auto Scaling User Guide,
+        "Required AWS KMS key policy for use with encrypted volumes")."""
+        if args.snapshot_kms_key_arn is None:
+            return []
+        opts = pulumi.InvokeOutputOptions(parent=self)
+        role = pulumi.Output.all(
+            aws.get_partition_output(opts=opts).partition,
+            aws.get_caller_identity_output(opts=opts).account_id,
+        ).apply(lambda v: autoscaling_service_role_arn(v[0], v[1]))
+        return [
+            aws.kms.Grant(
+                f"{name}-snapshot-key-grant",
+                key_id=args.snapshot_kms_key_arn,
+                grantee_principal=role,
+                operations=list(SNAPSHOT_KEY_OPERATIONS),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        ]
 
     def _launch_template(
         self,
@@ -274,7 +367,7 @@ class AwsFleet(pulumi.ComponentResource):
         )
         instance_tags = {**tags, "Name": args.resource_prefix}
         return aws.ec2.LaunchTemplate(
-            f"{name}-launch-template",
+            launch_template_name(name, args.image.family),
             description="LocalAI fleet host (components/aws/fleet.py)",
             image_id=args.ami.ami_id,
             instance_type=args.instance_types[0],
@@ -316,7 +409,11 @@ class AwsFleet(pulumi.ComponentResource):
             ],
             update_default_version=True,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Kept until the family changes (a new template) or localai:amiId pins one.
+                ignore_changes=[] if args.ami.pinned else ["imageId"],
+            ),
         )
 
     def _group(
@@ -360,21 +457,31 @@ class AwsFleet(pulumi.ComponentResource):
             vpc_zone_identifiers=[p.subnet_id for p in args.placement.instance_subnets],
             target_group_arns=[front.target_group.arn],
             health_check_type="ELB",
-            health_check_grace_period=300,
+            health_check_grace_period=HEALTH_CHECK_GRACE_S,
+            # The provider's capacity wait stops at the first failed scaling activity unless
+            # told otherwise (group.go, waitGroupCapacitySatisfied); a zone out of capacity
+            # or an unfulfilled Spot request is one, and the group recovers from it by itself
+            # in another zone or type (terraform-provider-aws #33665).
+            ignore_failed_scaling_activities=True,
             capacity_rebalance=args.spot is not None,
+            # The hook must exist before the first instance launches, so the group is
+            # created with it; `initial_lifecycle_hook` is ForceNew (group.go schema) and
+            # the group's name is fixed, so a later change would try to create a second
+            # group of that name: the hook is ignored here after creation and kept up to
+            # date by the LifecycleHook resource of the same name (PutLifecycleHook
+            # creates or updates).
             initial_lifecycle_hooks=[
                 aws.autoscaling.GroupInitialLifecycleHookArgs(
-                    name=lifecycle_hook_name(args.resource_prefix),
-                    lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
-                    default_result="ABANDON",
-                    heartbeat_timeout=LIFECYCLE_HEARTBEAT_TIMEOUT_S,
+                    name=lifecycle_hook_name(args.resource_prefix), **_HOOK
                 )
             ],
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling",
                 preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
                     min_healthy_percentage=args.min_healthy_percentage,
-                    max_healthy_percentage=200,
+                    max_healthy_percentage=refresh_max_healthy_percentage(
+                        args.min_healthy_percentage
+                    ),
                     skip_matching=True,
                 ),
             ),
@@ -391,7 +498,11 @@ class AwsFleet(pulumi.ComponentResource):
                 parent=self,
                 depends_on=depends_on,
                 # Scaling moves the desired capacity; `pulumi up` must not undo it.
-                ignore_changes=["desiredCapacity"] if args.desired_size is None else [],
+                ignore_changes=[
+                    *(["desiredCapacity"] if args.desired_size is None else []),
+                    "initialLifecycleHooks",
+                ],
+                custom_timeouts=pulumi.CustomTimeouts(delete=DELETE_TIMEOUT),
             ),
             **launch,
         )
@@ -431,6 +542,7 @@ class AwsFleet(pulumi.ComponentResource):
         args: AwsFleetArgs,
         group: aws.autoscaling.Group,
         key_parameter: aws.ssm.Parameter,
+        front: FleetLoadBalancer,
     ) -> None:
         """From outside, through the load balancer: the same one-token check as the host."""
         serving = args.serving
@@ -444,8 +556,13 @@ class AwsFleet(pulumi.ComponentResource):
             timeout_s=serving.ready_timeout_seconds,
             triggers=[group.arn, key_parameter.version],
             parent=self,
-            depends_on=[group],
-            extra_args=["--auth-grace", str(KEY_RELOAD_GRACE_S), "--check-other-key-refused"],
+            # The base URL names the alias record when there is one: resolve it only then.
+            depends_on=[group, *front.dns_records],
+            extra_args=[
+                "--auth-grace",
+                str(KEY_RELOAD_GRACE_S + KEY_RESTART_SPREAD_S),
+                "--check-other-key-refused",
+            ],
             hint=(
                 "Check that this machine's address is in localai:allowedCidrs, the group's "
                 f"activity (aws autoscaling describe-scaling-activities --auto-scaling-group-name "

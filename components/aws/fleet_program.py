@@ -13,6 +13,7 @@ import pulumi_aws as aws
 
 from components.aws.access import check_names
 from components.aws.bootstrap.cloud_init import HostProfile
+from components.aws.deployed_fleet import check_fleet_change, deployed_fleet
 from components.aws.fleet import (
     AwsFleet,
     AwsFleetArgs,
@@ -134,6 +135,13 @@ def build_fleet(
     problems = asg_name_problems(autoscaling_group_name(prefix))
     if problems:
         raise ConfigError(f"project and stack name '{prefix}' are too long: {'; '.join(problems)}")
+    for warning in check_fleet_change(
+        deployed_fleet(autoscaling_group_name(prefix)),
+        instance_types=[t.name for t in types],
+        port=settings.port,
+        tags={"localai:stack": prefix, **settings.tags},
+    ):
+        pulumi.log.warn(warning)
     profiles = {
         name: HostProfile(
             cpu_limit=sizing.cpu_limit,
@@ -163,6 +171,7 @@ def build_fleet(
         internal=fleet.internal,
     )
     volume_gb = _with_snapshot(volume_size(), settings, fleet.weights_snapshot_id)
+    snapshot_key = _customer_managed_key(fleet.weights_snapshot_id)
     contexts = [settings.context_size or m.context_size for m in models]
     timings = fleet_timings(plans, max(contexts), fleet.target_requests_per_minute)
     tls = TlsChoice(fleet.certificate_arn, fleet.domain_name, fleet.hosted_zone_id)
@@ -198,6 +207,7 @@ def build_fleet(
         internal=fleet.internal,
         tls=tls,
         weights_snapshot_id=fleet.weights_snapshot_id,
+        snapshot_kms_key_arn=snapshot_key,
         spot=(
             SpotChoice(
                 fleet.spot.on_demand_base_capacity, fleet.spot.on_demand_percentage_above_base
@@ -230,7 +240,7 @@ def build_fleet(
         "autoScalingGroupName": target.autoscaling_group_name,
         "loadBalancerDnsName": target.load_balancer_dns_name,
         "instanceTypes": ",".join(t.name for t in types),
-        "amiId": ami.ami_id,
+        "amiId": target.ami_id,
         "amiParameter": image.ami_parameter,
         "logGroup": target.log_group_name,
         "region": target.region,
@@ -262,3 +272,17 @@ def _with_snapshot(size_gb: int, settings: Settings, snapshot_id: str | None) ->
             f"{snapshot.volume_size}"
         )
     return int(snapshot.volume_size)
+
+
+def _customer_managed_key(snapshot_id: str | None) -> str | None:
+    """The ARN of the customer-managed KMS key that encrypts the snapshot, if it is one:
+    Auto Scaling launches with its service-linked role, which needs a grant on such a key
+    (EC2 Auto Scaling User Guide, "Required AWS KMS key policy for use with encrypted
+    volumes"); an AWS-managed key (aws/ebs) needs none."""
+    if snapshot_id is None:
+        return None
+    snapshot = aws.ebs.get_snapshot(snapshot_ids=[snapshot_id], most_recent=True)
+    if not snapshot.encrypted or not snapshot.kms_key_id:
+        return None
+    key = aws.kms.get_key(key_id=snapshot.kms_key_id)
+    return key.arn if key.key_manager == "CUSTOMER" else None

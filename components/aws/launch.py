@@ -189,7 +189,14 @@ def host_policy_document(
     """Least privilege for the host: read its own parameters (the key; the Hugging Face
     token when there is one), write its own log group, and read no other parameter even
     though the SSM managed policy allows it. A fleet host may also complete (and extend)
-    lifecycle actions on its own group, ``lifecycle_group_arn``, and no other."""
+    lifecycle actions on its own group, ``lifecycle_group_arn``, and no other.
+
+    IAM cannot narrow that to the host's own instance: CompleteLifecycleAction and
+    RecordLifecycleActionHeartbeat take the group as their only resource, and their
+    condition keys are the group's tags (Service Authorization Reference, Amazon EC2 Auto
+    Scaling); the instance id is a request parameter no condition key exposes. A host of
+    the group can therefore complete another host's action; it holds the same role and key,
+    so this grants it nothing it lacks."""
     statements = _host_statements(parameter_arns, log_group_arn)
     if lifecycle_group_arn is not None:
         statements.append(

@@ -17,6 +17,11 @@ from components.aws.network import FleetPlacement
 
 HTTPS_PORT = 443
 HTTP_PORT = 80
+UNHEALTHY_AFTER_CHECKS = 10
+"""ELB's maximum: 10 failed checks 15 s apart (150 s) before a target is unhealthy, and the
+group (ELB health checks) replaces it. A LocalAI restart (a key rotation, a GPU retry)
+closes the port for the container's stop and start, well under that; a dead host is still
+found within three minutes."""
 HEALTH_CHECK_PATH = "/readyz"
 """LocalAI v2.24.0's /readyz answers a bare 200, without a key, as soon as the HTTP server
 listens (core/http/routes/health.go; keys never protect it); it says nothing about the
@@ -177,7 +182,7 @@ class FleetLoadBalancer:
                 interval=15,
                 timeout=5,
                 healthy_threshold=2,
-                unhealthy_threshold=3,
+                unhealthy_threshold=UNHEALTHY_AFTER_CHECKS,
             ),
             tags=tags,
             opts=opts,
@@ -186,7 +191,17 @@ class FleetLoadBalancer:
             aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=self.target_group.arn)
         ]
         self.listeners: list[aws.lb.Listener] = []
+        self.dns_records: list[aws.route53.Record] = []
+        """The alias record OPENAI_BASE_URL names, when the stack creates one."""
         self.host: pulumi.Output[str] = self.load_balancer.dns_name
+        redirect = [
+            aws.lb.ListenerDefaultActionArgs(
+                type="redirect",
+                redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                    protocol="HTTPS", port=str(HTTPS_PORT), status_code="HTTP_301"
+                ),
+            )
+        ]
         if args.tls.enabled:
             certificate_arn = self._certificate(name, args, tags, opts)
             self.listeners.append(
@@ -202,28 +217,28 @@ class FleetLoadBalancer:
                     opts=opts,
                 )
             )
-            self.listeners.append(
-                aws.lb.Listener(
-                    f"{name}-http-redirect",
-                    load_balancer_arn=self.load_balancer.arn,
-                    port=HTTP_PORT,
-                    protocol="HTTP",
-                    default_actions=[
-                        aws.lb.ListenerDefaultActionArgs(
-                            type="redirect",
-                            redirect=aws.lb.ListenerDefaultActionRedirectArgs(
-                                protocol="HTTPS", port=str(HTTPS_PORT), status_code="HTTP_301"
-                            ),
-                        )
-                    ],
-                    tags=tags,
-                    opts=opts,
-                )
+        self.listeners.append(
+            aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=self.load_balancer.arn,
+                port=HTTP_PORT,
+                protocol="HTTP",
+                default_actions=redirect if args.tls.enabled else forward,
+                tags=tags,
+                # One port-80 listener in both modes, updated in place when TLS is turned
+                # on or off: two logical names would create the new listener before
+                # deleting the old one, and ELB refuses a second listener on a port
+                # (DuplicateListener). Stacks deployed with TLS before knew it by the alias.
+                opts=pulumi.ResourceOptions(
+                    parent=parent, aliases=[pulumi.Alias(name=f"{name}-http-redirect")]
+                ),
             )
+        )
+        if args.tls.enabled:
             assert args.tls.domain_name is not None  # settings: TLS needs domainName
             self.host = pulumi.Output.from_input(args.tls.domain_name)
             if args.tls.zone_id is not None:
-                aws.route53.Record(
+                alias = aws.route53.Record(
                     f"{name}-alias",
                     zone_id=args.tls.zone_id,
                     name=args.tls.domain_name,
@@ -237,18 +252,7 @@ class FleetLoadBalancer:
                     ],
                     opts=opts,
                 )
-        else:
-            self.listeners.append(
-                aws.lb.Listener(
-                    f"{name}-http",
-                    load_balancer_arn=self.load_balancer.arn,
-                    port=HTTP_PORT,
-                    protocol="HTTP",
-                    default_actions=forward,
-                    tags=tags,
-                    opts=opts,
-                )
-            )
+                self.dns_records.append(alias)
         scheme = "https" if args.tls.enabled else "http"
         self.base_url = pulumi.Output.format("{0}://{1}/v1", scheme, self.host)
         self.health_url = pulumi.Output.format("{0}://{1}{2}", scheme, self.host, HEALTH_CHECK_PATH)

@@ -35,9 +35,18 @@ class DeployedVolume:
     availability_zone: str
 
 
-NAT_TARGETS = ("nat_gateway_id", "instance_id", "network_interface_id", "transit_gateway_id")
+NAT_TARGETS = (
+    "nat_gateway_id",
+    "instance_id",
+    "network_interface_id",
+    "transit_gateway_id",
+    "vpc_endpoint_id",
+    "core_network_arn",
+)
 """Default-route targets that give a host without a public IP a way out: a NAT gateway,
-a NAT instance (by instance or ENI), or a transit gateway (central egress)."""
+a NAT instance (by instance or ENI), a transit gateway or Cloud WAN core network (central
+egress), or a Gateway Load Balancer / Network Firewall endpoint (``vpce-``) in front of one
+(inspection, then NAT)."""
 
 
 def default_route_egress(routes: Sequence[object]) -> tuple[str, str]:
@@ -50,6 +59,8 @@ def default_route_egress(routes: Sequence[object]) -> tuple[str, str]:
         gateway = getattr(route, "gateway_id", "") or ""
         if gateway.startswith("igw-"):
             return "igw", gateway
+        if gateway.startswith("vpce-"):  # a firewall endpoint as EC2 reports some routes
+            return "nat", gateway
         for attribute in NAT_TARGETS:
             target = getattr(route, attribute, "") or ""
             if target:

@@ -83,3 +83,27 @@ def test_the_pinned_urns_name_both_component_types() -> None:
     assert "pulumi:pulumi:Stack$localai:aws:Host::localai" in pinned["dev"]
     assert "localai:aws:Host$localai:aws:HostIdentity::localai-identity" in pinned["dev"]
     assert "localai:aws:Host$aws:ec2/instance:Instance::localai-instance" in pinned["dev"]
+
+
+RENAMED_WITH_ALIAS = {
+    # TLS on/off keeps one port-80 listener (issue 18, item 2): stacks deployed with TLS
+    # knew it as -http-redirect, and its alias carries that state over.
+    "prod": {
+        "localai:aws:Fleet$aws:lb/listener:Listener::localai-http-redirect": (
+            "localai:aws:Fleet$aws:lb/listener:Listener::localai-http"
+        ),
+    },
+}
+
+
+@pytest.mark.parametrize("variant", sorted(RENAMED_WITH_ALIAS))
+def test_a_renamed_resource_carries_its_old_name_as_an_alias(
+    variant: str, pulumi_mocks: RecordingMocks
+) -> None:
+    stack, overrides, daemon = VARIANTS[variant]
+    run_program({**localai_keys(stack_config(stack)), **overrides}, stack=stack, daemon=daemon)
+    by_urn = {_relative_urn(r.urn): r for r in pulumi_mocks.resources}
+    for old, new in RENAMED_WITH_ALIAS[variant].items():
+        assert old not in by_urn
+        old_name = old.rsplit("::", 1)[1]
+        assert old_name in by_urn[new].alias_names, f"{new} must alias {old_name}"

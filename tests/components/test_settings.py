@@ -372,9 +372,9 @@ LIMITS = [
     (SpotSettings, "onDemandPercentageAboveBase", 0, 100, 1, {}),
     (WarmPoolSettings, "minSize", 0, 100, 1, {}),
     (WarmPoolSettings, "maxPreparedCapacity", 0, 100, 1, {}),
-    (FleetSettings, "minSize", 0, 100, 1, {**FLEET_OK, "maxSize": 100}),
-    (FleetSettings, "maxSize", 1, 100, 1, {**FLEET_OK, "minSize": 0}),
-    (FleetSettings, "desiredSize", 0, 100, 1, {**FLEET_OK, "minSize": 0, "maxSize": 100}),
+    (FleetSettings, "minSize", 1, 100, 1, {**FLEET_OK, "maxSize": 100}),
+    (FleetSettings, "maxSize", 1, 100, 1, {**FLEET_OK, "minSize": 1}),
+    (FleetSettings, "desiredSize", 1, 100, 1, {**FLEET_OK, "minSize": 1, "maxSize": 100}),
     (FleetSettings, "targetRequestsPerMinute", 1, 1_000_000, 1, FLEET_OK),
     (FleetSettings, "minHealthyPercentage", 0, 100, 1, FLEET_OK),
 ]
@@ -438,8 +438,10 @@ def test_sections_are_frozen_and_take_field_names_too() -> None:
     assert (settings.parallel_requests, settings.ready_timeout_seconds) == (3, 60)
     with pytest.raises(ValidationError, match="frozen"):
         settings.port = 1  # type: ignore[misc]
-    fleet = FleetSettings.model_validate({"instance_types": ["g6.xlarge"], "min_size": 0})
-    assert fleet.min_size == 0
+    fleet = FleetSettings.model_validate(
+        {"instance_types": ["g6.xlarge"], "min_size": 2, "max_size": 2}
+    )
+    assert fleet.min_size == 2
     with pytest.raises(ValidationError, match="frozen"):
         fleet.max_size = 3  # type: ignore[misc]
 
@@ -679,7 +681,7 @@ def test_a_gpu_fleet_refuses_cpu_types_by_name() -> None:
      ({"minSize": 1, "maxSize": 3, "desiredSize": 0}, False),
      ({"minSize": 1, "maxSize": 3, "desiredSize": 4}, False),
      ({"minSize": 2, "maxSize": 2, "desiredSize": 2}, True),
-     ({"minSize": 0, "maxSize": 3}, True)],
+     ({"minSize": 0, "maxSize": 3}, False)],
 )  # fmt: skip
 def test_fleet_sizes_are_ordered(sizes: dict, ok: bool) -> None:
     assert accepts(FleetSettings, {**FLEET_OK, **sizes}) is ok

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,10 @@ class Registration:
     delete_before_replace: bool = False
     ignore_changes: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
+    """The non-empty ones of create, update and delete."""
+    alias_names: tuple[str, ...] = ()
+    """The names of the resource's aliases (what it was called before)."""
     alias_parents: tuple[str, ...] = ()
     """The parent URNs of the resource's aliases (where it may have lived before)."""
 
@@ -113,6 +117,15 @@ class RecordingMonitor(MockMonitor):
                 registration.delete_before_replace = bool(request.deleteBeforeReplace)
                 registration.ignore_changes = tuple(request.ignoreChanges)
                 registration.dependencies = tuple(request.dependencies)
+                timeouts = request.customTimeouts
+                registration.custom_timeouts = {
+                    k: getattr(timeouts, k)
+                    for k in ("create", "update", "delete")
+                    if getattr(timeouts, k)
+                }
+                registration.alias_names = tuple(
+                    alias.spec.name for alias in request.aliases if alias.spec.name
+                )
                 registration.alias_parents = tuple(
                     alias.spec.parentUrn for alias in request.aliases if alias.spec.parentUrn
                 )
@@ -141,7 +154,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         ] = {}  # type -> zones; absent: us-east-1a and b  # set "aws-us-gov" or "aws-cn" to play another partition
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.snapshots: dict[str, int] = {}  # snapshot id -> GiB (fleet.weightsSnapshotId)
+        # snapshot id -> (its KMS key's ARN, "CUSTOMER" or "AWS"); absent: aws/ebs
+        self.snapshot_keys: dict[str, tuple[str, str]] = {}
         self.launch_template_version = 1
+        # The stack's deployed Auto Scaling group by name: {"types": [...] (mixed-instances
+        # overrides, empty for one type), "warm_pool": bool, "port": int, "tags": {...}}.
+        self.deployed_groups: dict[str, dict[str, Any]] = {}
 
     # -- helpers for tests ------------------------------------------------------------------
 
@@ -326,8 +344,34 @@ class RecordingMocks(pulumi.runtime.Mocks):
             }
         if token == "aws:ebs/getSnapshot:getSnapshot":
             snapshot_id = args.args["snapshotIds"][0]
+            key = self.snapshot_keys.get(snapshot_id)
             return {"id": snapshot_id, "snapshotId": snapshot_id,
-                    "volumeSize": self.snapshots[snapshot_id]}  # fmt: skip
+                    "volumeSize": self.snapshots[snapshot_id], "encrypted": True,
+                    "kmsKeyId": key[0] if key else f"arn:aws:kms:us-east-1:{ACCOUNT}:key/aws-ebs"}  # fmt: skip
+        if token == "aws:kms/getKey:getKey":
+            key_id = args.args["keyId"]
+            manager = next((m for k, m in self.snapshot_keys.values() if k == key_id), "AWS")
+            return {"id": key_id, "arn": key_id, "keyId": key_id, "keyManager": manager}
+        if token == "aws:autoscaling/getAmiIds:getAmiIds":  # aws_autoscaling_groups
+            names = [n for n in args.args.get("names", []) if n in self.deployed_groups]
+            return {"id": "us-east-1", "names": names, "arns": [f"arn:{n}" for n in names]}
+        if token == "aws:autoscaling/getGroup:getGroup":
+            group = self.deployed_groups[args.args["name"]]  # KeyError: not deployed
+            overrides = [{"instanceType": t} for t in group["types"]]
+            return {
+                "id": args.args["name"],
+                "name": args.args["name"],
+                "mixedInstancesPolicies": (
+                    [{"launchTemplates": [{"overrides": overrides}]}] if overrides else []
+                ),
+                "warmPools": [{"minSize": 1}] if group["warm_pool"] else [],
+                "targetGroupArns": [f"arn:tg:{group['port']}"],
+                "tags": [{"key": k, "value": v, "propagateAtLaunch": True}
+                         for k, v in group["tags"].items()],
+            }  # fmt: skip
+        if token == "aws:lb/getTargetGroup:getTargetGroup":
+            port = int(args.args["arn"].rsplit(":", 1)[1])
+            return {"id": args.args["arn"], "arn": args.args["arn"], "port": port}
         raise AssertionError(f"unexpected invoke {token} {args.args}")
 
 

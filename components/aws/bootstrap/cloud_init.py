@@ -71,6 +71,9 @@ SHARED_SCRIPTS: dict[str, Path] = {
     f"{SBIN_DIR}/localai-sync-configs": CONFIG_SYNC,
 }
 WEIGHTS_MANIFEST_PATH = "/etc/localai/weights.tsv"
+KEY_RESTART_SPREAD_S = 120
+"""Fleet hosts restart LocalAI for a rotated key after a random 0-120 s delay, so the whole
+fleet is not restarting (and failing health checks) within the same timer tick."""
 FLEET_DIR = "/etc/localai/fleet"
 """Fleet hosts only: ``base.conf`` plus one ``<instance type>.conf`` per fleet type, which
 ``localai-host-profile`` joins into CONF_PATH at first boot for the type EC2 gave."""
@@ -411,6 +414,7 @@ def _conf(spec: BootstrapSpec) -> str:
         values["LOCALAI_FLEET_DIR"] = FLEET_DIR
         values["LOCALAI_AUTOSCALING_GROUP"] = spec.fleet.autoscaling_group
         values["LOCALAI_LIFECYCLE_HOOK"] = spec.fleet.lifecycle_hook
+        values["LOCALAI_KEY_RESTART_SPREAD_S"] = str(KEY_RESTART_SPREAD_S)
     return _conf_text(
         "# LocalAI host settings (non-secret; the key comes from SSM). From cloud-init.",
         values,

@@ -67,7 +67,8 @@ def unchanged(before: Deployment, after: Deployment, typ: str) -> bool:
 
 def touched(before: Deployment, after: Deployment) -> dict[str, str]:
     """Every resource the second run creates, deletes or changes, by ``type::name``:
-    ``created``, ``deleted`` or ``changed`` (same URN, different inputs)."""
+    ``created``, ``deleted`` or ``changed`` (same URN, different inputs outside its
+    ``ignore_changes``)."""
 
     def key(urn: str) -> str:
         chain, name = urn.rsplit("::", 1)
@@ -77,6 +78,9 @@ def touched(before: Deployment, after: Deployment) -> dict[str, str]:
     result = {key(u): "created" for u in new.keys() - old.keys()}
     result |= {key(u): "deleted" for u in old.keys() - new.keys()}
     for urn in old.keys() & new.keys():
-        if reveal(old[urn].inputs) != reveal(new[urn].inputs):
+        ignored = set(new[urn].ignore_changes)  # the engine keeps the old values of these
+        before_inputs = {k: v for k, v in old[urn].inputs.items() if k not in ignored}
+        after_inputs = {k: v for k, v in new[urn].inputs.items() if k not in ignored}
+        if reveal(before_inputs) != reveal(after_inputs):
             result[key(urn)] = "changed"
     return result

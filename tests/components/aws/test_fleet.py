@@ -82,7 +82,8 @@ def test_prod_stack_group(pulumi_mocks: RecordingMocks) -> None:
     assert inputs["name"] == "localai-prod"
     assert (inputs["minSize"], inputs["maxSize"]) == (1, 4)
     assert "desiredCapacity" not in inputs
-    assert group.ignore_changes == ("desiredCapacity",)  # scaling owns it
+    # scaling owns the desired capacity; the hook resource owns the hook after creation
+    assert group.ignore_changes == ("desiredCapacity", "initialLifecycleHooks")
     assert sorted(inputs["vpcZoneIdentifiers"]) == sorted(DEFAULT_SUBNETS)  # two zones
     assert inputs["healthCheckType"] == "ELB"
     assert inputs["targetGroupArns"] == [
@@ -116,6 +117,17 @@ def test_prod_stack_group(pulumi_mocks: RecordingMocks) -> None:
             "skipMatching": True,
         },
     }
+    assert inputs["ignoreFailedScalingActivities"] is True
+    assert inputs["healthCheckGracePeriod"] == 60
+    assert group.custom_timeouts == {"delete": "60m"}
+    hook_resource = pulumi_mocks.one("aws:autoscaling/lifecycleHook:LifecycleHook").inputs
+    assert hook_resource == {
+        "name": "localai-prod-model-ready",
+        "autoscalingGroupName": "localai-prod",
+        "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+        "defaultResult": "ABANDON",
+        "heartbeatTimeout": LIFECYCLE_HEARTBEAT_TIMEOUT_S,
+    }
     assert "warmPool" not in inputs and "launchTemplate" not in inputs
     assert inputs["waitForCapacityTimeout"] == "3600s"
     assert inputs["minElbCapacity"] == 1
@@ -141,7 +153,7 @@ def test_prod_stack_load_balancer_and_tls(pulumi_mocks: RecordingMocks) -> None:
     certificate = pulumi_mocks.one("aws:acm/certificate:Certificate")
     assert https["certificateArn"] == certificate.resource_id  # only once validated
     assert https["defaultActions"][0]["type"] == "forward"
-    redirect = listeners["localai-http-redirect"]
+    redirect = listeners["localai-http"]  # one name in both modes (see test_day_two_fleet)
     assert redirect["port"] == 80
     assert redirect["defaultActions"][0]["redirect"] == {
         "protocol": "HTTPS",
@@ -392,6 +404,32 @@ def test_snapshot_seeds_each_weights_volume(pulumi_mocks: RecordingMocks) -> Non
     assert weights["volumeSize"] == 60  # grown to the snapshot: EC2 refuses smaller
 
 
+@pytest.mark.parametrize("manager", ["CUSTOMER", "AWS"])
+def test_a_customer_managed_snapshot_key_is_granted_to_auto_scaling(
+    pulumi_mocks: RecordingMocks, manager: str
+) -> None:
+    """Without a grant, Auto Scaling's service-linked role cannot create the volume from a
+    snapshot under a customer-managed key and every launch fails (issue 18, item 9)."""
+    key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    pulumi_mocks.snapshots["snap-0123456789abcdef0"] = 60
+    pulumi_mocks.snapshot_keys["snap-0123456789abcdef0"] = (key, manager)
+    run_program(fleet_config(weightsSnapshotId="snap-0123456789abcdef0"), stack="prod")
+    grants = pulumi_mocks.of_type("aws:kms/grant:Grant")
+    if manager == "AWS":
+        assert grants == []
+        return
+    (grant,) = grants
+    assert grant.inputs["keyId"] == key
+    assert grant.inputs["granteePrincipal"] == (
+        f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/"
+        "AWSServiceRoleForAutoScaling"
+    )
+    assert {"Decrypt", "CreateGrant", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom"} <= set(
+        grant.inputs["operations"]
+    )
+    assert grant.urn in pulumi_mocks.one("aws:autoscaling/group:Group").dependencies
+
+
 def test_snapshot_larger_than_an_explicit_volume_size_is_refused(
     pulumi_mocks: RecordingMocks,
 ) -> None:
@@ -406,11 +444,19 @@ def test_desired_size_is_managed_when_set(pulumi_mocks: RecordingMocks) -> None:
     run_program(fleet_config(desiredSize=2), stack="prod")
     group = pulumi_mocks.one("aws:autoscaling/group:Group")
     assert group.inputs["desiredCapacity"] == 2
-    assert group.ignore_changes == ()
+    assert group.ignore_changes == ("initialLifecycleHooks",)
 
 
-def test_min_size_zero_does_not_wait(pulumi_mocks: RecordingMocks) -> None:
-    run_program(fleet_config(minSize=0), stack="prod")
+def test_min_size_zero_is_refused_it_could_never_scale_out(pulumi_mocks: RecordingMocks) -> None:
+    """ALBRequestCountPerTarget has no datapoint without a registered target: target
+    tracking alone never brings a group at zero back (issue 18, item 9)."""
+    with pytest.raises(ConfigError, match=r"minSize 0 cannot scale out again.*Use minSize 1"):
+        run_program(fleet_config(minSize=0), stack="prod")
+    assert pulumi_mocks.resources == []
+
+
+def test_wait_for_ready_false_does_not_wait(pulumi_mocks: RecordingMocks) -> None:
+    run_program({**fleet_config(), "waitForReady": "false"}, stack="prod")
     group = pulumi_mocks.one("aws:autoscaling/group:Group").inputs
     assert group["waitForCapacityTimeout"] == "0"
     assert "minElbCapacity" not in group
@@ -579,3 +625,24 @@ def test_no_zone_offering_any_type_is_refused(pulumi_mocks: RecordingMocks) -> N
         pulumi_mocks.offerings[t] = ["us-west-2a"]
     with pytest.raises(ConfigError, match=r"none of g6.xlarge, g5.xlarge, g4dn.xlarge is offered"):
         run_program(PROD, stack="prod")
+
+
+def test_the_readiness_check_waits_for_the_alias_record_it_resolves(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """OPENAI_BASE_URL names the domain: the check must not run before its record exists."""
+    run_program(PROD, stack="prod")
+    ready = pulumi_mocks.one("command:local:Command")
+    alias = next(
+        r for r in pulumi_mocks.of_type("aws:route53/record:Record") if r.name == "localai-alias"
+    )
+    assert alias.urn in ready.dependencies
+
+
+def test_the_target_group_tolerates_a_localai_restart(pulumi_mocks: RecordingMocks) -> None:
+    """With ELB health checks on the group, 3 failed checks 15 s apart marked a host that was
+    restarting for a key rotation unhealthy and replaced it (item 5)."""
+    run_program(PROD, stack="prod")
+    check = pulumi_mocks.one("aws:lb/targetGroup:TargetGroup").inputs["healthCheck"]
+    assert check["interval"] * check["unhealthyThreshold"] >= 150
+    assert check["unhealthyThreshold"] == 10  # ELB's maximum

@@ -31,6 +31,14 @@ def route(cidr: str = "0.0.0.0/0", **target: str) -> SimpleNamespace:
         ([route(gateway_id="", instance_id="i-1")], ("nat", "i-1")),
         ([route(network_interface_id="eni-1")], ("nat", "eni-1")),
         ([route(transit_gateway_id="tgw-1")], ("nat", "tgw-1")),
+        # egress through a firewall (Gateway Load Balancer / Network Firewall endpoint) or a
+        # Cloud WAN core network was refused (issue 18, item 9)
+        ([route(vpc_endpoint_id="vpce-0fw1")], ("nat", "vpce-0fw1")),
+        ([route(gateway_id="vpce-0fw2")], ("nat", "vpce-0fw2")),
+        (
+            [route(core_network_arn="arn:aws:networkmanager::1:core-network/core-network-1")],
+            ("nat", "arn:aws:networkmanager::1:core-network/core-network-1"),
+        ),
         (
             [route(vpc_peering_connection_id="pcx-1")],
             ("none", "0.0.0.0/0 goes to an unsupported target"),

@@ -105,7 +105,11 @@ watch-key)
         exit 0
     }
     [[ "$latest" != "$current" ]] || exit 0
-    log "the API key changed (version $current -> $latest): restarting localai.service"
+    spread=${LOCALAI_KEY_RESTART_SPREAD_S:-0}
+    [[ "$spread" =~ ^[0-9]+$ ]] || die "LOCALAI_KEY_RESTART_SPREAD_S must be a whole number of seconds (got '$spread')"
+    delay=$((spread > 0 ? RANDOM % (spread + 1) : 0))
+    log "the API key changed (version $current -> $latest): restarting localai.service in ${delay}s"
+    sleep "$delay"
     exec systemctl restart --no-block localai.service
     ;;
 retry-gpu)

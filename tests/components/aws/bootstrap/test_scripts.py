@@ -759,6 +759,46 @@ def test_watch_key_restarts_localai_when_the_key_changes(tmp_path: Path):
     assert "--with-decryption" not in aws["argv"], "the watcher never reads the key itself"
 
 
+STUB_SLEEP = r"""
+import json, os, sys
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps({"cmd": "sleep", "argv": sys.argv[1:]}) + "\n")
+"""
+
+
+@pytest.mark.parametrize("spread", [0, 7])
+def test_watch_key_spreads_fleet_restarts_over_a_random_delay(tmp_path: Path, spread: int):
+    """Every fleet host restarted LocalAI within the same 30 s tick after a rotation, and
+    ELB health checks could replace the whole fleet at once (issue 18, item 5)."""
+    host = Host(tmp_path, {"gpu": False})
+    write_stub(host.stubs, "sleep", STUB_SLEEP)
+    host.conf.write_text(host.conf.read_text() + f"LOCALAI_KEY_RESTART_SPREAD_S={spread}\n")
+    assert host.run(STUB_AWS_VERSION="1").returncode == 0
+    delays = set()
+    for _ in range(12):
+        rotated = host.run("watch-key", STUB_AWS_VERSION="2")
+        assert rotated.returncode == 0, rotated.stderr
+        (sleep,) = host.calls("sleep")
+        delays.add(int(sleep["argv"][0]))
+        assert restarts(host) == [["restart", "--no-block", "localai.service"]]
+    assert delays <= set(range(spread + 1))
+    if spread:
+        assert len(delays) > 1, "random, not one fixed delay"
+    else:
+        assert delays == {0}
+
+
+def test_fleet_hosts_spread_key_restarts_and_a_single_vm_does_not(tmp_path: Path) -> None:
+    from components.aws.bootstrap.cloud_init import FLEET_DIR
+    from tests.components.aws.bootstrap.cloud_init_support import fleet_spec
+
+    install(render_user_data(fleet_spec()), tmp_path / "fleet")
+    base = (tmp_path / "fleet" / FLEET_DIR.lstrip("/") / "base.conf").read_text()
+    assert "\nLOCALAI_KEY_RESTART_SPREAD_S=120\n" in base
+    install(render_user_data(make_spec()), tmp_path / "vm")
+    assert "KEY_RESTART_SPREAD" not in (tmp_path / "vm" / CONF_PATH.lstrip("/")).read_text()
+
+
 def test_watch_key_waits_quietly_when_ssm_is_unreachable(tmp_path: Path):
     host = Host(tmp_path, {"gpu": False})
     assert host.run().returncode == 0
