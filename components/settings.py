@@ -282,6 +282,11 @@ class FleetSettings(_Section):
         return self.certificate_arn is not None or self.hosted_zone_id is not None
 
 
+HOST_SERVICE_PORTS = frozenset({22, 53, 111, 2375, 2376, 2377, 4789, 7946})
+"""Ports an EC2 host's own services listen on (sshd, systemd-resolved, rpcbind, the Docker
+API and swarm), refused as the API port on AWS: the API's ingress rule would admit them."""
+
+
 class Settings(_Section):
     """Everything a stack can configure, with defaults. Keys are the camelCase names."""
 
@@ -440,6 +445,19 @@ class Settings(_Section):
         return self
 
     @model_validator(mode="after")
+    def _port_is_not_a_host_service(self) -> Settings:
+        if self.target != "aws":
+            return self
+        if self.port in HOST_SERVICE_PORTS or (self.port < 1024 and self.port not in (80, 443)):
+            raise ValueError(
+                f"[port] {self.port} is a port the host's own services use or may use (SSH "
+                "22, DNS 53, Docker 2375-2377, any system port below 1024 but 80 and 443): "
+                "the security group rule for the API would open that service too. Use the "
+                "default 8080 or another port from 1024 up"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _aws_is_secure_by_default(self) -> Settings:
         if self.target != "aws":
             if self.fleet is not None:
@@ -556,7 +574,12 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _format_errors(error: ValidationError, raw: Mapping[str, Any]) -> str:
+def _format_errors(
+    error: ValidationError, raw: Mapping[str, Any], secret_keys: Iterable[str] = ()
+) -> str:
+    """One line per problem. A value is shown to help, except a secret's (apiKey, hfToken,
+    any key set with --secret) and an unknown key's (a misspelt secret is still one)."""
+    hidden = {"apiKey", "hfToken", *secret_keys}
     lines = [f"{NAMESPACE} configuration is invalid:"]
     for item in error.errors():
         loc = [str(part) for part in item["loc"]]
@@ -568,18 +591,18 @@ def _format_errors(error: ValidationError, raw: Mapping[str, Any]) -> str:
             lines.append(
                 f"  - {NAMESPACE}:{'.'.join(loc)}: unknown key"
                 + ("" if nested else f"; the keys are: {allowed}")
-                + (f" (value {_describe(raw.get(key))})" if not nested else "")
             )
             continue
         match = re.match(r"^\[(\w+)\] (.*)$", message, re.DOTALL)
         if match:  # a cross-key rule names its key itself
             key, message = match.group(1), match.group(2)
-            lines.append(f"  - {NAMESPACE}:{key} = {_describe(raw.get(key))}: {message}")
+            shown = "'[secret]'" if key in hidden else _describe(raw.get(key))
+            lines.append(f"  - {NAMESPACE}:{key} = {shown}: {message}")
             continue
         key = loc[0] if loc else "?"
         where = ".".join(loc) or "?"
         value = item.get("input") if loc else None
-        if key in ("apiKey", "hfToken"):
+        if key in hidden:
             value = "[secret]"
         lines.append(f"  - {NAMESPACE}:{where} = {_describe(value)}: {message}")
     return "\n".join(lines)
@@ -598,6 +621,17 @@ def load_settings(
     """
     values: dict[str, Any] = {}
     problems: list[str] = []
+    secrets = set(secret_keys)
+    fields = {to_camel(f) for f in Settings.model_fields}
+    for key in sorted(raw):
+        camel = to_camel(key)
+        if camel != key and camel in fields:
+            # The model also takes field names (api_key), and the secret checks below go by
+            # the config key: one spelling only, and no value is printed.
+            problems.append(
+                f"  - {NAMESPACE}:{key}: configuration keys are camelCase; use {NAMESPACE}:{camel}"
+            )
+    raw = {k: v for k, v in raw.items() if to_camel(k) == k or to_camel(k) not in fields}
     for key, value in raw.items():
         if key in _JSON_KEYS and isinstance(value, str):
             try:
@@ -636,7 +670,7 @@ def load_settings(
     try:
         return Settings.model_validate(values, context={"catalog": set(catalog)})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, values)) from None
+        raise ConfigError(_format_errors(exc, values, secrets)) from None
 
 
 def read_stack_config() -> tuple[dict[str, Any], set[str]]:

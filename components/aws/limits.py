@@ -82,6 +82,10 @@ PACKAGE_TAGS_PER_RESOURCE = 3
 ``localai:role``."""
 
 
+PACKAGE_TAG_PREFIX = "localai:"
+"""The package's own tag keys (``localai:stack``, ``localai:role``)."""
+
+
 def tag_problems(tags: dict[str, str]) -> list[str]:
     """Every tag rule the user's ``tags`` break (leaving room for the package's own)."""
     problems = []
@@ -98,6 +102,12 @@ def tag_problems(tags: dict[str, str]) -> list[str]:
             problems.append(f"tag {key!r}: the value is over {TAG_VALUE_MAX_CHARS} characters")
         if key.lower().startswith(RESERVED_TAG_PREFIX):
             problems.append(f"tag key {key!r}: the 'aws:' prefix is reserved for AWS")
+        if key.lower().startswith(PACKAGE_TAG_PREFIX):
+            problems.append(
+                f"tag key {key!r}: the '{PACKAGE_TAG_PREFIX}' prefix is this package's own "
+                "(localai:stack finds the stack's weights volume; another value would let a "
+                "stack lose its volume or adopt another stack's)"
+            )
     return problems
 
 

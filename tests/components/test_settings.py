@@ -786,7 +786,7 @@ def test_unknown_keys_are_listed_at_the_top_and_named_when_nested() -> None:
     assert top.startswith(
         "  - localai:prot: unknown key; the keys are: accelerator, allowAnywhere,"
     )
-    assert top.endswith(" (value '8080')")
+    assert "8080" not in top, "an unknown key may be a misspelt secret: its value is not shown"
     nested = next(line for line in message if "minsize" in line)
     assert nested == "  - localai:fleet.minsize: unknown key"
 
@@ -886,3 +886,53 @@ def test_the_default_model_is_the_first_listed() -> None:
 def test_load_settings_takes_the_catalog_by_keyword_only() -> None:
     with pytest.raises(TypeError):
         load_settings({}, CATALOG)  # type: ignore[misc]
+
+
+# -- issue 18, items 21, 23 and 24: values that still did harm ---------------------------------
+
+
+@pytest.mark.parametrize(("key", "camel"), [("api_key", "apiKey"), ("hf_token", "hfToken"), ("extra_env", "extraEnv"), ("port", None)])  # fmt: skip
+def test_snake_case_spellings_of_keys_are_refused_without_their_value(key, camel) -> None:
+    """`localai:api_key` reached the model as api_key and skipped the secret checks, and a
+    bad value of it was printed (item 21)."""
+    value = "hunter2-not-a-good-key"
+    if camel is None:
+        assert load({key: "8081"}).port == 8081
+        return
+    with pytest.raises(ConfigError) as info:
+        load({key: value})
+    message = str(info.value)
+    assert f"  - localai:{key}: configuration keys are camelCase; use localai:{camel}" in message
+    assert value not in message
+
+
+def test_a_value_set_with_secret_is_never_printed_even_for_another_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"port": "not-a-port-s3cr3t"}, secret_keys=("port",))
+    assert "s3cr3t" not in str(info.value)
+    assert "localai:port = '[secret]'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("port", "ok"),
+    [(22, False), (53, False), (111, False), (2375, False), (2376, False), (2377, False),
+     (7946, False), (1023, False), (1, False), (80, True), (443, True), (1024, True),
+     (8080, True), (11434, True)],
+)  # fmt: skip
+def test_an_aws_api_port_that_a_host_service_uses_is_refused(port: int, ok: bool) -> None:
+    """`port: 22` with allowAnywhere opened SSH to the internet through the API rule."""
+    config = {**AWS_OK, "port": str(port)}
+    if ok:
+        assert load(config).port == port
+        return
+    with pytest.raises(ConfigError, match=rf"localai:port = '{port}': {port} is a port the host"):
+        load(config)
+    assert load({"port": str(port)}).port == port, "the local target binds loopback: any port"
+
+
+@pytest.mark.parametrize("key", ["localai:stack", "LocalAI:Role", "localai:anything"])
+def test_the_packages_tag_keys_are_reserved(key: str) -> None:
+    """A user tag localai:stack changed how the stack finds its weights volume (item 24)."""
+    with pytest.raises(ConfigError, match=r"the 'localai:' prefix is this package's own"):
+        load({**AWS_OK, "tags": json.dumps({key: "other-stack"})})
+    assert load({**AWS_OK, "tags": json.dumps({"team": "search"})}).tags == {"team": "search"}

@@ -9,6 +9,8 @@ the file is served normally):
 - ``("slow", chunk, pause)``: send the whole file, ``chunk`` bytes per ``pause`` seconds.
 - ``("status", code)``: answer with that HTTP status.
 - ``("no-range",)``: ignore the Range header (200 with the whole file).
+- ``("trailing", n)``: no Content-Length; the rest of the file, then ``n`` more bytes, then
+  close (an endless or oversized body, bounded so the test ends).
 """
 
 from __future__ import annotations
@@ -81,7 +83,11 @@ class FileServer:
                     self.send_response(200)
                     self.send_header("Accept-Ranges", "bytes")
                 rest = body[start:]
-                self.send_header("Content-Length", str(len(rest)))
+                if step[0] == "trailing":
+                    rest += b"\0" * step[1]
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(rest)))
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
                     self._send(rest, step)

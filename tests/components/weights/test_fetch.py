@@ -32,6 +32,19 @@ def models(tmp_path: Path) -> Path:
     return directory
 
 
+def partial_of(models: Path) -> Path:
+    """Where a download in progress lives: the fetcher's own staging directory."""
+    return models / ".localai" / "staging" / f"{FILE}.partial"
+
+
+def staged_partial(models: Path, data: bytes) -> Path:
+    path = partial_of(models)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.parent.chmod(0o700)
+    path.write_bytes(data)
+    return path
+
+
 def manifest(tmp_path: Path, url: str, *, sha: str = SHA, size: int = len(BODY)) -> Path:
     path = tmp_path / "weights.tsv"
     path.write_text(f"# comment\n{FILE}\t{sha}\t{size}\t{url}/{FILE}\n")
@@ -68,7 +81,7 @@ def test_a_good_file_is_downloaded_verified_and_renamed(serve, models: Path, fil
     result = serve()
     assert result.returncode == 0, result.stderr
     assert (models / FILE).read_bytes() == BODY
-    assert not (models / f"{FILE}.partial").exists()
+    assert not (partial_of(models)).exists()
     assert f"{FILE}: downloaded and verified" in result.stderr
     assert sorted(p.name for p in models.iterdir()) == [".localai", FILE], "nothing else listed"
 
@@ -107,7 +120,7 @@ def test_a_wrong_hash_is_never_served(tmp_path, serve, models, file_server) -> N
     assert last.startswith(
         f"localai-fetch: error: sha256 mismatch for {FILE}: expected {'ab' * 32}, got {SHA}"
     )
-    assert not (models / FILE).exists() and not (models / f"{FILE}.partial").exists()
+    assert not (models / FILE).exists() and not (partial_of(models)).exists()
     assert len(file_server.requests) == 2, "one retry from the start, then it gives up"
 
 
@@ -154,7 +167,7 @@ def test_a_killed_fetch_resumes_from_its_partial_file(
         env={**os.environ, "CURL_CA_BUNDLE": str(tls_certificate[0]), "FETCH_STALL_S": "10"},
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    partial = models / f"{FILE}.partial"
+    partial = partial_of(models)
     deadline = time.monotonic() + 20
     while (not partial.exists() or partial.stat().st_size < 60_000) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -170,7 +183,7 @@ def test_a_killed_fetch_resumes_from_its_partial_file(
 
 
 def test_a_server_that_cannot_resume_starts_over(serve, models, file_server) -> None:
-    (models / f"{FILE}.partial").write_bytes(BODY[:1000])
+    staged_partial(models, BODY[:1000])
     file_server.script[f"/{FILE}"] = [("no-range",)]
     result = serve()
     assert result.returncode == 0, result.stderr
@@ -179,7 +192,7 @@ def test_a_server_that_cannot_resume_starts_over(serve, models, file_server) -> 
 
 
 def test_a_leftover_partial_larger_than_the_file_is_discarded(serve, models) -> None:
-    (models / f"{FILE}.partial").write_bytes(b"x" * (len(BODY) + 10))
+    staged_partial(models, b"x" * (len(BODY) + 10))
     result = serve()
     assert result.returncode == 0, result.stderr
     assert "is larger than the file" in result.stderr
@@ -209,7 +222,8 @@ def test_a_disk_that_fills_during_the_download_fails_clearly(
         manifest(tmp_path, file_server.base_url, size=0)  # size unknown: no free-space check
         result = fetch(tmp_path, file_server, small, CURL_CA_BUNDLE=str(tls_certificate[0]))
         assert result.returncode == 1
-        assert f"cannot write {FILE}.partial in {small} (disk full?)" in result.stderr
+        staging = small / ".localai" / "staging"
+        assert f"cannot write {FILE}.partial in {staging} (disk full?)" in result.stderr
         assert not (small / FILE).exists()
     finally:
         subprocess.run(["umount", str(small)], check=False)
@@ -450,7 +464,7 @@ def test_a_second_fetch_waits_for_the_first_and_downloads_nothing_meanwhile(
     )
     assert 1.5 <= elapsed < 10
     assert file_server.requests == []
-    assert not (models / f"{FILE}.partial").exists()
+    assert not (partial_of(models)).exists()
     # Released: the same fetch now goes through.
     assert serve().returncode == 0
     assert (models / FILE).read_bytes() == BODY
@@ -526,9 +540,171 @@ def test_a_server_that_never_resumes_gets_one_request_from_the_start(
 ) -> None:
     """The partial is dropped when the server cannot resume it: the retry asks for the
     whole file, with no Range header, instead of failing on the same partial again."""
-    (models / f"{FILE}.partial").write_bytes(BODY[:1000])
+    staged_partial(models, BODY[:1000])
     file_server.script[f"/{FILE}"] = [("no-range",)] * 5
     result = serve(FETCH_ATTEMPTS="3")
     assert result.returncode == 0, result.stderr
     assert [r[1] for r in file_server.requests] == ["bytes=1000-", None]
     assert (models / FILE).read_bytes() == BODY
+
+
+# -- issue 18, items 15-18: the models directory is the container's; the fetcher is root ---
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A file the container must never get the fetcher to touch (think /etc/shadow)."""
+    path = tmp_path / "outside" / "precious"
+    path.parent.mkdir()
+    path.write_bytes(b"precious\n")
+    path.chmod(0o600)
+    return path
+
+
+def ec2_state(tmp_path: Path) -> dict[str, str]:
+    """As on EC2: the state lives beside the models directory, where the container cannot."""
+    return {"FETCH_STATE_DIR": str(tmp_path / "fetch-state")}
+
+
+def unchanged(path: Path) -> bool:
+    return path.read_bytes() == b"precious\n" and (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_link_planted_at_the_files_name_is_replaced_not_followed(
+    tmp_path, serve, models, outside
+) -> None:
+    (models / FILE).symlink_to(outside)
+    result = serve(**ec2_state(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "not a regular file (a link or a device): removing it, unread" in result.stderr
+    assert not (models / FILE).is_symlink() and (models / FILE).read_bytes() == BODY
+    assert unchanged(outside)
+
+
+def test_a_link_planted_as_the_old_partial_is_never_appended_to(
+    tmp_path, serve, models, outside
+) -> None:
+    (models / f"{FILE}.partial").symlink_to(outside)
+    result = serve(**ec2_state(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert unchanged(outside)
+    assert (models / FILE).read_bytes() == BODY
+    assert not (models / f"{FILE}.partial").exists()
+
+
+def test_a_fifo_at_the_files_name_is_removed_unread(tmp_path, serve, models) -> None:
+    os.mkfifo(models / FILE)
+    result = serve(**ec2_state(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_a_linked_state_directory_is_refused(tmp_path, serve, models, outside) -> None:
+    (models / ".localai").symlink_to(outside.parent)
+    result = serve()
+    assert result.returncode == 1
+    assert last_line(result) == (
+        f"localai-fetch: error: {models}/.localai is a symbolic link: refusing to use it"
+    )
+    assert sorted(p.name for p in outside.parent.iterdir()) == ["precious"]
+
+
+def test_the_state_directory_is_private(tmp_path, serve) -> None:
+    result = serve(**ec2_state(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for path in (tmp_path / "fetch-state", tmp_path / "fetch-state" / "staging"):
+        assert path.stat().st_mode & 0o777 == 0o700
+
+
+STUB_MV_THEN_SWAP = r"""#!/usr/bin/env bash
+# The real mv, then (once the weights are in place) another file swapped in at the name,
+# as a container writing the models directory could do right after the rename.
+/bin/mv "$@" || exit
+dest=${@: -1}
+if [[ "$dest" == "$SWAP_AT" ]]; then
+    rm -f -- "$dest"
+    printf 'swapped' >"$dest"
+fi
+"""
+
+
+def test_a_file_swapped_after_the_rename_is_never_stamped(tmp_path, serve, models) -> None:
+    """The old fetcher hashed, renamed, then stamped whatever the name held (item 18)."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "mv").write_text(STUB_MV_THEN_SWAP)
+    (stubs / "mv").chmod(0o755)
+    result = serve(
+        PATH=f"{stubs}:{os.environ['PATH']}", SWAP_AT=str(models / FILE), **ec2_state(tmp_path)
+    )
+    assert result.returncode == 1
+    assert last_line(result) == (
+        f"localai-fetch: error: {FILE} changed in {models} while it was moved into place; "
+        "nothing is stamped"
+    )
+    assert not (tmp_path / "fetch-state" / "verified" / FILE).exists()
+    again = serve(**ec2_state(tmp_path))  # the next start hashes it and fetches it again
+    assert again.returncode == 0, again.stderr
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_a_complete_partial_is_verified_without_asking_for_bytes_past_its_end(
+    serve, models, file_server
+) -> None:
+    """A host stopped during the final sha256 resumed at the end, got 416 and failed on
+    every start after (item 16)."""
+    staged_partial(models, BODY)
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert "the partial download is complete; verifying it" in result.stderr
+    assert file_server.requests == []
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_a_complete_partial_of_unknown_size_is_verified_on_416(
+    tmp_path, serve, models, file_server
+) -> None:
+    manifest(tmp_path, file_server.base_url, size=0)
+    staged_partial(models, BODY)
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert "(HTTP 416); verifying what is there" in result.stderr
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_a_file_named_like_a_partial_is_fetched_like_any_other(
+    tmp_path, file_server, tls_certificate, models
+) -> None:
+    name = f"{FILE}.partial"
+    file_server.files[f"/{name}"] = BODY
+    (tmp_path / "weights.tsv").write_text(
+        f"{name}\t{SHA}\t{len(BODY)}\t{file_server.base_url}/{name}\n"
+        f"{FILE}\t{SHA}\t{len(BODY)}\t{file_server.base_url}/{name}\n"
+    )
+    result = fetch(tmp_path, file_server, models, CURL_CA_BUNDLE=str(tls_certificate[0]))
+    assert result.returncode == 0, result.stderr
+    assert (models / FILE).read_bytes() == BODY == (models / name).read_bytes()
+    again = fetch(tmp_path, file_server, models, CURL_CA_BUNDLE=str(tls_certificate[0]))
+    assert again.returncode == 0 and again.stderr.count(": present and verified") == 2
+
+
+def test_an_oversized_body_is_cut_at_the_declared_size(serve, models, file_server) -> None:
+    """An endless body filled the volume that also holds Docker's images (item 17)."""
+    file_server.script[f"/{FILE}"] = [("trailing", 5_000_000)] * 3
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert len(file_server.requests) == 1, "the declared bytes verify: no second request"
+    assert (models / FILE).read_bytes() == BODY, "the declared bytes, and not one more"
+    assert not partial_of(models).exists()
+
+
+def test_an_announced_oversized_body_is_refused_and_fetched_again(
+    tmp_path, serve, models, file_server
+) -> None:
+    bigger = BODY + b"x" * 10
+    file_server.files[f"/{FILE}"] = bigger
+    manifest(tmp_path, file_server.base_url)  # declares len(BODY)
+    result = serve(FETCH_ATTEMPTS="2")
+    assert result.returncode == 1
+    assert "the server announced more than the 300000 bytes" in result.stderr
+    assert not (models / FILE).exists()

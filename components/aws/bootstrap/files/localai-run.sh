@@ -224,6 +224,12 @@ log "API key version $version read from SSM parameter $LOCALAI_API_KEY_PARAMETER
 #     only once every file is present and verified (step 5).
 #     A gated model's token (SSM SecureString) goes into the fetcher's environment only.
 install -d -m 0755 -- "$LOCALAI_MOUNT_POINT/models"
+# The fetcher's and the config sync's state (stamps, downloads in progress, the list of
+# installed configs) lives beside models/, on the same volume, where the container (which
+# writes models/) cannot plant links for these root scripts to follow.
+host_state="$LOCALAI_MOUNT_POINT/.localai-state"
+[[ ! -L "$host_state" ]] || die "$host_state is a symbolic link"
+install -d -m 0700 -- "$host_state"
 hf_token=""
 if [[ -n "${LOCALAI_HF_TOKEN_PARAMETER:-}" ]]; then
     hf_token=$(aws ssm get-parameter --region "$LOCALAI_REGION" --name "$LOCALAI_HF_TOKEN_PARAMETER" \
@@ -232,7 +238,7 @@ if [[ -n "${LOCALAI_HF_TOKEN_PARAMETER:-}" ]]; then
 fi
 fetch_summary="$LOCALAI_RUN_DIR/fetch-summary"
 rm -f -- "$fetch_summary"
-FETCH_SUMMARY_FILE="$fetch_summary" HF_TOKEN="$hf_token" localai-fetch-weights "$LOCALAI_WEIGHTS_MANIFEST" "$LOCALAI_MOUNT_POINT/models" &
+FETCH_STATE_DIR="$host_state/fetch" FETCH_SUMMARY_FILE="$fetch_summary" HF_TOKEN="$hf_token" localai-fetch-weights "$LOCALAI_WEIGHTS_MANIFEST" "$LOCALAI_MOUNT_POINT/models" &
 fetch_pid=$!
 unset hf_token
 
@@ -263,7 +269,7 @@ timeline image_present "source=$image_source" "bytes=${image_bytes//[^0-9]/}" "a
 #    lacks are removed; files we did not install are never touched), then the weights the
 #    fetcher started in step 3 must all be present and verified.
 models="$LOCALAI_MOUNT_POINT/models"
-localai-sync-configs "$LOCALAI_MODEL_SRC_DIR/$accelerator" "$models" || die "cannot install the model configs"
+localai-sync-configs "$LOCALAI_MODEL_SRC_DIR/$accelerator" "$models" "$host_state/configs" || die "cannot install the model configs"
 if ! wait "$fetch_pid"; then
     die "the model weights are not all present and verified (see localai-fetch above); retrying"
 fi

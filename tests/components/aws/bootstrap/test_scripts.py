@@ -889,7 +889,12 @@ def test_verified_weights_let_localai_start_and_are_not_listed_as_models(tmp_pat
     assert f"{TINY_WEIGHTS_FILE}: verified" in result.stderr
     assert (host.mount / "models" / TINY_WEIGHTS_FILE).read_bytes() == TINY_WEIGHTS
     hidden = {p.name for p in (host.mount / "models").iterdir() if p.name.startswith(".")}
-    assert hidden == {".localai"}, "state is in a directory, which LocalAI does not list"
+    assert hidden == set(), "the state is outside the models directory LocalAI lists"
+    # ...and outside what the container can write: beside models/, root's only (item 15)
+    state = host.mount / ".localai-state"
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert (state / "fetch" / "verified" / TINY_WEIGHTS_FILE).is_file()
+    assert (state / "configs" / "managed-configs").is_file()
 
 
 def test_a_gated_models_token_reaches_only_the_fetcher(tmp_path: Path):
