@@ -76,6 +76,7 @@ REFUSED_ENV: dict[str, str] = {
             "LOCALAI_FEDERATED",
             "FEDERATED",
             "LOCALAI_P2P_TOKEN",
+            "P2P_TOKEN",
             "TOKEN",
             "LOCALAI_P2P_NETWORK_ID",
             "LOCALAI_P2P_DISABLE_DHT",
@@ -115,8 +116,37 @@ REFUSED_ENV: dict[str, str] = {
         ("LOCALAI_CONFIG_DIR", "CONFIG_DIR"),
         "points LocalAI at another config dir, whose api_keys.json could add keys",
     ),
+    "LIBRARY_PATH": _RUNS,
+    "LLAMACPP_GRPC_SERVERS": ("sends the weights and every prompt to remote llama.cpp RPC workers"),
+    "PRELOAD_BACKEND_ONLY": "makes LocalAI load the backends and exit: the endpoint stops serving",
+    "LOCALAI_CSRF": (
+        "turns on CSRF checks that refuse API clients without a browser's Origin: the "
+        "endpoint stops serving them"
+    ),
 }
-"""``extraEnv`` names that weaken authentication or change what runs, with the reason."""
+"""``extraEnv`` names that weaken authentication or change what runs, with the reason
+(names read in LocalAI v2.24.0's core/cli/run.go and the image's entrypoint.sh)."""
+
+DEBUG_LOG_ENV: dict[str, frozenset[str] | None] = {
+    "DEBUG": None,
+    "LOCALAI_DEBUG": None,
+    "LOCALAI_LOG_LEVEL": frozenset({"debug", "trace"}),
+    "LOG_LEVEL": frozenset({"debug", "trace"}),
+}
+"""Debug logging (any value, or the levels listed): LocalAI then logs every prompt and
+answer, to CloudWatch on AWS. Allowed only with ``localai:logPrompts: true``."""
+
+
+def debug_logging_env(extra_env: Mapping[str, str]) -> list[str]:
+    """The ``extraEnv`` entries that turn on debug logging."""
+    found = []
+    for name, levels in DEBUG_LOG_ENV.items():
+        value = extra_env.get(name)
+        if value is None:
+            continue
+        if levels is None or value.strip().lower() in levels:
+            found.append(f"{name}={value}")
+    return found
 
 
 @dataclass(frozen=True)

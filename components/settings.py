@@ -75,6 +75,7 @@ _AWS_ONLY_KEYS = (
 _DOCKER_ONLY_KEYS = ("bindAddress", "allowNetworkBind")
 _VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 _IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$", re.IGNORECASE)
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{8,1024}")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -310,6 +311,8 @@ class Settings(_Section):
     ready_timeout_seconds: int = Field(default=3600, ge=30, le=6 * 3600)
     keep_volume_on_destroy: bool = True
     web_ui: bool = False
+    log_prompts: bool = False
+    """Allows LocalAI's debug logging in extraEnv, which writes prompts to the logs."""
     # docker target
     bind_address: str = "127.0.0.1"
     allow_network_bind: bool = False
@@ -419,6 +422,31 @@ class Settings(_Section):
         if refused:
             raise ValueError("refused: " + "; ".join(refused))
         return value
+
+    @field_validator("hf_token")
+    @classmethod
+    def _token_is_a_bearer_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # RFC 6750 b64token: anything else could end the quoted header in curl's config
+        # (a '"' and a newline added a directive of its own).
+        if value is not None and not _BEARER_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "must be a bearer token: 8 to 1024 letters, digits and -._~+/= (a Hugging "
+                "Face token looks like hf_ followed by letters and digits)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _debug_logging_is_opted_into(self) -> Settings:
+        from components.serving import debug_logging_env
+
+        found = debug_logging_env(self.extra_env)
+        if found and not self.log_prompts:
+            raise ValueError(
+                f"[extraEnv] {', '.join(found)} turns on LocalAI's debug logging, which logs "
+                "every prompt and answer (to CloudWatch on AWS). Set 'localai:logPrompts "
+                "true' as well if that is intended"
+            )
+        return self
 
     @field_validator("instance_type")
     @classmethod

@@ -29,10 +29,14 @@ FETCH_WEIGHTS = "/usr/local/sbin/localai-fetch-weights"
 # longer loads; its weights stay); then the shared fetcher makes every weights file present
 # and verified, so LocalAI never downloads and never serves an unverified file. A failed
 # fetch exits the container with the reason in `docker logs`; Docker restarts it.
+# A gated model's HF_TOKEN reaches the fetcher only: LocalAI's templates can read its
+# environment (sprig's env), so it is unset before LocalAI starts.
 _ENTRYPOINT_SCRIPT = (
     "set -euo pipefail; "
     f"{SYNC_CONFIGS} {CONFIG_STAGING_DIR} {MODELS_DIR}; "
-    f"{FETCH_WEIGHTS} {WEIGHTS_MANIFEST} {MODELS_DIR}; "
+    'token="${HF_TOKEN:-}"; unset HF_TOKEN; '
+    f'HF_TOKEN="$token" {FETCH_WEIGHTS} {WEIGHTS_MANIFEST} {MODELS_DIR}; '
+    "unset token; "
     'exec /build/entrypoint.sh "$@"'
 )
 

@@ -15,6 +15,7 @@ the file.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,8 @@ LocalAI v2.24's llama.cpp computes ``i_gpu_start = n_layer - n_gpu_layers``, so 
 offloads nothing: never use it as "all"."""
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_ENV_FUNCTION = re.compile(r"{{[^}]*\b(?:env|expandenv)\b", re.DOTALL)
+"""A template action that calls sprig's env or expandenv."""
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _URI_SCHEMES = ("huggingface://", "https://")
 """Sources whose files are fetched as such and verified by their sha256. LocalAI also
@@ -75,6 +78,13 @@ def _check_uri(value: str) -> str:
             f"must start with one of {', '.join(_URI_SCHEMES)}: other sources are fetched "
             "without TLS or without checking the sha256"
         )
+    if value.startswith("https://") and "@" in urlsplit(value).netloc:
+        # The URI goes into the weights manifest, the user data and the state in plain
+        # text; a token belongs in localai:hfToken (a secret).
+        raise ValueError(
+            "must not carry a user name or password (user:password@host): the URI is stored "
+            "in plain text; use localai:hfToken for a gated Hugging Face model"
+        )
     if value.startswith("huggingface://"):
         _check_huggingface(value.removeprefix("huggingface://"))
     return value
@@ -101,6 +111,20 @@ def _check_huggingface(path: str) -> None:
         )
 
 
+def re2_problem(pattern: str) -> str | None:
+    """Why RE2 (Go's regexp syntax) refuses ``pattern``, or None."""
+    import re2  # google-re2: the RE2 library itself
+
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        re2.compile(pattern, options=options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        return reason.decode() if isinstance(reason, bytes) else str(reason)
+    return None
+
+
 FileName = Annotated[str, AfterValidator(_check_filename)]
 Sha256 = Annotated[str, AfterValidator(_check_sha256)]
 DownloadUri = Annotated[str, AfterValidator(_check_uri)]
@@ -118,26 +142,34 @@ class DownloadFile(_Strict):
     uri: DownloadUri
 
 
+def _finite(low: float, high: float, *, above: bool = False) -> object:
+    """A float in [low, high] ((low, high] with ``above``), never NaN or infinite."""
+    bound = {"gt": low} if above else {"ge": low}
+    return Field(default=None, le=high, allow_inf_nan=False, **bound)
+
+
 class PredictionParameters(_Strict):
-    """``parameters:`` (LocalAI ``schema.PredictionOptions``)."""
+    """``parameters:`` (LocalAI ``schema.PredictionOptions``), each sampling value within
+    what llama.cpp's samplers take: a probability in [0, 1], a temperature from 0 (greedy),
+    OpenAI's [-2, 2] for the penalties, a 32-bit seed (-1: random)."""
 
     model: FileName
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
-    batch: int | None = None
-    repeat_penalty: float | None = None
-    repeat_last_n: int | None = None
-    n_keep: int | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    tfz: float | None = None
-    typical_p: float | None = None
+    temperature: float | None = _finite(0, 10)
+    top_p: float | None = _finite(0, 1)
+    top_k: int | None = Field(default=None, ge=0, le=1_000_000)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_048_576)
+    seed: int | None = Field(default=None, ge=-1, le=2**32 - 1)
+    batch: int | None = Field(default=None, ge=1, le=1_048_576)
+    repeat_penalty: float | None = _finite(0, 10)
+    repeat_last_n: int | None = Field(default=None, ge=-1, le=1_048_576)
+    n_keep: int | None = Field(default=None, ge=-1, le=1_048_576)
+    frequency_penalty: float | None = _finite(-2, 2)
+    presence_penalty: float | None = _finite(-2, 2)
+    tfz: float | None = _finite(0, 1)
+    typical_p: float | None = _finite(0, 1)
     ignore_eos: bool | None = None
-    rope_freq_base: float | None = None
-    rope_freq_scale: float | None = None
+    rope_freq_base: float | None = _finite(0, 1e9, above=True)
+    rope_freq_scale: float | None = _finite(0, 1e3, above=True)
     tokenizer: str | None = None
 
 
@@ -152,6 +184,18 @@ class TemplateConfig(_Strict):
     use_tokenizer_template: bool | None = None
     join_chat_messages_by_character: str | None = None
     multimodal: str | None = None
+
+    @field_validator("chat", "chat_message", "completion", "edit", "function", "multimodal")
+    @classmethod
+    def _no_environment(cls, value: str | None) -> str | None:
+        # LocalAI renders templates with sprig's functions (pkg/templates), whose env and
+        # expandenv read LocalAI's environment: the API key, a token, into every prompt.
+        if value is not None and _ENV_FUNCTION.search(value):
+            raise ValueError(
+                "calls env or expandenv, which reads LocalAI's environment (its API key) into "
+                "the prompt: templates may not read the environment"
+            )
+        return value
 
     @field_validator("use_tokenizer_template")
     @classmethod
@@ -184,8 +228,8 @@ class ModelConfig(_Strict):
     # Sampling: unset, LocalAI v2.24.0 applies mirostat 2 (core/config/backend_config.go,
     # defaultMirostat), and llama.cpp then ignores top_p/top_k. Rendered as 0 when unset.
     mirostat: int | None = Field(default=None, ge=0, le=2)
-    mirostat_eta: float | None = None
-    mirostat_tau: float | None = None
+    mirostat_eta: float | None = _finite(0, 1, above=True)
+    mirostat_tau: float | None = _finite(0, 100, above=True)
     # Prompt reuse: LocalAI v2.24.0 sends it to llama.cpp as each request's cache_prompt
     # (backend/cpp/llama/grpc-server.cpp, parse_options), so a slot reuses the KV cache of
     # the common prefix of its previous prompt (a multi-turn chat re-reads only the new
@@ -243,6 +287,20 @@ class ModelConfig(_Strict):
                 f"silently ignores it here: move it to 'parameters.{key}'"
             )
         return data
+
+    @field_validator("cutstrings", "extract_regex")
+    @classmethod
+    def _compiles_as_re2(cls, value: list[str] | None) -> list[str] | None:
+        # LocalAI compiles these with Go's regexp (RE2 syntax) at the first completion, and
+        # a pattern it cannot compile ends the process (log.Fatal): refuse it here.
+        for pattern in value or []:
+            problem = re2_problem(pattern)
+            if problem is not None:
+                raise ValueError(
+                    f"{pattern!r} is not an RE2 pattern ({problem}); LocalAI would exit at "
+                    "the first completion. RE2 has no lookaround and no backreferences"
+                )
+        return value
 
     @field_validator("f16")
     @classmethod

@@ -7,6 +7,7 @@ the dotted key, what is wrong and the value found.
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 import yaml
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+_USERINFO = re.compile(r"(://)[^/@\s'\"]*@")
 MAX_YAML_BYTES = 256 * 1024
 """Model configs and facts are a few KiB; anything larger is not one."""
 
@@ -56,12 +58,18 @@ def parse_yaml_model(
         data = load_bounded_yaml(text)
     except yaml.YAMLError as exc:
         raise error(f"{source} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise error(f"{source} is not a {what}: it nests too deeply") from None
+    except ValueError as exc:  # e.g. an integer over Python's 4300-digit conversion limit
+        raise error(f"{source} is not a {what}: {exc}") from None
     if not isinstance(data, dict):
         raise error(f"{source} must be a YAML mapping ({what})")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise error(format_errors(f"{source} is not a valid {what}:", exc, unknown_key)) from None
+    except RecursionError:
+        raise error(f"{source} is not a {what}: it nests too deeply") from None
 
 
 def format_errors(header: str, error: ValidationError, unknown_key: str) -> str:
@@ -74,6 +82,17 @@ def format_errors(header: str, error: ValidationError, unknown_key: str) -> str:
         elif item["type"] == "missing":
             message = "required key is missing"
         shown = item["loc"] and item["type"] not in ("missing", "extra_forbidden")
-        value = f" (got {item['input']!r})" if shown else ""
+        value = f" (got {_short(item['input'])})" if shown else ""
         lines.append(f"  - {where}: {message}{value}")
     return "\n".join(lines)
+
+
+def _short(value: object) -> str:
+    """A value as a message shows it: its repr, cut at 80 characters (a 100,000-digit
+    integer or a huge nested list is not printed whole)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long for repr
+        return "a number too long to show"
+    text = _USERINFO.sub(r"\1[credentials]@", text)  # never echo user:password@
+    return text if len(text) <= 80 else text[:77] + "..."

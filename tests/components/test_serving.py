@@ -131,7 +131,7 @@ def test_extra_env_the_package_sets_is_refused(name: str) -> None:
 
 
 def test_harmless_extra_env_is_kept() -> None:
-    assert load({"extraEnv": '{"LOCALAI_LOG_LEVEL": "debug"}'}).extra_env == {
+    assert load({"extraEnv": '{"LOCALAI_LOG_LEVEL": "debug"}', "logPrompts": "true"}).extra_env == {
         "LOCALAI_LOG_LEVEL": "debug"
     }
 
@@ -182,8 +182,8 @@ def test_a_non_loopback_bind_needs_an_explicit_opt_in(address: str, ok: bool) ->
 
 def test_a_plain_text_hf_token_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"localai:hfToken is stored in plain text"):
-        load({"hfToken": "hf_x"})
-    assert load({"hfToken": "hf_x"}, secret_keys=("hfToken",)).hf_token is not None
+        load({"hfToken": "hf_x0123456789"})
+    assert load({"hfToken": "hf_x0123456789"}, secret_keys=("hfToken",)).hf_token is not None
 
 
 def test_the_local_container_gets_the_token_in_its_secret_env(pulumi_mocks: RecordingMocks) -> None:

@@ -251,7 +251,7 @@ def test_keys_for_the_other_target_are_reported_as_ignored() -> None:
 def test_env_vars_the_package_sets_itself_are_refused_in_extra_env() -> None:
     with pytest.raises(ConfigError, match=r"\['THREADS'\] are set by the package itself"):
         load({"extraEnv": '{"THREADS": "4"}'})
-    assert load({"extraEnv": '{"LOCALAI_LOG_LEVEL": "debug"}'}).extra_env == {
+    assert load({"extraEnv": '{"LOCALAI_LOG_LEVEL": "debug"}', "logPrompts": "true"}).extra_env == {
         "LOCALAI_LOG_LEVEL": "debug"
     }
 
@@ -403,7 +403,7 @@ DEFAULTS = {
         "hfToken": None, "port": 8080, "threads": None, "contextSize": None,
         "parallelRequests": 1, "cpuLimit": None, "memoryLimitMb": None, "extraEnv": {},
         "waitForReady": None, "readyTimeoutSeconds": 3600, "keepVolumeOnDestroy": True,
-        "webUi": False, "bindAddress": "127.0.0.1", "allowNetworkBind": False,
+        "webUi": False, "logPrompts": False, "bindAddress": "127.0.0.1", "allowNetworkBind": False,
         "instanceType": None, "volumeSizeGb": None, "volumeThroughput": 250,
         "rootVolumeSizeGb": None, "allowedCidrs": [], "allowAnywhere": False, "public": True,
         "fleet": None, "sshKeyName": None, "sshCidrs": [], "vpcId": None, "subnetId": None,
@@ -513,7 +513,7 @@ def test_extra_env_names_must_be_upper_snake_case(name: str) -> None:
 
 
 def test_allowed_extra_env_passes_unchanged() -> None:
-    env = {"LOCALAI_LOG_LEVEL": "debug", "_UNDERSCORE_FIRST": "1", "GGML_CUDA_NO_PINNED": "1"}
+    env = {"LOCALAI_LOG_LEVEL": "info", "_UNDERSCORE_FIRST": "1", "GGML_CUDA_NO_PINNED": "1"}
     assert load({"extraEnv": json.dumps(env)}).extra_env == env
 
 
@@ -832,8 +832,8 @@ def test_secret_rules_for_each_secret_key() -> None:
     with pytest.raises(ConfigError, match="localai:extraEnv is a secret"):
         load({"extraEnv": "{}"}, secret_keys=("extraEnv",))
     with pytest.raises(ConfigError, match="localai:hfToken is stored in plain text"):
-        load({"hfToken": "hf_x"})
-    assert load({"hfToken": "hf_x"}, secret_keys=("hfToken",)).hf_token is not None
+        load({"hfToken": "hf_x0123456789"})
+    assert load({"hfToken": "hf_x0123456789"}, secret_keys=("hfToken",)).hf_token is not None
     with pytest.raises(ConfigError, match="localai:apiKey is stored in plain text"):
         load({"apiKey": "k" * 20})
     assert load({"apiKey": "k" * 20}, secret_keys=("apiKey",)).api_key is not None
@@ -936,3 +936,49 @@ def test_the_packages_tag_keys_are_reserved(key: str) -> None:
     with pytest.raises(ConfigError, match=r"the 'localai:' prefix is this package's own"):
         load({**AWS_OK, "tags": json.dumps({key: "other-stack"})})
     assert load({**AWS_OK, "tags": json.dumps({"team": "search"})}).tags == {"team": "search"}
+
+
+# -- issue 18, items 22 and 30 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "ok"),
+    [("hf_abcdefghijklmnopqrstuvwxyz012345", True), ("a.b-c_d~e+f/g=", True),
+     ('hf_abc"\ninsecure', False), ("hf_abc def", False), ("hf_abc\n", False),
+     ("short", False), ("x" * 1025, False)],
+)  # fmt: skip
+def test_the_hugging_face_token_is_a_bearer_token(token: str, ok: bool) -> None:
+    """A '"' and a newline in hfToken injected 'insecure' into curl's config (item 22)."""
+    raw = {"hfToken": token}
+    if ok:
+        assert load(raw, secret_keys=("hfToken",)).hf_token.get_secret_value() == token
+        return
+    with pytest.raises(ConfigError, match="must be a bearer token") as info:
+        load(raw, secret_keys=("hfToken",))
+    assert token not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["P2P_TOKEN", "LLAMACPP_GRPC_SERVERS", "PRELOAD_BACKEND_ONLY", "LOCALAI_CSRF", "LIBRARY_PATH"],
+)
+def test_localai_variables_that_leak_or_stop_serving_are_refused(name: str) -> None:
+    assert f"refused: {name} " in extra_env_error({name: "x"})
+
+
+@pytest.mark.parametrize(
+    ("env", "debug"),
+    [({"DEBUG": "true"}, True), ({"LOCALAI_DEBUG": "1"}, True),
+     ({"LOCALAI_LOG_LEVEL": "debug"}, True), ({"LOCALAI_LOG_LEVEL": "TRACE"}, True),
+     ({"LOG_LEVEL": "debug"}, True), ({"LOCALAI_LOG_LEVEL": "info"}, False),
+     ({"LOCALAI_LOG_LEVEL": "warn"}, False)],
+)  # fmt: skip
+def test_debug_logging_needs_the_opt_in_that_names_the_risk(env: dict, debug: bool) -> None:
+    """Debug logging writes every prompt to the logs (CloudWatch on AWS) (item 30)."""
+    raw = {"extraEnv": json.dumps(env)}
+    if not debug:
+        assert load(raw).extra_env == env
+        return
+    with pytest.raises(ConfigError, match=r"logs every prompt and answer.*localai:logPrompts true"):
+        load(raw)
+    assert load({**raw, "logPrompts": "true"}).extra_env == env

@@ -223,13 +223,16 @@ def test_the_ec2_run_script_serves_on_a_real_engine_and_restarts_without_downloa
 # --- the local target's container start, for real ------------------------------------------
 
 
-def local_container(name: str, image: str, files: dict[str, tuple[str, bool]], port: int) -> None:
+def local_container(
+    name: str, image: str, files: dict[str, tuple[str, bool]], port: int, *env: str
+) -> None:
     """Like pulumi-docker's Container: create with the target's entrypoint, upload, start."""
     remove_container(name)
     docker(
         "create", "--name", name, "--network", "host", "-v", f"{name}-models:{MODELS_DIR}",
         "-e", f"API_KEY={SENTINEL_KEY}", "-e", f"ADDRESS=127.0.0.1:{port}",
         "-e", "CURL_CA_BUNDLE=/etc/localai/ca.pem", "-e", "FETCH_RETRY_DELAY_S=0",
+        *[arg for pair in env for arg in ("-e", pair)],
         "--entrypoint", "/bin/bash", image, "-c", _ENTRYPOINT_SCRIPT, "localai-entrypoint",
     )  # fmt: skip
     staging = Path(f"/tmp/{name}-upload")
@@ -300,6 +303,29 @@ def test_a_bad_download_stops_the_local_start_and_the_wait_says_why_in_seconds(
         listed = docker("run", "--rm", "-v", f"{name}-models:/m", "--entrypoint", "ls",
                         standin_image, "-A", "/m").stdout.split()  # fmt: skip
         assert WEIGHTS not in listed, "an unverified file is never in place"
+    finally:
+        remove_container(name)
+        docker("volume", "rm", "-f", f"{name}-models", check=False)
+
+
+def test_the_token_reaches_the_fetcher_and_not_localai(
+    standin_image, local_files, file_server
+) -> None:
+    """LocalAI's templates can render its environment (sprig's env): the local target gave
+    it HF_TOKEN (issue 18, item 25)."""
+    name, port = "localai-engine-token", free_port()
+    token = "hf_sentinel0123456789abcdef"
+    docker("volume", "rm", "-f", f"{name}-models", check=False)
+    try:
+        local_container(name, standin_image, local_files(), port, f"HF_TOKEN={token}",
+                        f"HF_ENDPOINT={file_server.base_url}")  # fmt: skip
+        base = f"http://127.0.0.1:{port}/v1"
+        wait_until_ready(base, SENTINEL_KEY, DEFAULT_MODEL, timeout_s=240, initial_delay_s=0.5,
+                         docker_container=name)  # fmt: skip
+        assert any(auth == f"Bearer {token}" for _path, _range, auth in file_server.requests)
+        served = docker("exec", name, "cat", "/proc/1/environ").stdout
+        assert "HF_TOKEN" not in served and token not in served
+        assert f"API_KEY={SENTINEL_KEY}" in served, "the environment read is LocalAI's"
     finally:
         remove_container(name)
         docker("volume", "rm", "-f", f"{name}-models", check=False)

@@ -307,3 +307,98 @@ def test_prompt_reuse_is_rendered_on_unless_the_model_turns_it_off() -> None:
         render_model_yaml(parse_model_config(mutate(off)), gpu_layers=0, threads=2)
     )
     assert kept["prompt_cache_all"] is False
+
+
+# -- issue 18, items 25-29: values in a model file that did harm --------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    ['{{ env "HF_TOKEN" }}{{.Input}}', "{{.Input}}{{ expandenv \"$API_KEY\" }}",
+     '{{- env\n "LOCALAI_API_KEY" -}}'],
+)  # fmt: skip
+def test_a_template_that_reads_the_environment_is_refused(template: str) -> None:
+    """Sprig's env in a template put the token into every prompt (item 25)."""
+    text = mutate(lambda d: d["template"].update(chat=template))
+    with pytest.raises(ModelConfigError, match=r"template\.chat: calls env or expandenv"):
+        parse_model_config(text, source="bad.yaml")
+
+
+def test_a_template_mentioning_environment_in_text_is_fine() -> None:
+    text = mutate(lambda d: d["template"].update(chat="Your environment: {{.Input}}"))
+    assert parse_model_config(text, source="ok.yaml").template.chat.startswith("Your environment")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["https://alice:s3cret@example.com/m.gguf", "https://token@example.com/m.gguf",
+     "https://user%40x:p@example.com/m.gguf"],
+)  # fmt: skip
+def test_a_uri_with_credentials_is_refused(uri: str) -> None:
+    """It landed in the plain manifest, user data and state (item 26)."""
+    with pytest.raises(ModelConfigError, match=r"must not carry a user name or password") as info:
+        parse_model_config(with_uri(uri), source="bad.yaml")
+    userinfo = uri.split("//", 1)[1].split("@", 1)[0]
+    assert userinfo not in str(info.value), "the credentials are not echoed"
+    assert "(got 'https://[credentials]@example.com/m.gguf')" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("temperature", float("nan")), ("temperature", -0.1), ("temperature", 1e308),
+     ("top_p", -5), ("top_p", 1.01), ("typical_p", 2), ("tfz", -1),
+     ("frequency_penalty", 2.5), ("presence_penalty", -3), ("repeat_penalty", float("inf")),
+     ("top_k", -1), ("seed", 2**32), ("seed", -2), ("max_tokens", 0), ("batch", 0),
+     ("rope_freq_base", 0), ("rope_freq_scale", -1)],
+)  # fmt: skip
+def test_sampling_values_outside_what_llama_cpp_takes_are_refused(key: str, value) -> None:
+    text = mutate(lambda d: d["parameters"].update({key: value}))
+    with pytest.raises(ModelConfigError, match=rf"parameters\.{key}:"):
+        parse_model_config(text, source="bad.yaml")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("temperature", 0), ("temperature", 10), ("top_p", 0), ("top_p", 1), ("seed", -1),
+     ("seed", 2**32 - 1), ("frequency_penalty", -2), ("presence_penalty", 2), ("top_k", 0)],
+)  # fmt: skip
+def test_sampling_values_at_their_limits_are_accepted(key: str, value) -> None:
+    text = mutate(lambda d: d["parameters"].update({key: value}))
+    assert getattr(parse_model_config(text, source="ok.yaml").parameters, key) == value
+
+
+@pytest.mark.parametrize(("key", "value"), [("mirostat_tau", float("nan")), ("mirostat_eta", 0)])
+def test_mirostat_settings_are_bounded(key: str, value) -> None:
+    text = mutate(lambda d: d.update({key: value}))
+    with pytest.raises(ModelConfigError, match=rf"{key}:"):
+        parse_model_config(text, source="bad.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("a: " + "[" * 100_000 + "]" * 100_000, "nests too deeply"),
+     ("name: x\ncontext_size: " + "9" * 100_000 + "\n", "is not a LocalAI v2.24 model config")],
+)  # fmt: skip
+def test_a_pathological_file_is_one_clear_error(text: str, message: str) -> None:
+    """A 100,000-deep list or a 100,000-digit integer escaped as a traceback (item 28)."""
+    with pytest.raises(ModelConfigError, match=message) as info:
+        parse_model_config(text, source="bad.yaml")
+    assert str(info.value).startswith("bad.yaml")
+    assert len(str(info.value)) < 1000
+
+
+@pytest.mark.parametrize(
+    ("key", "pattern"),
+    [("cutstrings", r"(?=<\|end\|>)"), ("cutstrings", r"(a)\1"), ("extract_regex", r"(?<!x)y"),
+     ("extract_regex", r"["), ("cutstrings", r"\Z")],
+)  # fmt: skip
+def test_patterns_go_cannot_compile_are_refused(key: str, pattern: str) -> None:
+    """Go's regexp (RE2) refused them at the first completion and LocalAI exited (item 29)."""
+    text = mutate(lambda d: d.update({key: [pattern]}))
+    with pytest.raises(ModelConfigError, match=rf"{key}: .*is not an RE2 pattern"):
+        parse_model_config(text, source="bad.yaml")
+
+
+def test_re2_patterns_are_accepted() -> None:
+    text = mutate(lambda d: d.update(cutstrings=[r"<\|end\|>.*$", r"(?s)\s+$"]))
+    assert parse_model_config(text, source="ok.yaml").cutstrings == [r"<\|end\|>.*$", r"(?s)\s+$"]
