@@ -401,6 +401,11 @@ def render_model_yaml(
 ) -> str:
     """The YAML LocalAI reads on one host: offload, threads and context decided for it."""
     data = model.model_dump(exclude_none=True)
+    # The package's fetcher has verified every file before LocalAI starts; with
+    # download_files (and their sha256) LocalAI would read and hash every weights file
+    # again at each start before opening its port (7.3 GB on the gpu stack), for every
+    # key rotation, GPU retry and warm-pool start.
+    del data["download_files"]
     data.setdefault("mirostat", 0)  # LocalAI's default (2) would ignore top_p/top_k
     data.setdefault("prompt_cache_all", True)  # follow-up turns skip the shared prefix
     data["gpu_layers"] = gpu_layers

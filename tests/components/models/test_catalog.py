@@ -155,8 +155,10 @@ def test_rendering_sets_offload_and_threads_at_the_top_level(gpu_layers: int, th
     assert data["threads"] == threads
     assert data["context_size"] == 2048
     assert "gpu_layers" not in data["parameters"]
-    # What we render is itself a valid config (LocalAI would read every key).
-    assert parse_model_config(rendered).gpu_layers == gpu_layers
+    # Every key rendered is one LocalAI reads (the catalog's schema; download_files is the
+    # fetcher's business and left out of what LocalAI gets).
+    restored = {**data, "download_files": model.model_dump()["download_files"]}
+    assert parse_model_config(yaml.safe_dump(restored)).gpu_layers == gpu_layers
 
 
 # --- sources, shared files, bounded YAML, LocalAI defaults (issue 10, part 4) --------------
@@ -402,3 +404,12 @@ def test_patterns_go_cannot_compile_are_refused(key: str, pattern: str) -> None:
 def test_re2_patterns_are_accepted() -> None:
     text = mutate(lambda d: d.update(cutstrings=[r"<\|end\|>.*$", r"(?s)\s+$"]))
     assert parse_model_config(text, source="ok.yaml").cutstrings == [r"<\|end\|>.*$", r"(?s)\s+$"]
+
+
+def test_rendered_configs_leave_the_download_to_the_fetcher() -> None:
+    """With download_files and their sha256, LocalAI re-hashed every weights file at every
+    start before its port opened (item 31); the fetcher has verified them already."""
+    model = load_catalog()["phi-3.5-mini-instruct"]
+    rendered = yaml.safe_load(render_model_yaml(model, gpu_layers=0, threads=4))
+    assert "download_files" not in rendered
+    assert rendered["parameters"]["model"] == model.download_files[0].filename
