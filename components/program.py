@@ -146,6 +146,7 @@ def _serving(settings: Settings, sizing: SizingPlan, *, wait_for_ready: bool) ->
         wait_for_ready=wait_for_ready,
         ready_timeout_seconds=settings.ready_timeout_seconds,
         keep_volume_on_destroy=settings.keep_volume_on_destroy,
+        keep_removed_weights=settings.keep_removed_weights,
         extra_env=settings.extra_env,
         web_ui=settings.web_ui,
         hf_token=settings.hf_token,

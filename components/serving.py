@@ -170,6 +170,9 @@ class ServingArgs:
     """Non-secret LocalAI environment variables."""
     web_ui: bool = False
     """LocalAI's web UI (off unless localai:webUi)."""
+    keep_removed_weights: bool = False
+    """Weights no configured model lists are moved out of the models directory (kept on
+    the volume) instead of deleted."""
     hf_token: SecretStr | None = None
     """Hugging Face token for gated models, for the weights fetcher only (a secret)."""
 

@@ -310,6 +310,9 @@ class Settings(_Section):
     wait_for_ready: bool | None = None
     ready_timeout_seconds: int = Field(default=3600, ge=30, le=6 * 3600)
     keep_volume_on_destroy: bool = True
+    keep_removed_weights: bool = False
+    """Weights of a model removed from the stack are moved out of LocalAI's models directory
+    (kept on the volume) instead of deleted."""
     web_ui: bool = False
     log_prompts: bool = False
     """Allows LocalAI's debug logging in extraEnv, which writes prompts to the logs."""

@@ -395,6 +395,7 @@ def shared_spec_fields(
         "parallel_requests": serving.parallel_requests,
         "extra_env": serving.server_env(),
         "weights_manifest": weights_manifest,
+        "keep_removed_weights": serving.keep_removed_weights,
         "hf_token_parameter": (
             hf_token_parameter_name(resource_prefix) if serving.hf_token is not None else ""
         ),

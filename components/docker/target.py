@@ -197,6 +197,8 @@ def container_env(args: DockerTargetArgs, api_key: str) -> list[str]:
         env["PARALLEL_REQUESTS"] = "true"
         env["LLAMACPP_PARALLEL"] = str(serving.parallel_requests)
     env.update(serving.server_env())
+    if serving.keep_removed_weights:  # a directory: LocalAI does not list what is in it
+        env["FETCH_RETIRE_DIR"] = f"{MODELS_DIR}/.localai/removed-weights"
     if serving.hf_token is not None:  # the whole env list is a secret Output
         env["HF_TOKEN"] = serving.hf_token.get_secret_value()
     return [f"{key}={value}" for key, value in env.items()]

@@ -23,6 +23,8 @@
 #      FETCH_RETRY_DELAY_S (5), FETCH_MIN_FREE_BYTES (67108864: kept free beyond the file),
 #      FETCH_LOCK_WAIT_S (3600: how long to wait for another fetch into MODELS_DIR),
 #      FETCH_STATE_DIR (MODELS_DIR/.localai: stamps, staging and the lock; same filesystem),
+#      FETCH_RETIRE_DIR (optional: weights files no manifest line lists are moved there, on
+#      the same filesystem and outside MODELS_DIR; unset, they are removed),
 #      FETCH_SUMMARY_FILE (optional: "fetched_bytes=N verified_bytes=N seconds=N" at the end),
 #      HF_TOKEN (optional, for gated models: sent only to URLs under HF_ENDPOINT, default
 #      https://huggingface.co, and never on a command line).
@@ -259,6 +261,24 @@ while IFS=$'\t' read -r name sha size url rest || [[ -n "${name:-}" ]]; do
     count=$((count + 1))
 done <"$manifest"
 log "all $count files present and verified in $dir"
+# Weights no configured model lists: LocalAI lists a loose file as a model and loads it by
+# name with its defaults (context 512, mirostat 2, every layer on the GPU), past the memory
+# plan. Removed, or with FETCH_RETIRE_DIR (an opt-in) moved there, outside MODELS_DIR.
+shopt -s nullglob nocaseglob
+for path in "$dir"/*.gguf "$dir"/*.ggml "$dir"/*.bin "$dir"/*.safetensors "$dir"/*.partial; do
+    name=${path##*/}
+    [[ -z "${listed[$name]:-}" ]] || continue
+    if [[ -n "${FETCH_RETIRE_DIR:-}" && -f "$path" && ! -L "$path" ]]; then
+        own_dir "$FETCH_RETIRE_DIR"
+        mv -fT -- "$path" "$FETCH_RETIRE_DIR/$name"
+        log "$name: no configured model uses it; moved to $FETCH_RETIRE_DIR"
+    else
+        rm -f -- "$path"
+        log "$name: no configured model uses it; removed"
+    fi
+    rm -f -- "$state/$name"
+done
+shopt -u nullglob nocaseglob
 if [[ -n "${FETCH_SUMMARY_FILE:-}" ]]; then
     printf 'fetched_bytes=%s verified_bytes=%s seconds=%s\n' "$fetched_bytes" "$verified_bytes" \
         "$((SECONDS - began))" >"$FETCH_SUMMARY_FILE"

@@ -403,6 +403,7 @@ DEFAULTS = {
         "hfToken": None, "port": 8080, "threads": None, "contextSize": None,
         "parallelRequests": 1, "cpuLimit": None, "memoryLimitMb": None, "extraEnv": {},
         "waitForReady": None, "readyTimeoutSeconds": 3600, "keepVolumeOnDestroy": True,
+        "keepRemovedWeights": False,
         "webUi": False, "logPrompts": False, "bindAddress": "127.0.0.1", "allowNetworkBind": False,
         "instanceType": None, "volumeSizeGb": None, "volumeThroughput": 250,
         "rootVolumeSizeGb": None, "allowedCidrs": [], "allowAnywhere": False, "public": True,

@@ -194,6 +194,8 @@ class BootstrapSpec:
     """The fetcher's manifest (components/weights/manifest.py): file, sha256, size, URL."""
     never_format: bool = False
     """The weights volume is one the user named (weightsVolumeId): never format it."""
+    keep_removed_weights: bool = False
+    """Move weights no configured model lists to the volume's state directory (else delete)."""
     """Non-secret LocalAI env vars for the container."""
     volume_wait_s: int = 300
     """How long to wait for the weights volume to be attached."""
@@ -237,10 +239,11 @@ _COMMENT_LINE = re.compile(r"\s*#(?!!)(?!\s*shellcheck )")
 
 
 def compact_script(text: str) -> str:
-    """``text`` without its full-line comments (the shebang, ``# shellcheck`` directives and
-    here-documents stay verbatim): what every host gets, because EC2 allows 16 KiB of
-    (gzipped) user data and the comments took a quarter of it. The files in files/ stay
-    the documented source; the code is the same line for line."""
+    """``text`` without its full-line comments and its indentation (the shebang,
+    ``# shellcheck`` directives and here-documents stay verbatim): what every host gets,
+    because EC2 allows 16 KiB of (gzipped) user data and the comments took a quarter of it.
+    The files in files/ stay the documented source; the code is the same line for line.
+    (No script has a quoted string that spans lines, where indentation would count.)"""
     kept: list[str] = []
     terminator: str | None = None
     for number, line in enumerate(text.split("\n")):
@@ -251,7 +254,7 @@ def compact_script(text: str) -> str:
             continue
         if number > 0 and _COMMENT_LINE.match(line):
             continue
-        kept.append(line)
+        kept.append(line.lstrip(" \t"))
         heredoc = _HEREDOC.search(line.replace("<<<", ""))
         if heredoc:
             terminator = heredoc.group(1)
@@ -407,6 +410,7 @@ def _conf(spec: BootstrapSpec) -> str:
         "LOCALAI_EXTRA_ENV_FILE": EXTRA_ENV_PATH if spec.extra_env else "",
         "LOCALAI_WEIGHTS_MANIFEST": WEIGHTS_MANIFEST_PATH,
         "LOCALAI_HF_TOKEN_PARAMETER": spec.hf_token_parameter,
+        "LOCALAI_KEEP_REMOVED_WEIGHTS": "1" if spec.keep_removed_weights else "0",
     }
     if spec.fleet is not None:
         for key in (*PROFILE_KEYS, *DISCOVERED_KEYS):

@@ -708,3 +708,27 @@ def test_an_announced_oversized_body_is_refused_and_fetched_again(
     assert result.returncode == 1
     assert "the server announced more than the 300000 bytes" in result.stderr
     assert not (models / FILE).exists()
+
+
+def test_weights_no_configured_model_lists_are_removed(tmp_path, serve, models) -> None:
+    """A removed model's weights stayed as a loose file that /v1/models listed and any key
+    holder could load with LocalAI's defaults (item 32)."""
+    (models / "old-model.Q4_K_M.gguf").write_bytes(b"GGUF old")
+    (models / "OTHER.BIN").write_bytes(b"old")
+    (models / "mine.yaml").write_text("name: mine\n")
+    result = serve()
+    assert result.returncode == 0, result.stderr
+    assert "old-model.Q4_K_M.gguf: no configured model uses it; removed" in result.stderr
+    assert sorted(p.name for p in models.iterdir()) == sorted([".localai", FILE, "mine.yaml"])
+
+
+def test_with_the_opt_in_they_move_out_of_the_models_directory(tmp_path, serve, models) -> None:
+    (models / "old-model.Q4_K_M.gguf").write_bytes(b"GGUF old")
+    (models / "planted.gguf").symlink_to("/etc/hostname")
+    kept = tmp_path / "removed-weights"
+    result = serve(FETCH_RETIRE_DIR=str(kept))
+    assert result.returncode == 0, result.stderr
+    assert (kept / "old-model.Q4_K_M.gguf").read_bytes() == b"GGUF old"
+    assert not (kept / "planted.gguf").exists(), "a link is removed, never moved or followed"
+    assert sorted(p.name for p in models.iterdir()) == [".localai", FILE]
+    assert kept.stat().st_mode & 0o777 == 0o700

@@ -238,7 +238,9 @@ if [[ -n "${LOCALAI_HF_TOKEN_PARAMETER:-}" ]]; then
 fi
 fetch_summary="$LOCALAI_RUN_DIR/fetch-summary"
 rm -f -- "$fetch_summary"
-FETCH_STATE_DIR="$host_state/fetch" FETCH_SUMMARY_FILE="$fetch_summary" HF_TOKEN="$hf_token" localai-fetch-weights "$LOCALAI_WEIGHTS_MANIFEST" "$LOCALAI_MOUNT_POINT/models" &
+retire_dir=""
+[[ "${LOCALAI_KEEP_REMOVED_WEIGHTS:-0}" != 1 ]] || retire_dir="$host_state/removed-weights"
+FETCH_RETIRE_DIR="$retire_dir" FETCH_STATE_DIR="$host_state/fetch" FETCH_SUMMARY_FILE="$fetch_summary" HF_TOKEN="$hf_token" localai-fetch-weights "$LOCALAI_WEIGHTS_MANIFEST" "$LOCALAI_MOUNT_POINT/models" &
 fetch_pid=$!
 unset hf_token
 

@@ -98,14 +98,18 @@ def fleet_spec(
 
 
 def assert_same_code(source: str, shipped: str, path: str) -> None:
-    """``shipped`` is ``source`` with some full-line comments left out, nothing else: its
-    lines are the source's in order, and every source line it lacks is a comment."""
+    """``shipped`` is ``source`` with some full-line comments and the indentation left out,
+    nothing else: its lines are the source's in order (as written, or without leading
+    blanks), and every source line it lacks is a comment."""
     source_lines, shipped_lines = source.split("\n"), shipped.split("\n")
     assert shipped_lines[0] == source_lines[0] == "#!/usr/bin/env bash", path
     missing = []
     position = 0
     for line in source_lines:
-        if position < len(shipped_lines) and shipped_lines[position] == line:
+        if position < len(shipped_lines) and shipped_lines[position] in (
+            line,
+            line.lstrip(" \t"),
+        ):
             position += 1
         else:
             missing.append(line)

@@ -543,6 +543,7 @@ def test_the_conf_holds_exactly_these_lines():
         "LOCALAI_EXTRA_ENV_FILE=/etc/localai/extra.env\n"
         "LOCALAI_WEIGHTS_MANIFEST=/etc/localai/weights.tsv\n"
         "LOCALAI_HF_TOKEN_PARAMETER=/localai/dev/hf-token\n"
+        "LOCALAI_KEEP_REMOVED_WEIGHTS=0\n"
     )
 
 

@@ -164,11 +164,13 @@ def test_compaction_keeps_here_documents_and_directives():
     text = (
         "#!/usr/bin/env bash\n# a comment\n    # indented comment\n"
         "# shellcheck source=/dev/null\necho 1 # trailing stays\n"
-        "python3 - <<'PY'\n# kept: inside a here-document\nprint(1)\nPY\n# gone\necho 2\n"
+        "python3 - <<'PY'\n# kept: inside a here-document\nif 1:\n    print(1)\nPY\n# gone\n"
+        "if true; then\n    echo 2\nfi\n"
     )
     assert compact_script(text) == (
         "#!/usr/bin/env bash\n# shellcheck source=/dev/null\necho 1 # trailing stays\n"
-        "python3 - <<'PY'\n# kept: inside a here-document\nprint(1)\nPY\necho 2\n"
+        "python3 - <<'PY'\n# kept: inside a here-document\nif 1:\n    print(1)\nPY\n"
+        "if true; then\necho 2\nfi\n"
     )
 
 
