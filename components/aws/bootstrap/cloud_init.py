@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import gzip
 import re
+import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -78,9 +79,10 @@ FLEET_DIR = "/etc/localai/fleet"
 """Fleet hosts only: ``base.conf`` plus one ``<instance type>.conf`` per fleet type, which
 ``localai-host-profile`` joins into CONF_PATH at first boot for the type EC2 gave."""
 HOST_PROFILE = f"{SBIN_DIR}/localai-host-profile"
+LIFECYCLE = f"{SBIN_DIR}/localai-lifecycle"
 FLEET_SCRIPTS: dict[str, str] = {
     HOST_PROFILE: "localai-host-profile.sh",
-    f"{SBIN_DIR}/localai-lifecycle": "localai-lifecycle.sh",
+    LIFECYCLE: "localai-lifecycle.sh",
 }
 FLEET_UNITS: dict[str, str] = {
     f"{UNIT_DIR}/localai-warmup.service.d/20-lifecycle.conf": "localai-warmup-lifecycle.conf",
@@ -261,6 +263,12 @@ def compact_script(text: str) -> str:
     return "\n".join(kept)
 
 
+def compact_unit(text: str) -> str:
+    """A systemd unit without its comment lines (systemd.syntax(7): lines beginning with
+    '#' or ';'), for the same reason as :func:`compact_script`."""
+    return "\n".join(line for line in text.split("\n") if not line.lstrip().startswith(("#", ";")))
+
+
 def decode_write_file(entry: dict[str, object]) -> str:
     """The content a ``write_files`` entry writes (we write every file as plain text)."""
     encoding = entry.get("encoding", "text/plain")
@@ -285,7 +293,7 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
     files[WEIGHTS_MANIFEST_PATH] = (spec.weights_manifest, "0644")
     files[DOCKER_DROPIN_PATH] = (_docker_dropin(spec.mount_point), "0644")
     for path, name in UNITS.items():
-        files[path] = (read_file(name), "0644")
+        files[path] = (compact_unit(read_file(name)), "0644")
     for path, (content, permissions) in files.items():
         if permissions == "0755":
             files[path] = (compact_script(content), permissions)
@@ -306,7 +314,7 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
     for path, name in FLEET_SCRIPTS.items():
         files[path] = (compact_script(read_file(name)), "0755")
     for path, name in FLEET_UNITS.items():
-        files[path] = (read_file(name), "0644")
+        files[path] = (compact_unit(read_file(name)), "0644")
     for instance_type, profile in sorted(spec.fleet.profiles.items()):
         files.update(
             _model_files(
@@ -349,11 +357,11 @@ def _cloud_config(spec: BootstrapSpec, files: dict[str, tuple[str, str]]) -> dic
     if spec.fleet is None:
         # Also run by localai.service before every start; here so that the fstab entry
         # exists before daemon-reload turns it into a mount unit.
-        runcmd: list[list[str]] = [[*prepare, spec.volume_device, spec.mount_point]]
+        steps: list[list[str]] = [[*prepare, spec.volume_device, spec.mount_point]]
     else:
         # The profile step writes CONF_PATH (with the volume it found) first; a failure
         # there leaves no conf, so nothing below can format anything.
-        runcmd = [
+        steps = [
             [HOST_PROFILE],
             [
                 "sh",
@@ -362,14 +370,33 @@ def _cloud_config(spec: BootstrapSpec, files: dict[str, tuple[str, str]]) -> dic
                 '"$LOCALAI_VOLUME_DEVICE" "$LOCALAI_MOUNT_POINT"',
             ],
         ]
-    runcmd.append(["systemctl", "daemon-reload"])
+    steps.append(["systemctl", "daemon-reload"])
     if spec.install_docker:
-        runcmd.append(["systemctl", "enable", "--now", "docker.service"])
+        steps.append(["systemctl", "enable", "--now", "docker.service"])
     # --no-block: the warm-up is a oneshot that may wait hours for downloads.
     services = [*SERVICES, *(FLEET_SERVICES if spec.fleet is not None else ())]
-    runcmd.append(["systemctl", "enable", "--now", "--no-block", *services])
-    config["runcmd"] = runcmd
+    steps.append(["systemctl", "enable", "--now", "--no-block", *services])
+    config["runcmd"] = _runcmd(steps, fleet=spec.fleet is not None)
     return config
+
+
+RUNCMD_FAILED = " || rc=1"
+
+
+def _runcmd(steps: list[list[str]], *, fleet: bool) -> list[str]:
+    """cloud-init runs runcmd as one /bin/sh script and reports the stage failed (``cloud-
+    init status``: error) only if the script exits non-zero: every step runs (the units
+    retry what failed), and a failed step makes the script exit 1. A fleet host whose
+    profile step failed abandons its launch at once (the group replaces it)."""
+    lines = ["rc=0"]
+    for step in steps:
+        line = shlex.join(step) + RUNCMD_FAILED
+        if fleet and step == [HOST_PROFILE]:
+            abandon = f"SERVICE_RESULT=host-profile-failed {LIFECYCLE} complete"
+            line = f"{HOST_PROFILE} || {{ rc=1; {abandon}; }}"
+        lines.append(line)
+    lines.append('exit "$rc"')
+    return lines
 
 
 def _write_file(path: str, content: str, permissions: str) -> dict[str, str]:

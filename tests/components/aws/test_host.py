@@ -12,6 +12,7 @@ import yaml
 from components.aws.bootstrap.cloud_init import decode_write_file
 from components.aws.host import ssm_port_forward_command, weights_device_path
 from components.errors import ConfigError
+from tests.components.aws.bootstrap.cloud_init_support import runcmd_steps
 from tests.support.program_run import run_program
 from tests.support.pulumi_mocks import FAKE_AMI, PRIVATE_SUBNET, RecordingMocks
 
@@ -465,7 +466,7 @@ def test_a_volume_the_user_named_is_never_formatted_by_the_host(
     """Both the boot-time prepare (runcmd) and the unit's (localai.conf) get the flag."""
     run_program({**AWS, "weightsVolumeId": "vol-0123456789abcdef0"})
     document = yaml.safe_load(user_data(pulumi_mocks))
-    assert "PREPARE_VOLUME_NEVER_FORMAT=1" in document["runcmd"][0]
+    assert "PREPARE_VOLUME_NEVER_FORMAT=1" in runcmd_steps(document)[0]
     assert (
         "\nPREPARE_VOLUME_NEVER_FORMAT=1\n"
         in written_files(pulumi_mocks)["/etc/localai/localai.conf"]
@@ -476,7 +477,9 @@ def test_a_volume_the_stack_created_may_be_formatted_when_blank(
     pulumi_mocks: RecordingMocks,
 ) -> None:
     run_program(AWS)
-    assert "PREPARE_VOLUME_NEVER_FORMAT=0" in yaml.safe_load(user_data(pulumi_mocks))["runcmd"][0]
+    assert (
+        "PREPARE_VOLUME_NEVER_FORMAT=0" in runcmd_steps(yaml.safe_load(user_data(pulumi_mocks)))[0]
+    )
 
 
 TOKEN = "hf_sentinel_token_0123456789abcdef"

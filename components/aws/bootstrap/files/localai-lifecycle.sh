@@ -31,7 +31,14 @@ case "$command" in
 heartbeat | complete) ;;
 *) die "usage: $PROG heartbeat|complete" ;;
 esac
-[[ -r "$conf" ]] || die "cannot read $conf"
+if [[ ! -r "$conf" ]]; then
+    # The profile step writes $conf; when it failed, base.conf still names the group, the
+    # hook and the region, so the launch can be abandoned at once (not after the timeout).
+    base=${LOCALAI_FLEET_DIR:-/etc/localai/fleet}/base.conf
+    [[ -r "$base" ]] || die "cannot read $conf or $base"
+    log "no $conf (the host profile step failed): using $base"
+    conf=$base
+fi
 # shellcheck source=/dev/null
 . "$conf"
 [[ -n "${LOCALAI_AUTOSCALING_GROUP:-}" && -n "${LOCALAI_LIFECYCLE_HOOK:-}" ]] ||

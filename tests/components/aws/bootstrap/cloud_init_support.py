@@ -143,3 +143,25 @@ def skip_or_fail(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set: this test must run)")
     pytest.skip(reason)
+
+
+def runcmd_steps(config: dict) -> list[list[str]]:
+    """The commands of a rendered runcmd, as argv lists: the script is ``rc=0``, one line per
+    step ending in ``|| rc=1`` (the fleet's profile step also abandons the launch), and
+    ``exit "$rc"``; this checks that shape as it takes it apart."""
+    import shlex
+
+    from components.aws.bootstrap.cloud_init import HOST_PROFILE, LIFECYCLE, RUNCMD_FAILED
+
+    lines = config["runcmd"]
+    assert lines[0] == "rc=0" and lines[-1] == 'exit "$rc"', lines
+    steps = []
+    for line in lines[1:-1]:
+        abandon = f"SERVICE_RESULT=host-profile-failed {LIFECYCLE} complete"
+        profile = f"{HOST_PROFILE} || {{ rc=1; {abandon}; }}"
+        if line == profile:
+            steps.append([HOST_PROFILE])
+            continue
+        assert line.endswith(RUNCMD_FAILED), line
+        steps.append(shlex.split(line.removesuffix(RUNCMD_FAILED)))
+    return steps

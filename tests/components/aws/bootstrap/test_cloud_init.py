@@ -24,6 +24,7 @@ from components.aws.bootstrap.cloud_init import (
     SCRIPTS,
     UNITS,
     USER_DATA_LIMIT_BYTES,
+    compact_unit,
     render_user_data,
     render_user_data_base64,
 )
@@ -39,6 +40,7 @@ from tests.components.aws.bootstrap.cloud_init_support import (
     fleet_spec,
     make_spec,
     model_set,
+    runcmd_steps,
     skip_or_fail,
     write_files,
 )
@@ -134,7 +136,7 @@ def test_gzip_base64_variant_is_the_same_document_verbatim(schema):
     assert all("encoding" not in entry for entry in config["write_files"])
     assert document == render_user_data(spec)
     for path, name in UNITS.items():
-        assert decoded_files(document)[path] == (FILES_DIR / name).read_text()
+        assert decoded_files(document)[path] == compact_unit((FILES_DIR / name).read_text())
     for path, name in SCRIPTS.items():
         assert_same_code((FILES_DIR / name).read_text(), decoded_files(document)[path], path)
 
@@ -199,7 +201,7 @@ def test_embedded_scripts_and_units_equal_the_files_in_components_files(variant)
         assert_same_code((FILES_DIR / name).read_text(encoding="utf-8"), files[path], path)
         assert entries[path]["permissions"] == "0755"
     for path, name in UNITS.items():
-        assert files[path] == (FILES_DIR / name).read_text(encoding="utf-8"), path
+        assert files[path] == compact_unit((FILES_DIR / name).read_text(encoding="utf-8")), path
         assert entries[path].get("permissions", "0644") == "0644"
     fleet_only = {*cloud_init.FLEET_SCRIPTS.values(), *cloud_init.FLEET_UNITS.values()}
     assert not fleet_only & set(files), "fleet files belong to fleet hosts only"
@@ -231,9 +233,9 @@ def test_docker_is_installed_only_on_plain_ubuntu():
     gpu = yaml.safe_load(render_user_data(make_spec(gpu=True)))
     assert "docker.io" in cpu["packages"]
     assert cpu["package_update"] is True
-    assert ["systemctl", "enable", "--now", "docker.service"] in cpu["runcmd"]
+    assert ["systemctl", "enable", "--now", "docker.service"] in runcmd_steps(cpu)
     assert "packages" not in gpu
-    assert not any("docker" in " ".join(command) for command in gpu["runcmd"])
+    assert not any("docker" in " ".join(command) for command in runcmd_steps(gpu))
 
 
 def test_model_yamls_land_under_the_accelerator_directories(variant):
@@ -253,7 +255,7 @@ def test_model_yamls_land_under_the_accelerator_directories(variant):
 
 def test_runcmd_prepares_the_volume_then_starts_the_units_without_blocking(variant):
     _, spec, document = variant
-    runcmd = yaml.safe_load(document)["runcmd"]
+    runcmd = runcmd_steps(yaml.safe_load(document))
     prepare = runcmd[0]
     assert prepare[-3:] == [
         "/usr/local/sbin/localai-prepare-volume",
@@ -551,7 +553,7 @@ def test_the_runcmd_of_a_single_host_step_by_step():
     cpu = yaml.safe_load(render_user_data(make_spec(never_format=True, volume_wait_s=42)))
     assert cpu["package_update"] is True
     assert cpu["packages"] == ["docker.io", "curl"]
-    assert cpu["runcmd"] == [
+    assert runcmd_steps(cpu) == [
         ["env", "PREPARE_VOLUME_WAIT_S=42", "PREPARE_VOLUME_NEVER_FORMAT=1",
          "/usr/local/sbin/localai-prepare-volume", VOLUME_DEVICE, "/var/lib/localai"],
         ["systemctl", "daemon-reload"],
@@ -561,8 +563,11 @@ def test_the_runcmd_of_a_single_host_step_by_step():
     ]  # fmt: skip
     gpu = yaml.safe_load(render_user_data(make_spec(gpu=True)))
     assert "packages" not in gpu and "package_update" not in gpu
-    assert gpu["runcmd"][0][1:3] == ["PREPARE_VOLUME_WAIT_S=300", "PREPARE_VOLUME_NEVER_FORMAT=0"]
-    assert ["systemctl", "enable", "--now", "docker.service"] not in gpu["runcmd"]
+    assert runcmd_steps(gpu)[0][1:3] == [
+        "PREPARE_VOLUME_WAIT_S=300",
+        "PREPARE_VOLUME_NEVER_FORMAT=0",
+    ]
+    assert ["systemctl", "enable", "--now", "docker.service"] not in runcmd_steps(gpu)
 
 
 def test_the_docker_dropin_waits_for_the_mount_point():

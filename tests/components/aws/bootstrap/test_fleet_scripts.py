@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import yaml
 
 from components.aws.bootstrap.cloud_init import (
     CONF_PATH,
@@ -24,6 +25,7 @@ from components.aws.bootstrap.cloud_init import (
     FLEET_SCRIPTS,
     FLEET_UNITS,
     compact_script,
+    compact_unit,
     read_file,
     render_user_data,
 )
@@ -36,6 +38,7 @@ from tests.components.aws.bootstrap.cloud_init_support import (
     fleet_spec,
     install,
     make_spec,
+    runcmd_steps,
     skip_or_fail,
 )
 
@@ -157,7 +160,7 @@ def test_fleet_scripts_are_the_files_minus_their_comment_lines():
         assert files[path] == compact_script(source)
         assert_same_code(source, files[path], path)
     for path, name in FLEET_UNITS.items():
-        assert files[path] == read_file(name)
+        assert files[path] == compact_unit(read_file(name))
 
 
 def test_compaction_keeps_here_documents_and_directives():
@@ -182,12 +185,16 @@ def test_every_compacted_script_still_parses():
             assert result.returncode == 0, f"{path}: {result.stderr}"
 
 
-def test_single_host_scripts_are_compacted_the_same_way_and_units_stay_verbatim():
+def test_single_host_scripts_and_units_are_compacted_the_same_way():
     files = decoded_files(render_user_data(make_spec(gpu=True)))
     source = read_file("localai-run.sh")
     assert files["/usr/local/sbin/localai-run"] == compact_script(source)
     assert len(files["/usr/local/sbin/localai-run"]) < len(source)
-    assert files["/etc/systemd/system/localai.service"] == read_file("localai.service")
+    unit = read_file("localai.service")
+    assert files["/etc/systemd/system/localai.service"] == compact_unit(unit)
+    assert "#" not in compact_unit(
+        unit
+    ) and "ExecStart=/usr/local/sbin/localai-run" in compact_unit(unit)
     assert not set(FLEET_SCRIPTS) & set(files)
 
 
@@ -505,10 +512,10 @@ def test_fleet_user_data_validates_against_cloud_init_schema():
     assert schema_errors(schema, config) == []
     assert set(config) <= known_top_level_keys(schema)
     # The profile step runs first; the volume step reads the conf it wrote.
-    assert config["runcmd"][0] == ["/usr/local/sbin/localai-host-profile"]
-    assert config["runcmd"][1][:2] == ["sh", "-c"]
-    assert '"$LOCALAI_VOLUME_DEVICE"' in config["runcmd"][1][2]
-    assert "localai-lifecycle-heartbeat.timer" in config["runcmd"][-1]
+    assert runcmd_steps(config)[0] == ["/usr/local/sbin/localai-host-profile"]
+    assert runcmd_steps(config)[1][:2] == ["sh", "-c"]
+    assert '"$LOCALAI_VOLUME_DEVICE"' in runcmd_steps(config)[1][2]
+    assert "localai-lifecycle-heartbeat.timer" in runcmd_steps(config)[-1]
 
 
 def test_fleet_units_pass_systemd_analyze_verify(tmp_path: Path):
@@ -540,3 +547,73 @@ def test_fleet_units_pass_systemd_analyze_verify(tmp_path: Path):
     assert result.returncode == 0 and problems == [], problems
     dropin = root / "etc/systemd/system/localai-warmup.service.d/20-lifecycle.conf"
     assert "ExecStopPost=/usr/local/sbin/localai-lifecycle complete" in dropin.read_text()
+
+
+# --- issue 18, items 11, 12 and 14: what a real boot showed -------------------------------
+
+
+def test_a_failed_profile_step_abandons_the_launch_from_base_conf(fleet_host: FleetHost):
+    """No settings file (no EBS disk, two, an unknown type, IMDS down): the hook used to
+    wait out its 900 s timeout while localai.service restarted in a loop (item 12)."""
+    assert not fleet_host.path(CONF_PATH).exists()
+    result = fleet_host.run("localai-lifecycle", "complete", SERVICE_RESULT="host-profile-failed")
+    assert result.returncode == 0, result.stderr
+    assert "the host profile step failed): using" in result.stderr
+    assert fleet_host.calls() == [hook_args("ABANDON")]
+
+
+def unit_values(text: str, key: str) -> list[str]:
+    return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{key}=")]
+
+
+def test_the_units_survive_a_missing_settings_file_without_a_restart_loop():
+    files = decoded_files(render_user_data(fleet_spec()))
+    warmup = files["/etc/systemd/system/localai-warmup.service"]
+    # '-': systemd still runs ExecStopPost (the lifecycle drop-in) when the file is missing
+    assert unit_values(warmup, "EnvironmentFile") == [f"-{CONF_PATH}"]
+    service = files["/etc/systemd/system/localai.service"]
+    assert unit_values(service, "ConditionPathExists") == [CONF_PATH]
+
+
+def test_the_warm_up_hangs_off_localai_service_not_multi_user_target():
+    """WantedBy=multi-user.target held multi-user.target and cloud-final until the model
+    answered, at every reboot and warm-pool start (item 11)."""
+    warmup = read_file("localai-warmup.service")
+    assert unit_values(warmup, "WantedBy") == ["localai.service"]
+    assert "multi-user.target" not in "".join(
+        unit_values(warmup, "WantedBy") + unit_values(warmup, "Before")
+    )
+
+
+def test_stopping_localai_is_a_success_not_a_failure():
+    """docker run exits 143 on the stop's SIGTERM: the unit ended failed and the system
+    degraded (item 14)."""
+    assert unit_values(read_file("localai.service"), "SuccessExitStatus") == ["143"]
+
+
+STUB_STEP = r"""
+import json, os, sys
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\n")
+sys.exit(1 if os.path.basename(sys.argv[0]) in os.environ.get("STUB_FAIL", "").split() else 0)
+"""
+
+
+@pytest.mark.parametrize(("fail", "rc"), [("", 0), ("localai-prepare-volume", 1), ("systemctl", 1)])
+def test_runcmd_runs_every_step_and_fails_the_stage_when_one_failed(tmp_path: Path, fail, rc):
+    """cloud-init reports the stage failed only if the runcmd script exits non-zero; the
+    old script ended with the last command's status (item 14)."""
+    config = yaml.safe_load(render_user_data(make_spec()))
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name in ("systemctl", "localai-prepare-volume"):
+        write_stub(stubs, name, STUB_STEP)
+    script = "\n".join(["#!/bin/sh", *config["runcmd"]]).replace("/usr/local/sbin/", "")
+    log = tmp_path / "steps.jsonl"
+    result = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, timeout=30,
+        env={"PATH": f"{stubs}:/usr/bin:/bin", "STUB_LOG": str(log), "STUB_FAIL": fail},
+    )  # fmt: skip
+    assert result.returncode == rc
+    ran = [json.loads(line)[0] for line in log.read_text().splitlines()]
+    assert ran == ["localai-prepare-volume", "systemctl", "systemctl", "systemctl"], "every step"

@@ -13,8 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.aws.bootstrap.cloud_init import decode_write_file, render_user_data
-from tests.components.aws.bootstrap.cloud_init_support import FILES_DIR, fleet_spec, make_spec
+from components.aws.bootstrap.cloud_init import compact_unit, decode_write_file, render_user_data
+from tests.components.aws.bootstrap.cloud_init_support import (
+    FILES_DIR,
+    fleet_spec,
+    make_spec,
+    runcmd_steps,
+)
 
 UNIT_FILES = sorted(
     p for p in FILES_DIR.iterdir() if p.suffix in (".service", ".timer") or p.suffix == ".conf"
@@ -30,7 +35,7 @@ def rendered(fleet: bool) -> tuple[dict[str, str], dict[str, str], list]:
     config = yaml.safe_load(render_user_data(spec))
     files = {e["path"]: decode_write_file(e) for e in config["write_files"]}
     modes = {e["path"]: e.get("permissions", "0644") for e in config["write_files"]}
-    return files, modes, config["runcmd"]
+    return files, modes, runcmd_steps(config)
 
 
 def conf_of(files: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -76,7 +81,7 @@ def test_every_command_a_unit_runs_is_installed_executable(fleet: bool):
     checked = 0
     for unit in units:
         installed = installed_as(files, unit.name) or [
-            p for p, content in files.items() if content == unit.read_text()
+            p for p, content in files.items() if content == compact_unit(unit.read_text())
         ]  # a drop-in is installed under its unit's .d/ directory
         assert installed, f"{unit.name} is not installed"
         for key in ("ExecStart", "ExecStartPre", "ExecStop", "ExecStopPost"):
