@@ -80,7 +80,10 @@ fi
 dev=$(readlink -f -- "$device")
 [[ -b "$dev" ]] || die 1 "$device resolves to $dev, not a block device"
 log "device $device ($dev) is present"
-if command -v udevadm >/dev/null; then udevadm settle --timeout=30 || true; fi
+settle() { # let udev finish with the device (by-uuid links, blkid's view) after a change
+    if command -v udevadm >/dev/null; then udevadm settle --timeout=30 || true; fi
+}
+settle
 dev_id=$(mountpoint -x -- "$dev")
 # Before touching anything: the mount point must be free or already hold this device.
 if mountpoint -q -- "$mount_point" && [[ "$(mountpoint -d -- "$mount_point")" != "$dev_id" ]]; then
@@ -132,6 +135,7 @@ if ((rc == 2 || interrupted)); then
         die 1 "cannot write to $dev"
     # 1 MiB short of the device: the marker stays outside the filesystem; step 5 grows it.
     mkfs.ext4 -q -F -L "$label" -m 1 -- "$dev" $(((dev_bytes - MIB) / 1024))k
+    settle
     probe
     [[ $rc -eq 0 && "$fs_type" == ext4 ]] || die 1 "no ext4 filesystem found on $dev after mkfs.ext4"
     dd if=/dev/zero of="$dev" bs=4096 seek="$marker_at" count=1 conv=notrunc,fsync status=none ||
@@ -186,7 +190,25 @@ grow_needed() {
     ((dev_bytes - fs_bytes >= 1048576))
 }
 
-# 4. Mount by UUID through that fstab line, unless this device is already mounted there.
+# (helper) e2fsck before an offline grow. -p repairs what is safe without asking; a power cut
+# during an earlier grow can leave what -p will not touch, and then every later start would
+# refuse. The filesystem is ours (our label, on the volume the stack gave this host), so
+# what -p leaves is repaired with -y, and logged.
+check_unmounted() {
+    local out rc=0
+    out=$(e2fsck -f -p "$dev" 2>&1) || rc=$?
+    ((rc & 4)) || return 0 # 0 clean, 1 or 2 corrected
+    [[ "$(blkid -p -s LABEL -o value -- "$dev")" == "$label" ]] ||
+        die 1 "e2fsck -p found problems on $dev it will not repair, and it is not our filesystem ('$label'); check it by hand: $(tail -n 1 <<<"$out")"
+    log "WARNING: e2fsck -p left problems on $dev ($(tail -n 1 <<<"$out")); repairing with e2fsck -y"
+    rc=0
+    out=$(e2fsck -f -y "$dev" 2>&1) || rc=$?
+    printf '%s\n' "$out" | tail -n 20 | sed "s/^/$PROG: e2fsck: /"
+    ((!(rc & 4))) || die 1 "e2fsck -y could not repair $dev (exit $rc); check it by hand"
+    log "e2fsck -y repaired $dev (exit $rc)"
+}
+
+# 4. Mount the device there, unless it is already mounted there.
 mkdir -p -- "$mount_point"
 if mountpoint -q -- "$mount_point"; then
     log "$dev is already mounted at $mount_point"
@@ -199,10 +221,14 @@ if mountpoint -q -- "$mount_point"; then
 else
     if grow_needed; then
         log "growing the filesystem on $dev from $fs_bytes to $grow_to bytes"
-        e2fsck -f -p "$dev" >/dev/null 2>&1 || die 1 "e2fsck found problems on $dev before growing it; check it by hand"
+        check_unmounted
         resize2fs "$dev" >/dev/null 2>&1 || die 1 "resize2fs could not grow the filesystem on $dev"
+        settle
     fi
-    mount --fstab "$fstab" -- "$mount_point"
+    # The device itself, not the fstab line's UUID: right after mkfs or a resize, udev may
+    # not have the by-uuid link yet, and with nofail `mount` then exits 0 having mounted
+    # nothing. The fstab line is for later boots.
+    mount -t ext4 -- "$dev" "$mount_point"
     [[ "$(mountpoint -d -- "$mount_point")" == "$dev_id" ]] || die 1 "$mount_point is not backed by $dev after mount"
     log "mounted $dev (UUID=$uuid) at $mount_point"
 fi

@@ -731,3 +731,70 @@ def test_an_ext4_without_a_uuid_is_not_written_into_fstab(make_volume, mount_poi
     assert f"cannot read the filesystem UUID of {volume.device} ('')" in result.stderr
     assert Path(env["FSTAB"]).read_text() == UNRELATED_FSTAB
     assert mounts_under(mount_point) == []
+
+
+# --- issue 18, items 13 and 19 --------------------------------------------------------------
+
+
+def test_the_device_is_mounted_itself_not_through_the_fstab_uuid(
+    make_volume, mount_point, env, tmp_path
+):
+    """Right after mkfs, `mount --fstab` by UUID with nofail exited 0 and mounted nothing
+    while udev had no by-uuid link yet (item 13)."""
+    volume = make_volume()
+    lazy_uuid = fake_tool(
+        tmp_path,
+        "mount",
+        'for a in "$@"; do [ "$a" = --fstab ] && exit 0; done; exec /usr/bin/mount "$@"',
+    )
+    result = prepare(volume.device, mount_point, {**env, **lazy_uuid})
+    assert result.returncode == 0, result.stderr
+    assert mounted_source(mount_point) == volume.device
+    assert len(fstab_lines_for(mount_point, env)) == 1, "the fstab line is still written"
+
+
+def duplicate_a_block(volume: Volume, tmp_path: Path) -> None:
+    """What e2fsck -p will not repair (as a power cut during a resize can leave): two files
+    claiming one block."""
+    data = tmp_path / "data.txt"
+    data.write_text("weights\n")
+    for name in ("a", "b"):
+        run("debugfs", "-w", "-R", f"write {data} {name}", volume.device)
+    block = run("debugfs", "-R", "bmap a 0", volume.device).stdout.strip()
+    run("debugfs", "-w", "-R", f"sif b block[5] {block}", volume.device)  # b's extent -> a's
+    assert run("e2fsck", "-f", "-n", volume.device, check=False).returncode & 4
+
+
+def test_an_offline_grow_repairs_what_e2fsck_p_leaves_on_our_filesystem(
+    make_volume, mount_point, env, tmp_path
+):
+    """After a power cut during the offline grow, `e2fsck -f -p` refused, and so did every
+    later start (4 of 19 cuts, item 19): on our own filesystem, -y repairs it, logged."""
+    volume = make_volume()
+    assert prepare(volume.device, mount_point, env).returncode == 0
+    (mount_point / "weights.gguf").write_bytes(b"GGUF" + b"\x03" * 8192)
+    run("umount", str(mount_point))
+    duplicate_a_block(volume, tmp_path)
+    with volume.image.open("r+b") as handle:
+        handle.truncate(2 * SIZE)
+    run("losetup", "--set-capacity", volume.device)
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: e2fsck -p left problems on" in result.stdout
+    assert "e2fsck -y repaired" in result.stdout
+    assert fs_size_bytes(mount_point) > SIZE, "and the grow went on"
+    assert (mount_point / "weights.gguf").read_bytes() == b"GGUF" + b"\x03" * 8192
+
+
+def test_someone_elses_filesystem_is_not_repaired_with_y(make_volume, mount_point, env, tmp_path):
+    volume = make_volume()
+    run("mkfs.ext4", "-q", "-F", "-L", "their-data", volume.device, f"{SIZE // 2048}k")
+    duplicate_a_block(volume, tmp_path)
+    with volume.image.open("r+b") as handle:
+        handle.truncate(2 * SIZE)
+    run("losetup", "--set-capacity", volume.device)
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 1
+    assert "it is not our filesystem ('localai-models'); check it by hand" in result.stderr
+    assert "e2fsck -y" not in result.stdout and mounts_under(mount_point) == []
+    assert run("e2fsck", "-f", "-n", volume.device, check=False).returncode & 4, "left as found"
