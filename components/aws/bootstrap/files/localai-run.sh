@@ -145,7 +145,8 @@ if ! command -v docker >/dev/null; then
 fi
 #    Its images live on the weights volume (data-root <mount>/docker), so a replacement
 #    host starts with the image already there. The key is merged into daemon.json (the
-#    DLAMI's NVIDIA settings stay); docker.service's drop-in keeps it from starting before
+#    DLAMI's NVIDIA settings stay), with the classic image store (Docker 29+ defaults a fresh
+#    install to containerd's, outside data-root); docker.service's drop-in keeps it from starting before
 #    the volume is mounted; a daemon that came up with another root is restarted.
 data_root="$LOCALAI_MOUNT_POINT/docker"
 install -d -m 0710 -- "$data_root"
@@ -153,8 +154,13 @@ merged=$(python3 - "$docker_config" "$data_root" <<'PY'
 import json, os, sys
 path, root = sys.argv[1], sys.argv[2]
 config = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
-changed = config.get("data-root") != root
+features = dict(config.get("features") or {})
+changed = config.get("data-root") != root or features.get("containerd-snapshotter") is not False
 config["data-root"] = root
+# Docker Engine 29+ keeps a fresh install's images in containerd's own root (the containerd
+# image store), not under data-root: the classic store keeps them on the volume.
+features["containerd-snapshotter"] = False
+config["features"] = features
 print("changed" if changed else "same")
 if changed:
     os.makedirs(os.path.dirname(path), exist_ok=True)

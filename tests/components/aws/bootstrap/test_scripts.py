@@ -917,7 +917,10 @@ def test_docker_images_go_to_the_weights_volume_keeping_the_amis_settings(tmp_pa
     result = host.run(**GPU_OK)
     assert result.returncode == 0, result.stderr
     merged = json.loads(config.read_text())
-    assert merged == {**nvidia, "data-root": f"{host.mount}/docker"}
+    # The classic image store: Docker 29+ puts a fresh install's images in containerd's
+    # root, off the volume (issue 18, item 14b).
+    classic = {"containerd-snapshotter": False}
+    assert merged == {**nvidia, "data-root": f"{host.mount}/docker", "features": classic}
     assert ["restart", "docker.service"] in [c["argv"] for c in host.calls("systemctl")]
     assert (host.mount / "docker").is_dir()
     # The daemon (stub) still reports another root: said loudly, the start goes on.
@@ -948,3 +951,20 @@ def test_a_start_writes_the_boot_timeline_in_order(tmp_path: Path):
     assert (weights["source"], weights["bytes"]) == ("verified", str(len(TINY_WEIGHTS)))
     times = [float(dict(f.split("=", 1) for f in line.split()[1:])["t"]) for line in lines]
     assert times == sorted(times)
+
+
+def test_a_config_with_the_containerd_store_on_is_turned_to_the_classic_one(tmp_path: Path):
+    host = Host(tmp_path, {"gpu": True})
+    config = host.root / "etc/docker/daemon.json"
+    config.parent.mkdir(parents=True)
+    root = f"{host.mount}/docker"
+    config.write_text(
+        json.dumps(
+            {"data-root": root, "features": {"containerd-snapshotter": True, "buildkit": True}}
+        )
+    )
+    result = host.run(STUB_DOCKER_ROOT=root, **GPU_OK)
+    assert result.returncode == 0, result.stderr
+    features = json.loads(config.read_text())["features"]
+    assert features == {"containerd-snapshotter": False, "buildkit": True}
+    assert ["restart", "docker.service"] in [c["argv"] for c in host.calls("systemctl")]
