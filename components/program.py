@@ -343,9 +343,15 @@ def _build_aws(
     models: list[ModelConfig],
     facts: list[tuple[str, ModelFacts | None]],
 ) -> dict[str, Any]:
+    from components.aws import network
     from components.aws.access import check_names
     from components.aws.host import AwsHost, AwsHostArgs, check_user_data
-    from components.aws.network import choose_subnet, deployed_weights_volume, existing_volume_zone
+    from components.aws.network import (
+        choose_subnet,
+        deployed_weights_volume,
+        existing_volume_zone,
+        volume_modified_at,
+    )
 
     if settings.fleet is not None:
         return _build_fleet(settings, env, models, facts)
@@ -375,6 +381,9 @@ def _build_aws(
         zone=zone,
     )
     volume_gb = _weights_volume_size(settings, facts, deployed)
+    modified_at = volume_modified_at(
+        deployed, volume_gb, settings.volume_throughput, now=network.utc_now()
+    )
     if settings.weights_volume_id is not None:
         ignored = {"volumeSizeGb", "volumeThroughput"} & settings.model_fields_set_aliases()
         for key in sorted(ignored):
@@ -410,6 +419,7 @@ def _build_aws(
         weights_manifest=weights_manifest(models, dict(facts)),
         create_vpc_endpoints=settings.vpc_endpoints,
         tags=settings.tags,
+        volume_modified_at=modified_at,
     )
     check_user_data(host_args)
     target = AwsHost(STACK_RESOURCE_NAME, host_args)

@@ -26,7 +26,12 @@ from components.aws.launch import (
     metadata_options,
 )
 from components.aws.limits import gp3_iops_for
-from components.aws.network import Placement, endpoint_security_group, vpc_endpoints
+from components.aws.network import (
+    MODIFIED_AT_TAG,
+    Placement,
+    endpoint_security_group,
+    vpc_endpoints,
+)
 from components.errors import ConfigError
 from components.readiness.command import wait_for_endpoint
 from components.serving import ServingArgs
@@ -75,6 +80,8 @@ class AwsHostArgs:
     """Attach this EBS volume (e.g. one kept by an earlier ``pulumi destroy``) instead of
     creating one; the stack never deletes it. ``placement`` is then in its zone."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    volume_modified_at: str | None = None
+    """The weights volume's localai:modified-at tag (components/aws/network.py)."""
 
 
 class AwsHost(pulumi.ComponentResource):
@@ -331,7 +338,16 @@ class AwsHost(pulumi.ComponentResource):
             iops=gp3_iops_for(args.volume_throughput),
             throughput=args.volume_throughput,
             encrypted=True,
-            tags={**tags, "Name": f"{args.resource_prefix}-weights", "localai:role": "weights"},
+            tags={
+                **tags,
+                "Name": f"{args.resource_prefix}-weights",
+                "localai:role": "weights",
+                **(
+                    {MODIFIED_AT_TAG: args.volume_modified_at}
+                    if args.volume_modified_at is not None
+                    else {}
+                ),
+            },
             opts=pulumi.ResourceOptions(
                 parent=self, retain_on_delete=args.serving.keep_volume_on_destroy
             ),

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.limits import EBS_MODIFICATION_COOLDOWN_HOURS
 from components.errors import ConfigError
 
 
@@ -26,13 +28,58 @@ class Placement:
     """The subnet's route table (its own, else the VPC's main one)."""
 
 
+MODIFIED_AT_TAG = "localai:modified-at"
+"""On the weights volume: when `pulumi up` last changed its size or throughput (UTC, ISO
+8601), so the next change can be held to EBS's six-hour cooldown before it is sent."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def volume_modified_at(
+    deployed: DeployedVolume | None, size_gb: int, throughput: int, *, now: datetime
+) -> str | None:
+    """The volume's ``localai:modified-at`` after this `pulumi up`: now when it changes the
+    size or the throughput, else what it was. A change within six hours of the last is
+    refused: EBS would reject it after the rest of the stack was updated (EBS User Guide,
+    "Requirements for EBS volume modifications")."""
+    if deployed is None:
+        return None
+    changes = deployed.size_gb != size_gb or (
+        deployed.throughput is not None and deployed.throughput != throughput
+    )
+    if not changes:
+        return deployed.modified_at
+    if deployed.modified_at is not None:
+        try:
+            last = datetime.fromisoformat(deployed.modified_at)
+        except ValueError:
+            last = None
+        if last is not None:
+            ready = last + timedelta(hours=EBS_MODIFICATION_COOLDOWN_HOURS)
+            if now < ready:
+                raise ConfigError(
+                    "localai configuration cannot be applied yet:\n  - localai:volumeSizeGb / "
+                    f"localai:volumeThroughput: the weights volume {deployed.volume_id} was "
+                    f"modified at {last:%Y-%m-%d %H:%M} UTC, and EBS accepts the next change "
+                    f"{EBS_MODIFICATION_COOLDOWN_HOURS} hours later: retry after "
+                    f"{ready:%Y-%m-%d %H:%M} UTC (size {deployed.size_gb} -> {size_gb} GiB, "
+                    f"throughput {deployed.throughput} -> {throughput} MiB/s)"
+                )
+    return now.replace(microsecond=0).isoformat()
+
+
 @dataclass(frozen=True)
 class DeployedVolume:
-    """The weights volume the stack has attached now (found by its tags)."""
+    """The stack's weights volume as it is now (found by its tags), attached or not."""
 
     volume_id: str
     size_gb: int
     availability_zone: str
+    throughput: int | None = None
+    modified_at: str | None = None
+    """When the package last changed its size or throughput (tag localai:modified-at)."""
 
 
 NAT_TARGETS = (
@@ -170,13 +217,23 @@ def deployed_weights_volume(resource_prefix: str) -> DeployedVolume | None:
         filters=[
             {"name": "tag:localai:stack", "values": [resource_prefix]},
             {"name": "tag:localai:role", "values": ["weights"]},
-            {"name": "status", "values": ["in-use"]},
+            # "available" too: between a host's replacement and the new host's attachment
+            # the volume is detached, and a shrink or a zone change must still be refused.
+            {"name": "status", "values": ["in-use", "available"]},
         ]
     )
     volumes = []
     for volume_id in sorted(found.ids):
         volume = aws.ebs.get_volume(filters=[{"name": "volume-id", "values": [volume_id]}])
-        volumes.append(DeployedVolume(volume_id, volume.size, volume.availability_zone))
+        volumes.append(
+            DeployedVolume(
+                volume_id,
+                volume.size,
+                volume.availability_zone,
+                volume.throughput,
+                (volume.tags or {}).get(MODIFIED_AT_TAG),
+            )
+        )
     return max(volumes, key=lambda v: v.size_gb, default=None)
 
 

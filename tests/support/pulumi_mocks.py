@@ -139,6 +139,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.extra_amis: dict[str, tuple[str, int]] = {}  # id -> (architecture, root GiB)
         # The stack's attached weights volume (found by its tags): id -> (GiB, zone).
         self.deployed_volumes: dict[str, tuple[int, str]] = {}
+        self.deployed_volume_throughput: dict[str, int] = {}  # absent: 250 MiB/s
+        self.deployed_volume_tags: dict[str, dict[str, str]] = {}
         self.key_version = 1  # the SSM parameter's version after this `pulumi up`
         self.partition = "aws"
         # The network the AWS invokes describe; tests change it to play other accounts.
@@ -332,6 +334,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "volumeId": volume_id,
                 "availabilityZone": self.deployed_volumes.get(volume_id, (40, "us-east-1b"))[1],
                 "size": self.deployed_volumes.get(volume_id, (40, "us-east-1b"))[0],
+                "throughput": self.deployed_volume_throughput.get(volume_id, 250),
+                "tags": self.deployed_volume_tags.get(volume_id, {}),
                 "type": "gp3",
                 "encrypted": True,
             }

@@ -7,8 +7,11 @@ replaced, never shrunk); the host after the change boots an AMI of its own famil
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from components.aws import network
 from components.errors import ConfigError
 from tests.components.aws.day_two import deploy, reveal, touched, unchanged
 from tests.support.pulumi_mocks import FAKE_AMI, PRIVATE_SUBNET
@@ -165,10 +168,73 @@ def test_a_volume_too_small_for_the_weights_is_refused_with_the_numbers() -> Non
     assert deploy({**AWS, "models": models, "volumeSizeGb": "8"}).one(VOLUME).inputs["size"] == 8
 
 
-def test_growing_the_volume_changes_only_its_size() -> None:
+def test_growing_the_volume_changes_only_its_size_and_records_when() -> None:
     before = deploy({**AWS, "volumeSizeGb": "40"})
     after = deploy({**AWS, "volumeSizeGb": "60"}, setup=deployed_volume(40))
-    assert changed_inputs(before, after, VOLUME) == {"size": (40, 60)}
+    changed = changed_inputs(before, after, VOLUME)
+    assert set(changed) == {"size", "tags"} and changed["size"] == (40, 60)
+    old_tags, new_tags = changed["tags"]
+    assert set(new_tags) - set(old_tags) == {"localai:modified-at"}
+    assert {k: v for k, v in new_tags.items() if k != "localai:modified-at"} == old_tags
+
+
+# -- issue 18, item 10: EBS's six-hour cooldown, and a detached volume ------------------------
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+def modified(hours_ago: float, size: int = 40, throughput: int = 250):
+    def setup(mocks) -> None:
+        mocks.deployed_volumes["vol-0deployed000000001"] = (size, "us-east-1a")
+        mocks.deployed_volume_throughput["vol-0deployed000000001"] = throughput
+        stamp = (NOW - timedelta(hours=hours_ago)).isoformat()
+        mocks.deployed_volume_tags["vol-0deployed000000001"] = {"localai:modified-at": stamp}
+
+    return setup
+
+
+@pytest.fixture
+def now(monkeypatch) -> datetime:
+    monkeypatch.setattr(network, "utc_now", lambda: NOW)
+    return NOW
+
+
+@pytest.mark.parametrize(
+    "change", [{"volumeSizeGb": "60"}, {"volumeThroughput": "500"}], ids=["size", "throughput"]
+)
+def test_a_second_volume_change_within_six_hours_is_refused_with_when(now, change) -> None:
+    """EBS refuses a modification within six hours of the last; `pulumi up` failed after
+    updating the rest of the stack."""
+    with pytest.raises(
+        ConfigError,
+        match=r"was modified at 2026-12-04 07:00 UTC.*retry after 2026-12-04 13:00 UTC",
+    ):
+        deploy({**AWS, "volumeSizeGb": "40", **change}, setup=modified(5))
+
+
+def test_a_volume_change_after_six_hours_goes_ahead_and_is_recorded(now) -> None:
+    after = deploy({**AWS, "volumeSizeGb": "60"}, setup=modified(6))
+    volume = after.one(VOLUME).inputs
+    assert volume["size"] == 60
+    assert volume["tags"]["localai:modified-at"] == "2026-12-04T12:00:00+00:00"
+
+
+def test_an_unrelated_change_keeps_the_recorded_time(now) -> None:
+    after = deploy({**AWS, "volumeSizeGb": "40", "logRetentionDays": "30"}, setup=modified(1))
+    assert after.one(VOLUME).inputs["tags"]["localai:modified-at"] == "2026-12-04T11:00:00+00:00"
+
+
+def test_the_shrink_guard_finds_a_detached_volume_too() -> None:
+    """Only in-use volumes were looked up: between a host's replacement and the attachment,
+    a shrink went through to EBS (item 10)."""
+    deployment = deploy({**AWS, "volumeSizeGb": "40"}, setup=deployed_volume(40))
+    (filters,) = [
+        args["filters"]
+        for token, args in deployment.mocks.calls
+        if token == "aws:ebs/getEbsVolumes:getEbsVolumes"
+    ]
+    status = next(f["values"] for f in filters if f["name"] == "status")
+    assert set(status) == {"in-use", "available"}
 
 
 def test_raising_throughput_changes_only_throughput_and_iops() -> None:
