@@ -42,7 +42,7 @@ from components.aws.launch import HostImage, ResolvedAmi, metadata_options
 from components.aws.limits import gp3_iops_for
 from components.aws.load_balancer import FleetLoadBalancer, LoadBalancerArgs, TlsChoice
 from components.aws.network import FleetPlacement
-from components.readiness.command import wait_for_endpoint
+from components.readiness.command import wait_for_endpoint, wait_for_rollout
 from components.serving import ServingArgs
 
 WEIGHTS_DEVICE_NAME = "/dev/sdf"
@@ -285,7 +285,7 @@ class AwsFleet(pulumi.ComponentResource):
             front,
             depends_on=[*identity.policies, *front.listeners, *grants],
         )
-        aws.autoscaling.LifecycleHook(
+        hook = aws.autoscaling.LifecycleHook(
             f"{name}-model-ready-hook",
             name=lifecycle_hook_name(args.resource_prefix),
             autoscaling_group_name=group.name,
@@ -312,6 +312,18 @@ class AwsFleet(pulumi.ComponentResource):
         self.load_balancer_dns_name = front.load_balancer.dns_name
         self.log_group_name = log_group.name
         self.ami_id = template.image_id
+        if args.serving.wait_for_ready:
+            # The provider starts the instance refresh and returns; this waits for it.
+            wait_for_rollout(
+                f"{name}-rollout",
+                group=autoscaling_group_name(args.resource_prefix),
+                region=self.region,
+                timeout_s=args.serving.ready_timeout_seconds,
+                log_group=log_group.name,
+                triggers=[template.latest_version],
+                parent=self,
+                depends_on=[group, hook],
+            )
         self._check_readiness(name, args, group, key_parameter, front)
         self.register_outputs(
             {

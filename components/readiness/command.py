@@ -70,3 +70,45 @@ def wait_for_endpoint(
         triggers=list(triggers),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
+
+
+def rollout_command_line(group: str, region: str, timeout_s: int, log_group: str) -> str:
+    parts = [
+        sys.executable,
+        "-m",
+        "components.readiness.rollout",
+        "--group",
+        group,
+        "--region",
+        region,
+        "--timeout",
+        str(timeout_s),
+        "--log-group",
+        log_group,
+    ]
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def wait_for_rollout(
+    name: str,
+    *,
+    group: str,
+    region: pulumi.Input[str],
+    timeout_s: int,
+    log_group: pulumi.Input[str],
+    triggers: Sequence[pulumi.Input[object]],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+) -> command.local.Command:
+    """Wait for the instance refresh a launch-template change started (re-run whenever a
+    trigger, the template's version, changes); fail with why new hosts were abandoned."""
+    create = pulumi.Output.all(region, log_group).apply(
+        lambda v: rollout_command_line(group, v[0], timeout_s, v[1])
+    )
+    return command.local.Command(
+        name,
+        create=create,
+        dir=str(PROJECT_ROOT),
+        triggers=list(triggers),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )

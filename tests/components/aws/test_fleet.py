@@ -361,8 +361,9 @@ def test_internal_load_balancer_defaults_to_the_vpc(pulumi_mocks: RecordingMocks
         if r.name.startswith("localai-lb-in-")
     }
     assert cidrs == {"172.31.0.0/16"}
-    # No readiness check from outside the VPC.
-    assert pulumi_mocks.of_type("command:local:Command") == []
+    # No readiness check from outside the VPC; the rollout wait asks the AWS API.
+    names = [r.name for r in pulumi_mocks.of_type("command:local:Command")]
+    assert names == ["localai-rollout"]
 
 
 def test_warm_pool_uses_one_type_without_a_mixed_policy(pulumi_mocks: RecordingMocks) -> None:
@@ -632,7 +633,9 @@ def test_the_readiness_check_waits_for_the_alias_record_it_resolves(
 ) -> None:
     """OPENAI_BASE_URL names the domain: the check must not run before its record exists."""
     run_program(PROD, stack="prod")
-    ready = pulumi_mocks.one("command:local:Command")
+    ready = next(
+        r for r in pulumi_mocks.of_type("command:local:Command") if r.name == "localai-ready"
+    )
     alias = next(
         r for r in pulumi_mocks.of_type("aws:route53/record:Record") if r.name == "localai-alias"
     )
@@ -646,3 +649,26 @@ def test_the_target_group_tolerates_a_localai_restart(pulumi_mocks: RecordingMoc
     check = pulumi_mocks.one("aws:lb/targetGroup:TargetGroup").inputs["healthCheck"]
     assert check["interval"] * check["unhealthyThreshold"] >= 150
     assert check["unhealthyThreshold"] == 10  # ELB's maximum
+
+
+def test_pulumi_up_waits_for_the_rollout_a_template_change_starts(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """The provider starts the instance refresh and returns (item 8): a command waits for it,
+    re-run whenever the template's version changes."""
+    run_program(PROD, stack="prod")
+    commands = {r.name: r for r in pulumi_mocks.of_type("command:local:Command")}
+    rollout = commands["localai-rollout"]
+    line = rollout.inputs["create"]
+    assert "-m components.readiness.rollout --group localai-prod --region us-east-1" in line
+    assert "--log-group /localai/localai-prod" in line or "--log-group" in line
+    assert rollout.inputs["triggers"] == [1]  # the launch template's latest version
+    group = pulumi_mocks.one("aws:autoscaling/group:Group")
+    hook = pulumi_mocks.one("aws:autoscaling/lifecycleHook:LifecycleHook")
+    assert {group.urn, hook.urn} <= set(rollout.dependencies)
+
+
+def test_no_rollout_wait_without_wait_for_ready(pulumi_mocks: RecordingMocks) -> None:
+    run_program({**PROD, "waitForReady": "false"}, stack="prod")
+    names = {r.name for r in pulumi_mocks.of_type("command:local:Command")}
+    assert "localai-rollout" not in names
