@@ -120,6 +120,7 @@ def wait_until_ready(
     request_timeout_s: float = 120.0,
     log: Callable[[str], None] | None = None,
     max_auth_failures: int = 3,
+    max_load_failures: int = 5,
     auth_grace_s: float = 0.0,
     check_other_key_refused: bool = False,
     docker_container: str | None = None,
@@ -143,6 +144,7 @@ def wait_until_ready(
     deadline = start + timeout_s
     attempts = 0
     auth_failures = 0
+    load_failures = 0
     logged: tuple[str, float] | None = None  # (what, when) of the last progress line
     while True:
         attempts += 1
@@ -171,6 +173,18 @@ def wait_until_ready(
             if fetch_note is not None and (logged is None or fetch_note not in logged[0]):
                 log(f"{docker_container}: {fetch_note}")
                 logged = (f"{obs.seen} {fetch_note}", now)
+        # LocalAI answers "could not load model" when the backend died loading it (out of
+        # memory, a bad file, an instruction the CPU lacks): that does not pass by waiting.
+        load_failures = load_failures + 1 if LOAD_FAILURE in obs.seen else 0
+        if load_failures >= max_load_failures:
+            cause = _backend_cause(docker_container) if docker_container is not None else ""
+            raise EndpointNotReady(
+                f"{url}: the model does not load ({load_failures} times in a row): {obs.seen}"
+                + (f"\nThe model's backend said, last:\n{cause}" if cause else ""),
+                last_seen=obs.seen,
+                attempts=attempts,
+                elapsed_s=elapsed,
+            )
         in_grace = elapsed < auth_grace_s
         auth_failures = auth_failures + 1 if obs.auth_rejected and not in_grace else 0
         if auth_failures >= max_auth_failures:
@@ -200,6 +214,26 @@ def wait_until_ready(
 
 
 FETCH_PREFIXES = ("localai-fetch:", "localai-sync-configs:")
+LOAD_FAILURE = "could not load model"
+"""LocalAI v2.24.0's error when a backend failed to load the model
+(pkg/model/initializers.go)."""
+BACKEND_STDERR_SCRIPT = (
+    "d=$(ls -td /tmp/go-processmanager*/ 2>/dev/null | head -n 1); "
+    '[ -n "$d" ] && tail -n 20 "${d}stderr"'
+)
+"""The newest backend's stderr in the container: LocalAI v2.24.0 logs it only at debug
+level, but keeps it in its process manager's state dir (pkg/model/process.go)."""
+
+
+def _backend_cause(container: str) -> str:
+    try:
+        done = subprocess.run(
+            ["docker", "exec", container, "sh", "-c", BACKEND_STDERR_SCRIPT],
+            capture_output=True, text=True, timeout=15, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
 
 
 def _fetch_log(container: str) -> tuple[str | None, str | None]:

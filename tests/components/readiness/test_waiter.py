@@ -448,3 +448,62 @@ def test_a_finished_fetch_in_the_log_is_no_error(tmp_path: Path, monkeypatch) ->
             docker_container="localai-test",
         )  # fmt: skip
     assert "not ready after" in str(caught.value)
+
+
+# -- issue 18, item 33: a model that does not load ends the wait with its cause -------------
+
+LOAD_FAILED = {
+    "error": {
+        "code": 500,
+        "message": "could not load model: rpc error: code = Unavailable desc = error reading "
+        "from server: EOF",
+        "type": "",
+    }
+}
+
+
+def test_a_model_that_keeps_failing_to_load_ends_the_wait_without_the_hour(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """LocalAI answers 500 'could not load model' at every request; the wait ran its full
+    hour. Five in a row end it, with the backend's own last words from the container."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    container_tmp = tmp_path / "container-tmp" / "go-processmanager123"
+    container_tmp.mkdir(parents=True)
+    (container_tmp / "stderr").write_text("error loading model: invalid magic characters\n")
+    docker = bin_dir / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = exec ] || exit 0\n'  # `docker logs`: nothing from the fetcher
+        f'exec sh -c "$(printf %s "$5" | sed "s#/tmp/#{tmp_path}/container-tmp/#g")"\n'
+    )
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    started = time.monotonic()
+    with (
+        StubServer(json_reply(500, LOAD_FAILED)) as stub,
+        pytest.raises(EndpointNotReady) as caught,
+    ):
+        wait_until_ready(
+            stub.base_url, "k", "m", timeout_s=3600, initial_delay_s=0.01, max_delay_s=0.05,
+            docker_container="localai-test",
+        )  # fmt: skip
+    assert time.monotonic() - started < 30
+    message = str(caught.value)
+    assert "the model does not load (5 times in a row): HTTP 500: could not load model" in message
+    assert message.endswith(
+        "The model's backend said, last:\nerror loading model: invalid magic characters"
+    )
+    assert len(stub.requests) == 5
+
+
+def test_a_load_failure_that_clears_does_not_end_the_wait() -> None:
+    replies = [json_reply(500, LOAD_FAILED)] * 4 + [json_reply(200, COMPLETION)]
+
+    def respond(handler) -> None:
+        replies.pop(0)(handler)
+
+    with StubServer(respond) as stub:
+        result = wait_until_ready(stub.base_url, "k", "m", timeout_s=60, initial_delay_s=0.01)
+    assert result.attempts == 5

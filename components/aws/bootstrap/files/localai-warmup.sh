@@ -44,6 +44,18 @@ done
 log "LocalAI is listening after $((SECONDS - start))s"
 localai-timeline localai_listening || true
 
+# Why a model did not load (CUDA out of memory, a bad GGUF, an illegal instruction): the
+# llama.cpp backend's stderr, which LocalAI v2.24.0 logs only at debug level (with every
+# prompt) but keeps in its process-manager state dir (pkg/model/process.go:
+# process.WithTemporaryStateDir -> $TMPDIR/go-processmanager*/stderr). Read from there
+# once a load failed, and written to the journal and to the container's own log stream
+# (CloudWatch), without turning debug logging on.
+backend_cause() {
+    docker exec localai sh -c 'd=$(ls -td /tmp/go-processmanager*/ 2>/dev/null | head -n 1)
+        [ -n "$d" ] && tail -n 20 "${d}stderr" | sed "s/^/localai-backend: /" | tee /proc/1/fd/2' \
+        2>/dev/null || true
+}
+
 body=$(printf '{"model":"%s","messages":[{"role":"user","content":"Hi"}],"max_tokens":1}' \
     "$LOCALAI_DEFAULT_MODEL")
 out=$(mktemp)
@@ -59,6 +71,13 @@ for ((attempt = 1; attempt <= attempts; attempt++)); do
         exit 0
     fi
     log "warm-up request $attempt/$attempts: HTTP ${status:-none} $(head -c 300 -- "$out" | tr -d '\n')"
+    if grep -q 'could not load model' -- "$out"; then
+        cause=$(backend_cause)
+        if [[ -n "$cause" ]]; then
+            log "the model's backend said, last:"
+            printf '%s\n' "$cause" | sed "s/^/$PROG: /" >&2
+        fi
+    fi
     ((attempt == attempts)) || sleep "$poll_s"
 done
 die "model '$LOCALAI_DEFAULT_MODEL' did not answer after $attempts attempts"

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -535,6 +536,7 @@ def test_run_without_log_group_or_instance_id_uses_local_logs(tmp_path: Path):
 
 class FakeLocalAI(BaseHTTPRequestHandler):
     chat_statuses: ClassVar[list[int]] = []
+    chat_bodies: ClassVar[list[bytes]] = []
     requests: ClassVar[list[dict]] = []
 
     def do_GET(self):
@@ -548,6 +550,8 @@ class FakeLocalAI(BaseHTTPRequestHandler):
         )
         status = type(self).chat_statuses.pop(0) if type(self).chat_statuses else 200
         payload = b'{"choices":[{"message":{"role":"assistant","content":"Hi"}}]}'
+        if type(self).chat_bodies:
+            payload = type(self).chat_bodies.pop(0)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -586,6 +590,7 @@ def warmup_host(tmp_path: Path):
     header.chmod(0o600)
     FakeLocalAI.requests = []
     FakeLocalAI.chat_statuses = []
+    FakeLocalAI.chat_bodies = []
     servers: list[ThreadingHTTPServer] = []
 
     def open_port():
@@ -653,6 +658,53 @@ def test_warmup_retries_a_failed_load(warmup_host):
     assert result.returncode == 0, result.stderr
     assert len(FakeLocalAI.requests) == 2
     assert "HTTP 500" in result.stderr
+
+
+STUB_DOCKER_EXEC = r"""
+import os, subprocess, sys
+# `docker exec localai sh -c SCRIPT`: SCRIPT runs here, with the container's /tmp and its
+# PID 1's stderr (the log stream Docker ships) as directories of the test.
+assert sys.argv[1:4] == ["exec", "localai", "sh"], sys.argv
+script = sys.argv[5].replace("/tmp/", os.environ["CONTAINER_TMP"] + "/")
+script = script.replace("/proc/1/fd/2", os.environ["CONTAINER_LOG"])
+sys.exit(subprocess.run(["sh", "-c", script]).returncode)
+"""
+
+
+def test_a_failed_load_puts_the_backends_own_words_in_the_journal_and_the_log(
+    warmup_host, tmp_path: Path
+):
+    """LocalAI v2.24.0 logs the backend's stderr only at debug level: a model that failed to
+    load left no cause anywhere (item 33). It is read from the process manager's state dir."""
+    host, warmup = warmup_host
+    container_tmp = tmp_path / "container-tmp"
+    old, new = container_tmp / "go-processmanager111", container_tmp / "go-processmanager222"
+    for directory in (old, new):
+        directory.mkdir(parents=True)
+    (old / "stderr").write_text("an earlier model's output\n")
+    (new / "stderr").write_text(
+        "llama_model_load: loading model\n"
+        "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 4608 MiB on device 0: "
+        "cudaMalloc failed: out of memory\n"
+    )
+    os.utime(old, (1, 1))
+    write_stub(host.stubs, "docker", STUB_DOCKER_EXEC)
+    container_log = tmp_path / "container.log"
+    FakeLocalAI.chat_statuses = [500]
+    FakeLocalAI.chat_bodies = [
+        b'{"error":{"code":500,"message":"could not load model: rpc error: code = '
+        b'Unavailable desc = error reading from server: EOF","type":""}}'
+    ]
+    result, _ = warmup(
+        delay_s=0.0, CONTAINER_TMP=str(container_tmp), CONTAINER_LOG=str(container_log)
+    )
+    assert result.returncode == 0, result.stderr  # the second attempt loads it
+    assert "the model's backend said, last:" in result.stderr
+    assert "localai-warmup: localai-backend: ggml_backend_cuda_buffer_type_alloc_buffer" in (
+        result.stderr
+    )
+    assert "an earlier model's output" not in result.stderr, "only the newest backend"
+    assert "cudaMalloc failed: out of memory" in container_log.read_text()
 
 
 def test_warmup_gives_up_clearly_when_localai_never_listens(warmup_host):
