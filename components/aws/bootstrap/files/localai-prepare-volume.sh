@@ -2,9 +2,9 @@
 # localai-prepare-volume DEVICE MOUNTPOINT: make the weights volume usable, idempotently.
 # 1. Wait for DEVICE (EBS attaches after boot; a by-id symlink is followed).
 # 2. Format ext4 ONLY if blank: no blkid/wipefs signature (filesystem, partition table,
-#    RAID, LUKS, swap...), and the first 64 MiB (where partitions start: a filesystem in a
-#    partition whose table was wiped) and the last MiB (the backup GPT, end-of-disk RAID
-#    metadata) read as zeros. Never when PREPARE_VOLUME_NEVER_FORMAT=1 (a volume the user
+#    RAID, LUKS, swap...), and every byte reads as zero (a filesystem in a partition whose
+#    table was wiped, a backup GPT, end-of-disk RAID metadata, data anywhere: a volume the
+#    stack created is new, so anything there was put there; read once, on first boot). Never when PREPARE_VOLUME_NEVER_FORMAT=1 (a volume the user
 #    named). A format interrupted by a crash is recognised by our marker in the last 4 KiB
 #    (outside the filesystem until the first mount) and redone. Reuse ext4; refuse the rest.
 # 3. Keep exactly one fstab line for MOUNTPOINT (by UUID, nofail); other lines untouched.
@@ -27,7 +27,7 @@ lock_file=${PREPARE_VOLUME_LOCK:-/run/localai-prepare-volume.lock}
 lock_wait_s=${PREPARE_VOLUME_LOCK_WAIT_S:-600}
 fstab=${FSTAB:-/etc/fstab}
 never_format=${PREPARE_VOLUME_NEVER_FORMAT:-0}
-readonly MIB=1048576 HEAD_MIB=64 MARKER="LOCALAI-PREPARE-VOLUME-FORMAT-IN-PROGRESS"
+readonly MIB=1048576 MARKER="LOCALAI-PREPARE-VOLUME-FORMAT-IN-PROGRESS"
 
 log() { printf '%s: %s\n' "$PROG" "$*"; }
 die() {
@@ -100,14 +100,19 @@ probe() {
     uuid=$(sed -n 's/^UUID=//p' <<<"$info")
 }
 dev_bytes=$(blockdev --getsize64 "$dev")
-head_mib=$((dev_bytes / MIB - 1 < HEAD_MIB ? dev_bytes / MIB - 1 : HEAD_MIB))
 marker_at=$((dev_bytes / 4096 - 1)) # the last 4 KiB block
 marked() {
     cmp -s -n ${#MARKER} -- <(dd if="$dev" bs=4096 skip="$marker_at" count=1 status=none) \
         <(printf '%s' "$MARKER")
 }
-zeros() { # OFFSET_MIB COUNT_MIB
-    cmp -s -n $(($2 * MIB)) -- <(dd if="$dev" bs=$MIB skip="$1" count="$2" status=none) /dev/zero
+all_zero() { # 0: every byte is zero; 1: $data_at is the first that is not; 2: unreadable
+    local out rc=0
+    out=$(cmp -n "$dev_bytes" -- "$dev" /dev/zero 2>&1) || rc=$?
+    ((rc != 0)) || return 0
+    data_at=$(sed -n 's/.* differ: [a-z]* \([0-9]*\),.*/\1/p' <<<"$out")
+    [[ -n "$data_at" ]] && return 1
+    log "cannot read all of $dev: ${out:-cmp exit $rc}"
+    return 2
 }
 probe
 interrupted=0
@@ -123,10 +128,12 @@ if ((rc == 2 || interrupted)); then
         [[ -z "$signatures" ]] ||
             die "$EXIT_REFUSED" "$dev is not blank (wipefs: ${signatures//$'\n'/, }); refusing to format it"
         ((dev_bytes >= 8 * MIB)) || die "$EXIT_REFUSED" "$dev is only $dev_bytes bytes; refusing to format it"
-        zeros 0 "$head_mib" ||
-            die "$EXIT_REFUSED" "$dev has no known signature but its first $head_mib MiB hold data (a partition whose table was wiped?); refusing to format it"
-        zeros $((dev_bytes / MIB - 1)) 1 ||
-            die "$EXIT_REFUSED" "$dev has no known signature but its last MiB holds data (a backup partition table or RAID metadata?); refusing to format it"
+        log "$dev has no known signature: checking that all of its $dev_bytes bytes are zero"
+        scan=0
+        all_zero || scan=$?
+        ((scan != 2)) || die 1 "cannot read all of $dev to check it is blank; nothing was formatted"
+        ((scan == 0)) ||
+            die "$EXIT_REFUSED" "$dev has no known signature but holds data at byte $data_at of $dev_bytes (a partition whose table was wiped, a backup partition table, RAID metadata, another system's data?); refusing to format it"
         [[ "$never_format" != 1 ]] ||
             die "$EXIT_REFUSED" "$dev is blank, but it is a volume you named (localai:weightsVolumeId): refusing to format it; is it the right volume?"
     fi

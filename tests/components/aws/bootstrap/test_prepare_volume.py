@@ -281,15 +281,12 @@ def write_backup_gpt_only(volume: Volume) -> None:
 
 
 FOREIGN_CONTENT = {
-    "filesystem further in": (
-        write_filesystem_further_in,
-        "MiB hold data (a partition whose table was wiped?)",
-    ),
-    "backup gpt at the end": (write_backup_gpt_only, "last MiB holds data"),
+    "filesystem further in": (write_filesystem_further_in, "holds data at byte 4195330 of"),
+    "backup gpt at the end": (write_backup_gpt_only, f"holds data at byte {SIZE - 511} of"),
     "dos partition table": (write_mbr_partition_table, "'dos' partition table"),
     "swap signature": (lambda v: run("mkswap", v.device), "holds 'swap', not ext4"),
     "ext2 filesystem": (lambda v: run("mkfs.ext2", "-q", v.device), "holds 'ext2', not ext4"),
-    "unknown data": (write_unknown_data, "MiB hold data (a partition whose table was wiped?)"),
+    "unknown data": (write_unknown_data, "holds data at byte 262145 of"),
 }
 
 
@@ -798,3 +795,26 @@ def test_someone_elses_filesystem_is_not_repaired_with_y(make_volume, mount_poin
     assert "it is not our filesystem ('localai-models'); check it by hand" in result.stderr
     assert "e2fsck -y" not in result.stdout and mounts_under(mount_point) == []
     assert run("e2fsck", "-f", "-n", volume.device, check=False).returncode & 4, "left as found"
+
+
+def test_data_only_beyond_the_first_64_mib_is_never_formatted(make_volume, mount_point, env):
+    """Only the first 64 MiB and the last MiB were read: a volume with data in between, and
+    no signature, was formatted (issue 18, item 20). A new volume is read whole, once."""
+    volume = make_volume(256 * 1024 * 1024)
+    with volume.image.open("r+b") as handle:
+        handle.seek(128 * 1024 * 1024)
+        handle.write(b"someone's data, no filesystem signature")
+    before = volume.digest()
+    result = prepare(volume.device, mount_point, env)
+    assert result.returncode == 4
+    assert f"holds data at byte {128 * 1024 * 1024 + 1} of {256 * 1024 * 1024}" in result.stderr
+    assert volume.digest() == before and mounts_under(mount_point) == []
+
+
+def test_an_unreadable_volume_is_not_taken_for_a_blank_one(make_volume, mount_point, env, tmp_path):
+    volume = make_volume()
+    failing = fake_tool(tmp_path, "cmp", "echo 'cmp: read error' >&2; exit 2")
+    result = prepare(volume.device, mount_point, {**env, **failing})
+    assert result.returncode == 1
+    assert "cannot read all of" in result.stderr and "nothing was formatted" in result.stderr
+    assert volume.probe("TYPE") == ""
