@@ -672,3 +672,86 @@ def test_no_rollout_wait_without_wait_for_ready(pulumi_mocks: RecordingMocks) ->
     run_program({**PROD, "waitForReady": "false"}, stack="prod")
     names = {r.name for r in pulumi_mocks.of_type("command:local:Command")}
     assert "localai-rollout" not in names
+
+
+# -- issue 22: what the fleet program decides, each pinned --------------------------------
+
+
+def weights_ebs(mocks: RecordingMocks) -> dict:
+    template = mocks.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    (weights,) = [m for m in template["blockDeviceMappings"] if m["deviceName"] == "/dev/sdf"]
+    return weights["ebs"]
+
+
+def test_the_weights_volume_is_sized_without_a_snapshot(pulumi_mocks: RecordingMocks) -> None:
+    """Llama-3.1-8B: 4.92 GB x 1.1 -> 20 GiB (components/sizing/volume.py)."""
+    run_program(PROD, stack="prod")
+    assert weights_ebs(pulumi_mocks)["volumeSize"] == 20
+
+
+def test_a_snapshot_smaller_than_the_computed_size_keeps_the_computed_size(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    pulumi_mocks.snapshots["snap-0123456789abcdef0"] = 8
+    run_program(fleet_config(weightsSnapshotId="snap-0123456789abcdef0"), stack="prod")
+    assert weights_ebs(pulumi_mocks)["volumeSize"] == 20
+
+
+def test_a_volume_size_equal_to_the_snapshot_is_accepted(pulumi_mocks: RecordingMocks) -> None:
+    pulumi_mocks.snapshots["snap-0123456789abcdef0"] = 60
+    config = {**fleet_config(weightsSnapshotId="snap-0123456789abcdef0"), "volumeSizeGb": "60"}
+    run_program(config, stack="prod")
+    assert weights_ebs(pulumi_mocks)["volumeSize"] == 60
+
+
+def test_accelerator_cpu_on_gpu_types_plans_no_offload(
+    pulumi_mocks: RecordingMocks, warnings: list[str]
+) -> None:
+    run_program({**fleet_config(), "accelerator": "cpu"}, stack="prod")
+    files = user_data_files(pulumi_mocks)
+    for instance_type in GPU_TYPES:
+        profile = files[f"{FLEET_DIR}/{instance_type}.conf"]
+        assert "\nLOCALAI_GPU_CAPABLE=0\n" in f"\n{profile}"
+        assert not any(p.startswith(f"/etc/localai/models/{instance_type}/gpu/") for p in files)
+    models = [text for path, text in files.items() if path.startswith("/etc/localai/models/")]
+    assert models and all("\ngpu_layers: 0\n" in text for text in models)
+    assert not any("GPU" in w for w in warnings), warnings
+
+
+def test_estimates_come_from_the_preferred_type(pulumi_mocks: RecordingMocks) -> None:
+    keys = ("estimatedTtftMs", "estimatedTokensPerSecond")
+    first = run_program(fleet_config(instanceTypes=["g6.xlarge", "g4dn.xlarge"]), stack="prod")
+    alone = run_program(fleet_config(instanceTypes=["g6.xlarge"]), stack="prod")
+    other = run_program(fleet_config(instanceTypes=["g4dn.xlarge", "g6.xlarge"]), stack="prod")
+    assert [first.outputs[k] for k in keys] == [alone.outputs[k] for k in keys]
+    assert [other.outputs[k] for k in keys] != [first.outputs[k] for k in keys]
+
+
+def test_the_deregistration_delay_follows_the_largest_context(pulumi_mocks: RecordingMocks) -> None:
+    """With phi as the default (its speed), llama's 8,192 tokens, not phi's 4,096, set how
+    long a full answer may take while an instance drains."""
+    one = fleet_config(instanceTypes=["g6.xlarge"])
+    run_program({**one, "models": '["phi-3.5-mini-instruct", "llama-3.1-8b-instruct"]'}, stack="prod")  # fmt: skip
+    both = pulumi_mocks.of_type("aws:lb/targetGroup:TargetGroup")[-1].inputs["deregistrationDelay"]
+    run_program({**one, "models": '["phi-3.5-mini-instruct"]'}, stack="prod")
+    phi = pulumi_mocks.of_type("aws:lb/targetGroup:TargetGroup")[-1].inputs["deregistrationDelay"]
+    assert both > phi
+
+
+def test_the_region_output_is_named_region(pulumi_mocks: RecordingMocks) -> None:
+    assert run_program(PROD, stack="prod").outputs["region"] == "us-east-1"
+
+
+def test_fleet_user_data_over_the_limit_is_one_clear_error(
+    pulumi_mocks: RecordingMocks, monkeypatch
+) -> None:
+    from components.aws.bootstrap import cloud_init
+
+    monkeypatch.setattr(cloud_init, "USER_DATA_LIMIT_BYTES", 4096)
+    with pytest.raises(
+        ConfigError,
+        match=r"localai configuration cannot be deployed to EC2: the gzipped cloud-init user "
+        r"data is \d+ bytes; EC2 allows 4096",
+    ):
+        run_program(PROD, stack="prod")
+    assert pulumi_mocks.resources == []
