@@ -413,3 +413,68 @@ def test_rendered_configs_leave_the_download_to_the_fetcher() -> None:
     rendered = yaml.safe_load(render_model_yaml(model, gpu_layers=0, threads=4))
     assert "download_files" not in rendered
     assert rendered["parameters"]["model"] == model.download_files[0].filename
+
+
+# -- issue 22: the catalog's guards, each pinned by an input that shows it ----------------
+
+
+def with_file_name(name: str) -> str:
+    def change(data: dict) -> None:
+        data["download_files"][0]["filename"] = name
+        data["parameters"]["model"] = name
+
+    return mutate(change)
+
+
+@pytest.mark.parametrize("name", ["sub/model.gguf", "", "..", ".", "a\\b.gguf"])
+def test_download_file_names_must_be_plain_names(name: str) -> None:
+    with pytest.raises(
+        ModelConfigError, match=r"must be a plain file name inside the models directory"
+    ):
+        parse_model_config(with_file_name(name), source="bad.yaml")
+
+
+@pytest.mark.parametrize("name", ["my model", "x" * 65, "Upper", "-dash-first", ""])
+def test_model_names_are_short_lowercase_words(name: str) -> None:
+    text = mutate(lambda d: d.update(name=name))
+    with pytest.raises(ModelConfigError, match=r"name: must be lowercase letters, digits"):
+        parse_model_config(text, source="bad.yaml")
+
+
+def test_a_64_character_model_name_is_accepted() -> None:
+    text = mutate(lambda d: d.update(name="x" * 64))
+    assert parse_model_config(text, source="ok.yaml").name == "x" * 64
+
+
+def test_a_huggingface_uri_with_an_empty_segment_is_refused() -> None:
+    with pytest.raises(ModelConfigError, match=r"huggingface:// URIs are owner/repo/file"):
+        parse_model_config(with_uri("huggingface:///repo/file.gguf"), source="bad.yaml")
+
+
+@pytest.mark.parametrize(("threads", "ok"), [(0, False), (1, True)])
+def test_threads_must_be_positive(threads: int, ok: bool) -> None:
+    text = mutate(lambda d: d.update(threads=threads))
+    if ok:
+        assert parse_model_config(text, source="ok.yaml").threads == threads
+        return
+    with pytest.raises(ModelConfigError, match=r"threads: Input should be greater than 0"):
+        parse_model_config(text, source="bad.yaml")
+
+
+def test_the_first_misplaced_key_is_the_one_named() -> None:
+    text = mutate(lambda d: d["parameters"].update(threads=4, gpu_layers=9))
+    with pytest.raises(ModelConfigError, match=r"'gpu_layers' is under 'parameters'"):
+        parse_model_config(text, source="bad.yaml")
+
+
+def test_empty_download_files_says_what_is_needed() -> None:
+    text = mutate(lambda d: d.update(download_files=[]))
+    with pytest.raises(ModelConfigError, match=r"download_files: List should have at least 1 item"):
+        parse_model_config(text, source="bad.yaml")
+
+
+def test_the_default_source_label_names_the_kind_of_file() -> None:
+    with pytest.raises(
+        ModelConfigError, match=r"^<model config> is not a valid LocalAI v2.24 model config:"
+    ):
+        parse_model_config(mutate(lambda d: d.update(threads=0)))
