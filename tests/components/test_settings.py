@@ -983,3 +983,31 @@ def test_debug_logging_needs_the_opt_in_that_names_the_risk(env: dict, debug: bo
     with pytest.raises(ConfigError, match=r"logs every prompt and answer.*localai:logPrompts true"):
         load(raw)
     assert load({**raw, "logPrompts": "true"}).extra_env == env
+
+
+# -- issue 22: what settings decides, each pinned -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("allowedCidrs", '["203.0.113.0/24"]'), ("allowAnywhere", "true"), ("public", "false"),
+     ("rootVolumeSizeGb", "40"), ("amiId", "ami-0123456789abcdef0")],
+)  # fmt: skip
+def test_each_aws_key_set_on_the_docker_target_is_named_as_ignored(key: str, value: str) -> None:
+    assert load({key: value}).ignored_keys() == [key]
+
+
+def test_a_bare_string_of_cidrs_is_split_on_commas() -> None:
+    """`pulumi config set localai:allowedCidrs 203.0.113.0/24,198.51.100.0/24` stores a bare
+    string, not JSON."""
+    settings = load({"target": "aws", "allowedCidrs": "203.0.113.0/24, 198.51.100.0/24"})
+    assert settings.allowed_cidrs == ["203.0.113.0/24", "198.51.100.0/24"]
+
+
+def test_a_fleets_missing_allowed_cidrs_is_reported_at_allowed_cidrs() -> None:
+    fleet = json.dumps({"instanceTypes": ["g6.xlarge"], "minSize": 1, "maxSize": 2})
+    with pytest.raises(ConfigError) as info:
+        load({"target": "aws", "fleet": fleet})
+    assert "  - localai:allowedCidrs = (not set): an internet-facing load balancer needs" in str(
+        info.value
+    )
