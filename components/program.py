@@ -285,6 +285,7 @@ def _coldstart(
     *,
     gpu: bool,
     install_docker: bool,
+    volume_gib: int,
 ) -> dict[str, Any]:
     """estimatedColdStartSeconds and estimatedReplacementSeconds (components/sizing/
     coldstart.py), when the models' sizes and the TTFT are known."""
@@ -299,6 +300,7 @@ def _coldstart(
         default_weights_bytes=default.file_size_bytes,
         volume_throughput_mibs=settings.volume_throughput,
         ttft_s=sizing.estimated_ttft_ms / 1000,
+        blank_volume_bytes=volume_gib * 1024**3,
     )
     return {
         "estimatedColdStartSeconds": round(result.new_host_s),
@@ -438,7 +440,14 @@ def _build_aws(
         # --shell)` splits on whitespace. The script prints and runs the full command.
         "ssmPortForwardCommand": "scripts/port-forward.sh",
         **_estimates(sizing),
-        **_coldstart(settings, sizing, facts, gpu=gpu_capable, install_docker=image.install_docker),
+        **_coldstart(
+            settings,
+            sizing,
+            facts,
+            gpu=gpu_capable,
+            install_docker=image.install_docker,
+            volume_gib=volume_gb,
+        ),
     }
 
 

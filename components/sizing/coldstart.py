@@ -5,8 +5,9 @@ Pure arithmetic over constants kept here with their sources. "Assumed" constants
 measured on AWS (no AWS from the development machines); ``scripts/coldstart-report.sh``
 measures the real boot timeline after a deploy, phase by phase, to check them.
 
-- new host: boot + Docker install (plain Ubuntu only) + max(image pull, weights fetch)
-  (they run in parallel) + model load from EBS + time to first token;
+- new host: boot + reading the new weights volume whole (the volume script formats only a
+  volume that reads as zeros) + Docker install (plain Ubuntu only) + max(image pull,
+  weights fetch) (they run in parallel) + model load from EBS + time to first token;
 - replacement: boot + moving the volume (stop the old host, detach, attach) + model load
   from EBS + time to first token (the image and the verified weights are on the volume).
 """
@@ -65,15 +66,19 @@ def estimate(
     default_weights_bytes: float,
     volume_throughput_mibs: int,
     ttft_s: float,
+    blank_volume_bytes: float = 0.0,
     constants: ColdStartConstants = DEFAULT_COLDSTART,
 ) -> ColdStartEstimate:
+    """``blank_volume_bytes``: a new host's weights volume, read whole before it is
+    formatted; a replacement keeps its formatted volume and reads none of it."""
     c = constants
+    blank_check = blank_volume_bytes / (volume_throughput_mibs * MIB)
     image = (c.gpu_image_bytes if gpu else c.cpu_image_bytes) / (c.registry_mb_per_s * 1e6)
     fetch = all_weights_bytes / (c.huggingface_mb_per_s * 1e6)
     load = model_load_s(default_weights_bytes, volume_throughput_mibs, c)
     new_host = (
-        c.ec2_boot_s + (c.docker_install_s if install_docker else 0.0) + max(image, fetch)
-        + load + ttft_s
+        c.ec2_boot_s + blank_check + (c.docker_install_s if install_docker else 0.0)
+        + max(image, fetch) + load + ttft_s
     )  # fmt: skip
     replacement = c.ec2_boot_s + c.volume_move_s + load + ttft_s
     return ColdStartEstimate(round(new_host, 1), round(replacement, 1))

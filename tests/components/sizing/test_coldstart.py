@@ -60,3 +60,14 @@ def test_the_aws_stacks_export_both_estimates(stack: str, pulumi_mocks: Recordin
     assert isinstance(cold, int) and isinstance(replacement, int)
     assert 0 < replacement < cold
     print(stack, cold, replacement)
+
+
+def test_a_new_host_reads_its_blank_volume_whole_first() -> None:
+    """The volume script formats only a volume that reads as zeros (issue 18, item 20): a
+    20 GiB volume at 250 MiB/s is 81.92 s more for a new host, nothing for a replacement."""
+    args = dict(gpu=False, install_docker=True, all_weights_bytes=2.4e9,
+                default_weights_bytes=2.4e9, volume_throughput_mibs=250, ttft_s=1, constants=C)  # fmt: skip
+    without = estimate(**args)
+    with_scan = estimate(**args, blank_volume_bytes=20 * 1024**3)
+    assert with_scan.new_host_s == round(without.new_host_s + 81.92, 1)
+    assert with_scan.replacement_s == without.replacement_s
