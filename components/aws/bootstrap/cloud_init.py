@@ -245,7 +245,9 @@ def compact_script(text: str) -> str:
     ``# shellcheck`` directives and here-documents stay verbatim): what every host gets,
     because EC2 allows 16 KiB of (gzipped) user data and the comments took a quarter of it.
     The files in files/ stay the documented source; the code is the same line for line.
-    (No script has a quoted string that spans lines, where indentation would count.)"""
+    (A quoted string that spans lines loses its indentation too: the scripts have only
+    ``sh -c`` bodies there, where it does not count, and their tests run the compacted
+    scripts.)"""
     kept: list[str] = []
     terminator: str | None = None
     for number, line in enumerate(text.split("\n")):
