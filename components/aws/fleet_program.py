@@ -139,7 +139,7 @@ def build_fleet(
         deployed_fleet(autoscaling_group_name(prefix)),
         instance_types=[t.name for t in types],
         port=settings.port,
-        tags={"localai:stack": prefix, **settings.tags},
+        tags=settings.tags,
     ):
         pulumi.log.warn(warning)
     profiles = {
@@ -170,8 +170,13 @@ def build_fleet(
         vpc_id=settings.vpc_id,
         internal=fleet.internal,
     )
-    volume_gb = _with_snapshot(volume_size(), settings, fleet.weights_snapshot_id)
-    snapshot_key = _customer_managed_key(fleet.weights_snapshot_id)
+    snapshot = (
+        aws.ebs.get_snapshot(snapshot_ids=[fleet.weights_snapshot_id], most_recent=True)
+        if fleet.weights_snapshot_id is not None
+        else None
+    )
+    volume_gb = _with_snapshot(volume_size(), settings, fleet.weights_snapshot_id, snapshot)
+    snapshot_key = _customer_managed_key(snapshot)
     contexts = [settings.context_size or m.context_size for m in models]
     timings = fleet_timings(plans, max(contexts), fleet.target_requests_per_minute)
     tls = TlsChoice(fleet.certificate_arn, fleet.domain_name, fleet.hosted_zone_id)
@@ -256,12 +261,16 @@ def build_fleet(
     }
 
 
-def _with_snapshot(size_gb: int, settings: Settings, snapshot_id: str | None) -> int:
+def _with_snapshot(
+    size_gb: int,
+    settings: Settings,
+    snapshot_id: str | None,
+    snapshot: aws.ebs.GetSnapshotResult | None,
+) -> int:
     """EC2 refuses a volume smaller than its snapshot: grow to it, or refuse an explicit
     volumeSizeGb below it."""
-    if snapshot_id is None:
+    if snapshot is None:
         return size_gb
-    snapshot = aws.ebs.get_snapshot(snapshot_ids=[snapshot_id], most_recent=True)
     if size_gb >= snapshot.volume_size:
         return size_gb
     if settings.volume_size_gb is not None:
@@ -274,15 +283,12 @@ def _with_snapshot(size_gb: int, settings: Settings, snapshot_id: str | None) ->
     return int(snapshot.volume_size)
 
 
-def _customer_managed_key(snapshot_id: str | None) -> str | None:
+def _customer_managed_key(snapshot: aws.ebs.GetSnapshotResult | None) -> str | None:
     """The ARN of the customer-managed KMS key that encrypts the snapshot, if it is one:
     Auto Scaling launches with its service-linked role, which needs a grant on such a key
     (EC2 Auto Scaling User Guide, "Required AWS KMS key policy for use with encrypted
     volumes"); an AWS-managed key (aws/ebs) needs none."""
-    if snapshot_id is None:
-        return None
-    snapshot = aws.ebs.get_snapshot(snapshot_ids=[snapshot_id], most_recent=True)
-    if not snapshot.encrypted or not snapshot.kms_key_id:
+    if snapshot is None or not snapshot.encrypted or not snapshot.kms_key_id:
         return None
     key = aws.kms.get_key(key_id=snapshot.kms_key_id)
     return key.arn if key.key_manager == "CUSTOMER" else None

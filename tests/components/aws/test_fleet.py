@@ -429,6 +429,8 @@ def test_a_customer_managed_snapshot_key_is_granted_to_auto_scaling(
         grant.inputs["operations"]
     )
     assert grant.urn in pulumi_mocks.one("aws:autoscaling/group:Group").dependencies
+    looked_up = [token for token, _ in pulumi_mocks.calls]
+    assert looked_up.count("aws:ebs/getSnapshot:getSnapshot") == 1, "one lookup serves both"
 
 
 def test_snapshot_larger_than_an_explicit_volume_size_is_refused(
@@ -661,7 +663,7 @@ def test_pulumi_up_waits_for_the_rollout_a_template_change_starts(
     rollout = commands["localai-rollout"]
     line = rollout.inputs["create"]
     assert "-m components.readiness.rollout --group localai-prod --region us-east-1" in line
-    assert "--log-group /localai/localai-prod" in line or "--log-group" in line
+    assert line.endswith("--timeout 3600 --log-group /localai/localai-prod")
     assert rollout.inputs["triggers"] == [1]  # the launch template's latest version
     group = pulumi_mocks.one("aws:autoscaling/group:Group")
     hook = pulumi_mocks.one("aws:autoscaling/lifecycleHook:LifecycleHook")
