@@ -17,10 +17,19 @@ import time
 from pathlib import Path
 
 PACKAGES = "systemd,systemd-sysv,dbus,udev,iproute2,python3,curl,ca-certificates,e2fsprogs,util-linux,procps"
-STAGE_TWO = ["cloud-init"]
+STAGE_TWO = ["cloud-init", "docker.io", "docker-registry", "locales"]
+"""Installed inside nspawn; locales with en_US.UTF-8 generated, as a cloud image has them
+(cloud-init's locale module sets it)."""
 CACHE = Path(os.environ.get("LOCALAI_BOOT_CACHE", "/var/cache/localai-boot"))
 NSPAWN = ["systemd-nspawn", "-q", "--register=no", "--keep-unit"]
 """No machine registration or scope unit: the test machines run no systemd as PID 1."""
+BOOT = ["--private-network", "--console=pipe", "--capability=all",
+        "--system-call-filter=@keyring bpf"]  # fmt: skip
+"""Its own network namespace; what Docker inside needs (all capabilities, keyrings, BPF)."""
+MACHINE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+"""A command run inside sees the machine's environment, not this one's (DOCKER_HOST...)."""
+REBOOT_EXIT = 133
+"""systemd-nspawn's exit status when the machine asked to reboot."""
 
 
 def tools_missing() -> list[str]:
@@ -47,7 +56,9 @@ def base_root() -> Path:
     subprocess.run(
         [*NSPAWN, "-D", str(root), "--pipe", "sh", "-c",
          "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
-         + " ".join(STAGE_TWO) + " >/dev/null && apt-get clean"],
+         + " ".join(STAGE_TWO) + " >/dev/null && apt-get clean"
+         " && sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen"
+         " && locale-gen >/dev/null"],
         check=True, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     (root / "etc/cloud/cloud.cfg.d/90-localai-test.cfg").write_text(
@@ -60,7 +71,14 @@ def base_root() -> Path:
 class Machine:
     """One booted copy of the root."""
 
-    def __init__(self, directory: Path, user_data: str, *, stubs: dict[str, str]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        user_data: str,
+        *,
+        stubs: dict[str, str],
+        nspawn_args: list[str] | None = None,
+    ) -> None:
         self.root = directory / "root"
         directory.mkdir(parents=True)
         subprocess.run(["cp", "-a", "--reflink=auto", str(base_root()), str(self.root)], check=True)
@@ -75,12 +93,16 @@ class Machine:
             path.write_text(body)
             path.chmod(0o755)
         self.console = directory / "console.log"
+        self.nspawn_args = nspawn_args or []
         self.process: subprocess.Popen[bytes] | None = None
+        self.boots = 0
 
     def boot(self) -> None:
+        self.boots += 1
         with self.console.open("ab") as console:
+            console.write(f"\n===== boot {self.boots} =====\n".encode())
             self.process = subprocess.Popen(
-                [*NSPAWN, "--private-network", "--console=pipe", "-D", str(self.root), "-b"],
+                [*NSPAWN, *BOOT, *self.nspawn_args, "-D", str(self.root), "-b"],
                 stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
@@ -100,7 +122,7 @@ class Machine:
         assert pid is not None, f"not booted:\n{self.console.read_text()[-2000:]}"
         return subprocess.run(
             ["nsenter", "-t", str(pid), "-a", *argv],
-            capture_output=True, text=True, timeout=timeout, check=False,
+            capture_output=True, text=True, timeout=timeout, check=False, env=MACHINE_ENV,
         )  # fmt: skip
 
     def wait_until(self, check, *, timeout_s: float, what: str) -> None:
@@ -111,6 +133,14 @@ class Machine:
             time.sleep(1)
         log = self.console.read_text(errors="replace")[-3000:]
         raise AssertionError(f"{what} did not happen within {timeout_s}s; console:\n{log}")
+
+    def reboot(self) -> None:
+        """`systemctl reboot` inside; nspawn exits 133 and the same root boots again."""
+        assert self.process is not None
+        self.run("systemctl", "reboot", "--no-block")
+        code = self.process.wait(timeout=180)
+        assert code == REBOOT_EXIT, f"nspawn exited {code}, not {REBOOT_EXIT} (a reboot)"
+        self.boot()
 
     def stop(self) -> None:
         if self.process is None:
