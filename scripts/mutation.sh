@@ -7,16 +7,20 @@
 #           scripts/mutation/targets.txt lists for MODULE, else the mirrored test module
 #           (components/x/y.py -> tests/components/x/test_y.py)
 #
-# Python modules go through cosmic-ray (every operator it has, decorated validators and
-# module constants included), one http worker per core, each in its own copy of the tree.
+# Python modules go through two operator sets, each scored on its own: cosmic-ray (every
+# operator it has, decorated validators and module constants included; one http worker per
+# core, each in its own copy of the tree), then scripts/mutation/ast_mutants.py (what
+# cosmic-ray does not make: string literals, sorted -> list, deleted raise and return,
+# return x -> return None, keyword arguments' values). MUTATION_SETS picks them
+# (default "cosmic-ray ast").
 # A bash script has no such tool: scripts/mutation/<script>.mutants lists hand-made
 # mutants (one sed expression each, every guard removed or loosened in turn), run one by
 # one. Either way the tree is copied first (tracked and untracked files, as they are now),
 # so the checkout is never modified, and the mutants run against that copy.
 #
 # Prints every surviving mutant that scripts/mutation/equivalent.txt does not explain,
-# and the score: killed / (all - equivalent). Exit 0 when the score is at least
-# MUTATION_MIN_SCORE (default 90), 1 below it, 2 on a usage or setup error.
+# and the score: killed / (all - equivalent), per operator set. Exit 0 when every score is
+# at least MUTATION_MIN_SCORE (default 95), 1 below it, 2 on a usage or setup error.
 # Env: MUTATION_JOBS (cosmic-ray workers, default: cores; bash mutants run one at a time:
 # loop devices and ports), MUTATION_KEEP=1 (keep the work dir).
 # Slow (minutes per module on two cores): not part of CI; run it when you change a
@@ -76,8 +80,17 @@ baseline=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s
 timeout=$(awk -v b="$baseline" 'BEGIN { t = b * 4 + 10; printf "%d", t }')
 echo "mutation: baseline green in ${baseline}s; a mutant that runs over ${timeout}s counts as killed"
 
+sets=${MUTATION_SETS:-cosmic-ray ast}
+status=0
 case $module in
 *.py)
+    if [[ " $sets " == *" ast "* ]]; then
+        "$py" "$here/ast_mutants.py" run "$module" "$work/ast.tsv" "$work" "$timeout" "$jobs" -- "${pytest_cmd[@]}" |
+            grep -v '^ast: [0-9]*/[0-9]* .*: killed$' || true
+        "$py" "$here/report.py" --module "$module" --equivalent "$here/equivalent.txt" \
+            --source "$root/$module" --ast-results "$work/ast.tsv" --label " (ast operators)" || status=1
+    fi
+    [[ " $sets " == *" cosmic-ray "* ]] || exit "$status"
     "$py" -c 'import cosmic_ray' 2>/dev/null || { echo "mutation: cosmic-ray missing: pip install -r requirements-dev.txt" >&2; exit 2; }
     urls=()
     ports=()
@@ -114,7 +127,8 @@ TOML
     done
     (cd "$work/tree0" && "$py" -m cosmic_ray.cli exec "$work/config.toml" "$work/session.sqlite")
     "$py" "$here/report.py" --module "$module" --equivalent "$here/equivalent.txt" \
-        --source "$root/$module" --session "$work/session.sqlite"
+        --source "$root/$module" --session "$work/session.sqlite" --label " (cosmic-ray)" || status=1
+    exit "$status"
     ;;
 *.sh)
     mutants="$here/$(basename "$module").mutants"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from components.weights.manifest import FETCHER, resolve_uri, weights_manifest
+from components.weights.manifest import FETCHER
 from tests.support.locks import held_lock
 
 FILE = "tiny.Q4_K_M.gguf"
@@ -264,32 +264,6 @@ def test_the_token_goes_only_to_the_hugging_face_endpoint_and_never_into_argv(
     assert auth == (f"Bearer {token}" if sent else None)
     assert token not in (tmp_path / "curl-argv").read_text()
     assert token not in result.stderr
-
-
-def test_huggingface_uris_resolve_as_localai_resolves_them() -> None:
-    assert (
-        resolve_uri("huggingface://o/r/f.gguf") == "https://huggingface.co/o/r/resolve/main/f.gguf"
-    )
-    assert (
-        resolve_uri("huggingface://o/r@abc/f.gguf")
-        == "https://huggingface.co/o/r/resolve/abc/f.gguf"
-    )
-    assert resolve_uri("https://x.example/f.gguf") == "https://x.example/f.gguf"
-
-
-def test_the_manifest_lists_each_file_once_with_its_size() -> None:
-    from components.models.catalog import load_catalog
-    from components.models.facts import load_facts_for
-
-    catalog = load_catalog()
-    names = ["phi-3.5-mini-instruct", "qwen2.5-0.5b-instruct"]
-    text = weights_manifest([catalog[n] for n in names], dict(load_facts_for(names)))
-    rows = [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
-    assert [(r[0], r[2]) for r in rows] == [
-        ("Phi-3.5-mini-instruct.Q4_K_M.gguf", "2393231072"),
-        ("Qwen2.5-0.5B-Instruct-Q4_K_M.gguf", "397808192"),
-    ]
-    assert all(r[3].startswith("https://huggingface.co/") for r in rows)
 
 
 def test_a_corrupt_file_is_removed_even_when_the_new_download_fails(
