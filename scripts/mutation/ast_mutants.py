@@ -73,17 +73,13 @@ def _annotation_nodes(tree: ast.AST) -> set[int]:
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
-    found: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    found.add(id(body[0].value))
-        # A string alone as a statement (an attribute's docstring) is never read either.
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            found.add(id(node.value))
-    return found
+    """A string alone as a statement: a docstring (module, class, function, attribute),
+    never read by the code."""
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
 
 
 def mutants(source: str) -> list[Mutant]:
@@ -179,7 +175,8 @@ def run(module: str, results: Path, work: Path, timeout: int, jobs: int, pytest:
             detail = describe(source, mutant).replace("\t", " ")
             out.write(f"{mutant.operator}\t{mutant.line}\t{outcome}\t{detail}\n")
             out.flush()
-            print(f"ast: {number}/{len(todo)} {mutant.operator} line {mutant.line}: {outcome}", flush=True)
+            where = f"{mutant.operator} line {mutant.line}"
+            print(f"ast: {number}/{len(todo)} {where}: {outcome}", flush=True)
 
 
 def main() -> int:

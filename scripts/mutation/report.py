@@ -2,8 +2,8 @@
 
 A cosmic-ray session (--session), the second operator set's results (--ast-results, TSV:
 operator, line, outcome, the line before -> after; scripts/mutation/ast_mutants.py) or the
-bash runner's results (--results, TSV: name, outcome, sed expression). A surviving mutant is *equivalent* when equivalent.txt has a
-line for it, and then it is left out of the score:
+bash runner's results (--results, TSV: name, outcome, sed expression). A surviving mutant
+is *equivalent* when equivalent.txt has a line for it, and then it is left out of the score:
 
     MODULE || OPERATOR-GLOB || SOURCE-LINE || REASON   (Python: the mutated line, stripped)
     MODULE || MUTANT-NAME   || -           || REASON   (bash: the mutant's name)
