@@ -81,7 +81,7 @@ def wait_for_rollout(
         if not recent:
             return f"{group}: no instance refresh to wait for"
         refresh = max(recent, key=lambda r: r["StartTime"])
-        status = refresh.get("Status", "")
+        status = refresh.get("Status") or "Unknown"
         done = refresh.get("PercentageComplete", 0)
         if status in DONE:
             return f"{group}: instance refresh {refresh['InstanceRefreshId']} completed"

@@ -167,6 +167,17 @@ def test_changing_a_tag_says_at_preview_that_every_instance_is_replaced(warnings
     )
     assert any("localai:tags changes" in w for w in warnings)
     assert touched(before, after)[f"{TEMPLATE}::localai-launch-template"] == "changed"
+    # The same user tags as deployed (read from the group): no warning.
+    warnings.clear()
+    deploy(
+        {**fleet(**PLAIN_HTTP), "tags": '{"team": "search"}'},
+        setup=deployed_group(
+            types=GPU_TYPES,
+            tags={"Name": "localai-prod", "localai:stack": "localai-prod", "team": "search"},
+        ),
+        stack="prod",
+    )
+    assert not any("localai:tags changes" in w for w in warnings), warnings
 
 
 def test_a_key_rotation_leaves_the_template_and_group_alone() -> None:

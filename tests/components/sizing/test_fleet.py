@@ -84,3 +84,30 @@ def test_hourly_cost():
 
 def test_plan_helper_is_a_real_plan():
     assert dataclasses.is_dataclass(plan(1.0, 1.0))
+
+
+def test_timings_without_any_estimate_fall_back_to_the_floors():
+    """No type has estimates (models without facts): the idle timeout is its floor, the
+    drain that floor plus the floor again for the stream, the target the fallback's."""
+    timings = fleet_timings({"a": plan(None, None), "b": plan(None, None)}, 4096)
+    assert timings.idle_timeout_s == 300
+    assert timings.deregistration_delay_s == 600
+    assert timings.target_requests_per_minute == 4  # 6 rpm x 0.7 = 4.2 -> 4
+
+
+def test_timings_are_frozen():
+    timings = fleet_timings({"a": plan(32.0, 500.0)}, 4096)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        timings.idle_timeout_s = 1  # type: ignore[misc]
+
+
+def test_full_context_first_token_edges():
+    # A first token faster than the fixed overhead: no prefill left to scale, the overhead.
+    assert full_context_first_token_s(plan(32.0, 30.0), 8192) == pytest.approx(0.05)
+    # Not a whole multiple of 64 tokens: (401 - 50) x 100 / 64 + 50 = 598.4375 ms.
+    assert full_context_first_token_s(plan(32.0, 401.0), 100) == pytest.approx(0.5984375)
+
+
+def test_a_target_below_one_request_a_minute_is_one():
+    # 1 s + 256 tokens at 1 token/s = 257 s a request: 0.233 rpm x 0.7 = 0.16 -> at least 1.
+    assert fleet_timings({"slow": plan(1.0, 1000.0)}, 512).target_requests_per_minute == 1
