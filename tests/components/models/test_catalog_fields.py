@@ -1,0 +1,189 @@
+"""components/models/catalog.py, field by field: each bound at its edge, what an unset field
+is, that a validator keeps the value it accepts, and the messages and file handling the
+second mutation set showed unpinned (issue 22)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from components.errors import ModelConfigError
+from components.models.catalog import (
+    load_catalog,
+    parse_model_config,
+    re2_problem,
+    render_model_yaml,
+)
+from tests.components.models.test_catalog import GOOD, mutate
+
+
+def with_params(**params: object) -> str:
+    return mutate(lambda d: d["parameters"].update(params))
+
+
+def with_top(**keys: object) -> str:
+    return mutate(lambda d: d.update(keys))
+
+
+PARAMETER_EDGES = {
+    # field: (lowest accepted, just below it, highest accepted, just above it), as llama.cpp
+    # takes them: probabilities in [0, 1], OpenAI's [-2, 2] penalties, a 32-bit seed.
+    "temperature": (0.0, -0.5, 10.0, 10.5),
+    "top_p": (0.0, -0.5, 1.0, 1.5),
+    "top_k": (0, -1, 1_000_000, 1_000_001),
+    "max_tokens": (1, 0, 1_048_576, 1_048_577),
+    "seed": (-1, -2, 2**32 - 1, 2**32),
+    "batch": (1, 0, 1_048_576, 1_048_577),
+    "repeat_penalty": (0.0, -0.5, 10.0, 10.5),
+    "repeat_last_n": (-1, -2, 1_048_576, 1_048_577),
+    "n_keep": (-1, -2, 1_048_576, 1_048_577),
+    "frequency_penalty": (-2.0, -2.5, 2.0, 2.5),
+    "presence_penalty": (-2.0, -2.5, 2.0, 2.5),
+    "tfz": (0.0, -0.5, 1.0, 1.5),
+    "typical_p": (0.0, -0.5, 1.0, 1.5),
+    "rope_freq_base": (0.5, 0.0, 1e9, 1e9 + 0.5),  # above 0
+    "rope_freq_scale": (0.5, 0.0, 1000.0, 1000.5),  # above 0
+}
+TOP_LEVEL_EDGES = {
+    "context_size": (1, 0, 1_048_576, 1_048_577),
+    "mirostat": (0, -1, 2, 3),
+    "mirostat_eta": (0.5, 0.0, 1.0, 1.5),  # above 0
+    "mirostat_tau": (0.5, 0.0, 100.0, 100.5),  # above 0
+    "threads": (1, 0, None, None),
+    "gpu_layers": (0, -1, None, None),
+}
+
+
+def edges(table: dict) -> list[tuple[str, object, object]]:
+    cases = []
+    for field, (low, below, high, above) in table.items():
+        cases.append((field, low, below))
+        if high is not None:
+            cases.append((field, high, above))
+    return cases
+
+
+@pytest.mark.parametrize(("field", "inside", "outside"), edges(PARAMETER_EDGES))
+def test_each_parameter_bound_holds_at_its_edge(field: str, inside: object, outside: object):
+    assert getattr(parse_model_config(with_params(**{field: inside})).parameters, field) == inside
+    with pytest.raises(ModelConfigError, match=rf"parameters\.{field}"):
+        parse_model_config(with_params(**{field: outside}))
+
+
+@pytest.mark.parametrize(("field", "inside", "outside"), edges(TOP_LEVEL_EDGES))
+def test_each_top_level_bound_holds_at_its_edge(field: str, inside: object, outside: object):
+    assert getattr(parse_model_config(with_top(**{field: inside})), field) == inside
+    with pytest.raises(ModelConfigError, match=rf"{field}"):
+        parse_model_config(with_top(**{field: outside}))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_float_parameter_refuses_nan_and_infinity(value: float) -> None:
+    with pytest.raises(ModelConfigError, match=r"parameters\.temperature"):
+        parse_model_config(with_params(temperature=value))
+
+
+def test_unset_fields_stay_unset() -> None:
+    model = parse_model_config(GOOD)
+    for field in ("top_k", "max_tokens", "seed", "batch", "repeat_last_n", "n_keep"):
+        assert getattr(model.parameters, field) is None, field
+    assert model.threads is None
+
+
+def test_validators_keep_what_they_accept() -> None:
+    model = parse_model_config(mutate(lambda d: d.update(cutstrings=["^x"], extract_regex=["(a)"])))
+    assert model.cutstrings == ["^x"] and model.extract_regex == ["(a)"]
+    assert model.template is not None and model.template.use_tokenizer_template is None
+    off = parse_model_config(mutate(lambda d: d["template"].update(use_tokenizer_template=False)))
+    assert off.template is not None and off.template.use_tokenizer_template is False
+    assert model.weights_file == "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf"
+    assert model.name == "qwen2.5-0.5b-instruct"
+    with pytest.raises(ValidationError, match="frozen"):
+        model.name = "other"  # type: ignore[misc]
+
+
+def test_re2_accepts_what_re2_compiles_and_says_why_not_quietly(capfd) -> None:
+    assert re2_problem("^a+$") is None
+    # RE2's own reason, decoded from the bytes it raises, and nothing on stderr (RE2 logs
+    # every failed parse there unless told not to).
+    assert re2_problem("(?=a)") == "invalid perl operator: (?="
+    assert re2_problem("(a") == "missing ): (a"
+    assert "Error parsing" not in capfd.readouterr().err
+
+
+def test_the_misplaced_key_named_is_the_first_in_order() -> None:
+    with pytest.raises(ModelConfigError, match=r"'gpu_layers' is under 'parameters'"):
+        parse_model_config(with_params(threads=4, gpu_layers=9, mmap=True))
+    with pytest.raises(ModelConfigError, match=r"'temperature' is at the top level"):
+        parse_model_config(with_top(top_p=0.5, temperature=0.1))
+
+
+def test_a_file_listed_twice_is_refused_with_the_list() -> None:
+    def twice(data: dict) -> None:
+        data["download_files"].append(dict(data["download_files"][0]))
+
+    with pytest.raises(
+        ModelConfigError,
+        match=r"download_files lists a filename twice: \['Qwen2\.5-0\.5B-Instruct-Q4_K_M\.gguf'",
+    ):
+        parse_model_config(mutate(twice))
+
+
+def test_userinfo_is_refused_on_https_only_where_a_url_has_a_host() -> None:
+    with pytest.raises(ModelConfigError, match=r"must not carry a user name or password"):
+        parse_model_config(
+            mutate(lambda d: d["download_files"][0].update(uri="https://u:p@x.example/f.gguf"))
+        )
+    # An '@' in a hub URI is a revision, not userinfo.
+    model = parse_model_config(
+        mutate(lambda d: d["download_files"][0].update(uri="huggingface://o/r@v1/f.gguf"))
+    )
+    assert model.download_files[0].uri == "huggingface://o/r@v1/f.gguf"
+
+
+def test_a_catalog_file_error_names_the_file_and_reads_utf8(tmp_path: Path) -> None:
+    data = yaml.safe_load(GOOD)
+    data["description"] = "Qwen — petit modèle"
+    (tmp_path / "qwen2.5-0.5b-instruct.yaml").write_bytes(
+        yaml.safe_dump(data, allow_unicode=True).encode("utf-8")
+    )
+    assert load_catalog(tmp_path)["qwen2.5-0.5b-instruct"].description == "Qwen — petit modèle"
+    data["context_size"] = 0
+    (tmp_path / "qwen2.5-0.5b-instruct.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ModelConfigError, match=r"^model_configs/qwen2\.5-0\.5b-instruct\.yaml"):
+        load_catalog(tmp_path)
+
+
+def test_an_empty_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(
+        ModelConfigError, match=rf"no model configs \(\*\.yaml\) found in {tmp_path}"
+    ):
+        load_catalog(tmp_path)
+
+
+def test_the_first_clash_with_a_config_name_is_named(tmp_path: Path) -> None:
+    """Download files named like other models' rendered configs: the first in order."""
+    for name in ("b-model", "c-model"):
+        data = yaml.safe_load(GOOD)
+        data["name"] = name
+        target = {"b-model": "c-model.yaml", "c-model": "b-model.yaml"}[name]
+        data["parameters"]["model"] = target
+        data["download_files"][0]["filename"] = target
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ModelConfigError, match=r"download file 'b-model\.yaml' has the name"):
+        load_catalog(tmp_path)
+
+
+def test_the_rendered_yaml_keeps_order_unicode_and_long_lines() -> None:
+    data = yaml.safe_load(GOOD)
+    data["description"] = "é " + "x" * 300
+    text = render_model_yaml(parse_model_config(yaml.safe_dump(data)), gpu_layers=0, threads=2)
+    assert text.startswith(
+        "# Rendered by the localai Pulumi package from model_configs/qwen2.5-0.5b-instruct.yaml.\n"
+        "# Edit that file, not this one: it is rewritten on every deploy.\n"
+        "name: qwen2.5-0.5b-instruct\n"
+    )
+    assert f"description: é {'x' * 300}\n" in text  # one line, not escaped
