@@ -104,6 +104,11 @@ def _check_huggingface(path: str) -> None:
             "huggingface:// URIs are owner/repo/file (or owner/repo@revision/file): LocalAI "
             "uses only the third segment, so a file in a subfolder resolves wrongly"
         )
+    if "@" in parts[0]:
+        raise ValueError(
+            "an '@' in the owner is neither a revision nor a login LocalAI uses: "
+            "huggingface://owner/repo@revision/file"
+        )
     if "@" in parts[2]:
         raise ValueError(
             "a revision after the file name is silently dropped by LocalAI (main is "
@@ -265,26 +270,28 @@ class ModelConfig(_Strict):
     @classmethod
     def _reject_misplaced_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
-            return data
+            return data  # unreachable: parse_yaml_model refuses a non-mapping first
         params = data.get("parameters")
         if isinstance(params, dict):
             top_level_only = set(cls.model_fields) - set(PredictionParameters.model_fields)
             misplaced = sorted(set(params) & top_level_only)
             if misplaced:
                 key = misplaced[0]
+                also = f" (also: {', '.join(misplaced[1:])})" if len(misplaced) > 1 else ""
                 raise ValueError(
                     f"'{key}' is under 'parameters' but LocalAI reads it at the top level "
                     f"and silently ignores it there (for gpu_layers that means no GPU "
-                    f"offload): move 'parameters.{key}' up to '{key}'"
+                    f"offload): move 'parameters.{key}' up to '{key}'{also}"
                 )
         misplaced_up = sorted(
             set(data) & (set(PredictionParameters.model_fields) - set(cls.model_fields))
         )
         if misplaced_up:
             key = misplaced_up[0]
+            also = f" (also: {', '.join(misplaced_up[1:])})" if len(misplaced_up) > 1 else ""
             raise ValueError(
                 f"'{key}' is at the top level but LocalAI reads it under 'parameters' and "
-                f"silently ignores it here: move it to 'parameters.{key}'"
+                f"silently ignores it here: move it to 'parameters.{key}'{also}"
             )
         return data
 
@@ -310,7 +317,7 @@ class ModelConfig(_Strict):
                 "has no effect on the llama-cpp backend of LocalAI v2.24.0 (memory_f16 is "
                 "commented out in backend/cpp/llama/grpc-server.cpp): remove it"
             )
-        return value
+        return value  # None: any other value was refused
 
     @field_validator("name")
     @classmethod

@@ -88,7 +88,10 @@ def test_a_float_parameter_refuses_nan_and_infinity(value: float) -> None:
 
 def test_unset_fields_stay_unset() -> None:
     model = parse_model_config(GOOD)
-    for field in ("top_k", "max_tokens", "seed", "batch", "repeat_last_n", "n_keep"):
+    unset = ("top_k", "max_tokens", "seed", "batch", "repeat_last_n", "n_keep", "top_p",
+             "repeat_penalty", "frequency_penalty", "presence_penalty", "tfz", "typical_p",
+             "rope_freq_base", "rope_freq_scale")  # fmt: skip
+    for field in unset:
         assert getattr(model.parameters, field) is None, field
     assert model.threads is None
 
@@ -114,11 +117,23 @@ def test_re2_accepts_what_re2_compiles_and_says_why_not_quietly(capfd) -> None:
     assert "Error parsing" not in capfd.readouterr().err
 
 
-def test_the_misplaced_key_named_is_the_first_in_order() -> None:
-    with pytest.raises(ModelConfigError, match=r"'gpu_layers' is under 'parameters'"):
-        parse_model_config(with_params(threads=4, gpu_layers=9, mmap=True))
-    with pytest.raises(ModelConfigError, match=r"'temperature' is at the top level"):
-        parse_model_config(with_top(top_p=0.5, temperature=0.1))
+def test_misplaced_keys_are_named_in_order() -> None:
+    """Eight keys: a set's own order matches the sorted one by chance once in 40,320."""
+    wrong = dict(threads=4, gpu_layers=9, mmap=True, mirostat=0, low_vram=True, numa=True,
+                 flash_attention=True, main_gpu="0")  # fmt: skip
+    with pytest.raises(ModelConfigError) as up:
+        parse_model_config(with_params(**wrong))
+    assert "'flash_attention' is under 'parameters'" in str(up.value)
+    assert "(also: gpu_layers, low_vram, main_gpu, mirostat, mmap, numa, threads)" in str(up.value)
+    wrong = dict(top_p=0.5, temperature=0.1, top_k=4, seed=1, batch=8, tfz=0.5, typical_p=0.5,
+                 n_keep=1)  # fmt: skip
+    with pytest.raises(ModelConfigError) as down:
+        parse_model_config(with_top(**wrong))
+    assert "'batch' is at the top level" in str(down.value)
+    assert "(also: n_keep, seed, temperature, tfz, top_k, top_p, typical_p)" in str(down.value)
+    with pytest.raises(ModelConfigError) as one:
+        parse_model_config(with_top(seed=1))
+    assert str(one.value).endswith("move it to 'parameters.seed'")
 
 
 def test_a_file_listed_twice_is_refused_with_the_list() -> None:
@@ -137,7 +152,11 @@ def test_userinfo_is_refused_on_https_only_where_a_url_has_a_host() -> None:
         parse_model_config(
             mutate(lambda d: d["download_files"][0].update(uri="https://u:p@x.example/f.gguf"))
         )
-    # An '@' in a hub URI is a revision, not userinfo.
+    with pytest.raises(ModelConfigError, match=r"an '@' in the owner is neither a revision"):
+        parse_model_config(
+            mutate(lambda d: d["download_files"][0].update(uri="huggingface://u@o/r/f.gguf"))
+        )
+    # An '@' in a hub URI's repo is a revision, not userinfo.
     model = parse_model_config(
         mutate(lambda d: d["download_files"][0].update(uri="huggingface://o/r@v1/f.gguf"))
     )
@@ -179,11 +198,34 @@ def test_the_first_clash_with_a_config_name_is_named(tmp_path: Path) -> None:
 
 def test_the_rendered_yaml_keeps_order_unicode_and_long_lines() -> None:
     data = yaml.safe_load(GOOD)
-    data["description"] = "é " + "x" * 300
+    data["description"] = "é " + "word " * 60 + "end"
     text = render_model_yaml(parse_model_config(yaml.safe_dump(data)), gpu_layers=0, threads=2)
     assert text.startswith(
         "# Rendered by the localai Pulumi package from model_configs/qwen2.5-0.5b-instruct.yaml.\n"
         "# Edit that file, not this one: it is rewritten on every deploy.\n"
         "name: qwen2.5-0.5b-instruct\n"
     )
-    assert f"description: é {'x' * 300}\n" in text  # one line, not escaped
+    assert f"description: é {'word ' * 60}end\n" in text  # one line, not escaped
+
+
+def test_the_catalog_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    data = yaml.safe_load(GOOD)
+    data["description"] = "Qwen — petit modèle"
+    (tmp_path / "qwen2.5-0.5b-instruct.yaml").write_bytes(
+        yaml.safe_dump(data, allow_unicode=True).encode("utf-8")
+    )
+    code = (
+        "import sys; from pathlib import Path; from components.models.catalog import load_catalog;"
+        "print(load_catalog(Path(sys.argv[1]))['qwen2.5-0.5b-instruct'].description.encode())"
+    )
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == repr("Qwen — petit modèle".encode())
