@@ -390,9 +390,10 @@ def load_catalog(directory: Path = MODEL_CONFIG_DIR) -> dict[str, ModelConfig]:
     clashes = sorted(set(files) & set(configs))
     if clashes:
         name = clashes[0]
+        also = f" (also: {', '.join(clashes[1:])})" if len(clashes) > 1 else ""
         raise ModelConfigError(
             f"model_configs/{files[name][0]}.yaml: download file {name!r} has the name of "
-            f"model {configs[name]!r}'s config in the models directory"
+            f"model {configs[name]!r}'s config in the models directory{also}"
         )
     if not catalog:
         raise ModelConfigError(f"no model configs (*.yaml) found in {directory}")

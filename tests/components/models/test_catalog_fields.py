@@ -134,6 +134,9 @@ def test_misplaced_keys_are_named_in_order() -> None:
     with pytest.raises(ModelConfigError) as one:
         parse_model_config(with_top(seed=1))
     assert str(one.value).endswith("move it to 'parameters.seed'")
+    with pytest.raises(ModelConfigError) as one:
+        parse_model_config(with_params(mmap=True))
+    assert str(one.value).endswith("move 'parameters.mmap' up to 'mmap'")
 
 
 def test_a_file_listed_twice_is_refused_with_the_list() -> None:
@@ -183,17 +186,31 @@ def test_an_empty_directory_is_refused(tmp_path: Path) -> None:
         load_catalog(tmp_path)
 
 
-def test_the_first_clash_with_a_config_name_is_named(tmp_path: Path) -> None:
-    """Download files named like other models' rendered configs: the first in order."""
-    for name in ("b-model", "c-model"):
+def test_every_clash_with_a_config_name_is_named_in_order(tmp_path: Path) -> None:
+    """Download files named like other models' rendered configs. Six models each download
+    the next one's config name: a set keeps sorted order by chance once in 720."""
+    names = ["a-model", "b-model", "c-model", "d-model", "e-model", "f-model"]
+    for index, name in enumerate(names):
         data = yaml.safe_load(GOOD)
         data["name"] = name
-        target = {"b-model": "c-model.yaml", "c-model": "b-model.yaml"}[name]
+        target = f"{names[(index + 1) % len(names)]}.yaml"
         data["parameters"]["model"] = target
         data["download_files"][0]["filename"] = target
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
-    with pytest.raises(ModelConfigError, match=r"download file 'b-model\.yaml' has the name"):
+    with pytest.raises(ModelConfigError) as clash:
         load_catalog(tmp_path)
+    assert str(clash.value) == (
+        "model_configs/f-model.yaml: download file 'a-model.yaml' has the name of model "
+        "'a-model''s config in the models directory (also: b-model.yaml, c-model.yaml, "
+        "d-model.yaml, e-model.yaml, f-model.yaml)"
+    )
+    (tmp_path / "b-model.yaml").unlink()
+    (tmp_path / "c-model.yaml").unlink()
+    (tmp_path / "d-model.yaml").unlink()
+    (tmp_path / "e-model.yaml").unlink()
+    with pytest.raises(ModelConfigError) as one:
+        load_catalog(tmp_path)
+    assert str(one.value).endswith("'a-model''s config in the models directory")
 
 
 def test_the_rendered_yaml_keeps_order_unicode_and_long_lines() -> None:
