@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from benchmarks.bench_endpoint import (
     to_json,
     ttft_line,
 )
+from tests.support.ports import free_port
 from tests.support.stub_openai import StubServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,12 +150,6 @@ def test_table_lists_every_metric_and_the_aggregate():
     assert "1 errors" in table
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     full_env.update(env or {})
@@ -170,7 +164,7 @@ def _run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600
 
 
 def test_unreachable_endpoint_fails_every_request_and_exits_non_zero():
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     proc = _run_cli(
         "--base-url",
         f"http://127.0.0.1:{port}/v1",

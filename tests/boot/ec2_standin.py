@@ -22,14 +22,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-from tests.boot.machine import CACHE, base_root
+from tests.boot.machine import CACHE
+from tests.support.ports import free_port, listening
 
 IMDS_ADDRESS = "169.254.169.254"
+API_KEY = "sk-boot-test-key-0123456789"
+STUB_AWS = f"""#!/bin/sh
+# The stand-in AWS CLI: records every call; SSM answers the key (version 1).
+echo "aws $*" >> /var/log/aws-calls
+case "$*" in
+*"get-parameter"*"Parameter.[Version,Value]"*) printf '1\\t{API_KEY}\\n' ;;
+*"get-parameter"*"--query Parameter.Version"*) echo 1 ;;
+*"get-parameter"*) echo "{API_KEY}" ;;
+esac
+exit 0
+"""
 HUB_HOST = "huggingface.co"
 REGISTRY_PORT = 5000
 EBS_MODEL = "Amazon Elastic Block Store"
@@ -138,16 +149,10 @@ WantedBy=sysinit.target
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def registry_storage(image: str, names: list[str]) -> Path:
+def registry_storage(root: Path, image: str, names: list[str]) -> Path:
     """docker-registry's storage holding ``image`` (a tag on this machine's Docker Engine)
     under each of ``names``: built once per image id with the registry binary of the boot
-    root and a push from this machine's engine, then copied into each machine."""
+    root ``root`` and a push from this machine's engine, then copied into each machine."""
     image_id = subprocess.run(
         ["docker", "image", "inspect", "--format", "{{.Id}}", image],
         check=True, capture_output=True, text=True,
@@ -164,12 +169,12 @@ def registry_storage(image: str, names: list[str]) -> Path:
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
     registry = subprocess.Popen(
-        [str(base_root() / "usr/bin/docker-registry"), "serve", str(config)],
+        [str(root / "usr/bin/docker-registry"), "serve", str(config)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        while not listening(port):
             assert time.monotonic() < deadline, "the registry did not listen"
             time.sleep(0.2)
         for name in names:

@@ -7,51 +7,30 @@ reports and what a fleet host does when its profile step fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from components.aws.bootstrap.cloud_init import render_user_data
-from tests.boot.machine import Machine, base_root, tools_missing
-from tests.components.aws.bootstrap.cloud_init_support import fleet_spec, make_spec, skip_or_fail
+from tests.boot import ec2_standin
+from tests.boot.machine import Machine
+from tests.components.aws.bootstrap.cloud_init_support import fleet_spec, make_spec
 
 pytestmark = pytest.mark.timeout(1800)
 
-STUB_AWS = """#!/bin/sh
-# The stand-in AWS CLI: records every call; SSM answers a key, the rest succeeds.
-echo "aws $*" >> /var/log/aws-calls
-case "$*" in
-*"get-parameter"*"--query Parameter.Version"*) echo 1 ;;
-*"get-parameter"*) echo "sk-boot-test-key-0123456789" ;;
-esac
-exit 0
-"""
-
-
-@pytest.fixture(scope="session")
-def booted_root() -> Path:
-    missing = tools_missing()
-    if missing:
-        skip_or_fail(f"booting needs {', '.join(missing)}")
-    return base_root()
-
 
 @pytest.fixture
-def machine(booted_root: Path, tmp_path: Path) -> Iterator[callable]:
-    machines: list[Machine] = []
-
+def machine(booted_root: Path, tmp_path: Path, machines: list[Machine]) -> Callable[..., Machine]:
     def boot(user_data: str) -> Machine:
-        booted = Machine(tmp_path / f"m{len(machines)}", user_data, stubs={"aws": STUB_AWS})
+        booted = Machine(
+            tmp_path / f"m{len(machines)}", user_data, stubs={"aws": ec2_standin.STUB_AWS}
+        )
         machines.append(booted)
         booted.boot()
         return booted
 
-    try:
-        yield boot
-    finally:
-        for booted in machines:
-            booted.stop()
+    return boot
 
 
 def active(m: Machine, unit: str) -> str:

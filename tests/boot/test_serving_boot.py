@@ -23,13 +23,12 @@ import yaml
 from components.aws.bootstrap.cloud_init import BootstrapSpec, HostProfile, render_user_data
 from components.serving import LOCKDOWN_ENV, WEBUI_OFF_ENV
 from tests.boot import ec2_standin
-from tests.boot.machine import Machine, base_root, tools_missing
+from tests.boot.machine import Machine
 from tests.components.aws.bootstrap.cloud_init_support import (
     DEFAULT_MODEL,
     FLEET_GROUP,
     fleet_spec,
     make_spec,
-    skip_or_fail,
 )
 from tests.docker.conftest import docker_engine, standin_image  # noqa: F401 (fixtures)
 
@@ -42,19 +41,7 @@ WEIGHTS_PATH = f"/o/r/resolve/main/{WEIGHTS}"
 SERIAL = "vol0123456789abcdef0"
 VOLUME_DEVICE = f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{SERIAL}"
 MOUNT = "/var/lib/localai"
-KEY = "sk-boot-test-key-0123456789"
 INSTANCE_ID = "i-0123456789abcdef0"
-
-STUB_AWS = f"""#!/bin/sh
-# The stand-in AWS CLI: records every call; SSM answers the key (version 1).
-echo "aws $*" >> /var/log/aws-calls
-case "$*" in
-*"get-parameter"*"Parameter.[Version,Value]"*) printf '1\\t{KEY}\\n' ;;
-*"get-parameter"*"--query Parameter.Version"*) echo 1 ;;
-*"get-parameter"*) echo "{KEY}" ;;
-esac
-exit 0
-"""
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +60,8 @@ def hub_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
 
 
 @pytest.fixture(scope="session")
-def registry(standin_image: str) -> Path:  # noqa: F811 (the imported fixture)
-    missing = tools_missing()
-    if missing:
-        skip_or_fail(f"booting needs {', '.join(missing)}")
-    base_root()
-    return ec2_standin.registry_storage(standin_image, [CPU_IMAGE])
+def registry(standin_image: str, booted_root: Path) -> Path:  # noqa: F811 (imported fixture)
+    return ec2_standin.registry_storage(booted_root, standin_image, [CPU_IMAGE])
 
 
 @pytest.fixture
@@ -164,16 +147,15 @@ def ec2_host(
     hub_certificate: tuple[Path, Path],
     tiny_gguf: Path,
     loop_volume: Path,
-) -> Iterator[Callable[[BootstrapSpec, str], Host]]:
-    machines: list[Machine] = []
-
+    machines: list[Machine],
+) -> Callable[[BootstrapSpec, str], Host]:
     def boot(spec: BootstrapSpec, instance_type: str) -> Host:
         directory = tmp_path / f"m{len(machines)}"
         binds = ec2_standin.volume_binds(loop_volume, serial=SERIAL, scratch=directory)
         machine = Machine(
             directory / "machine",
             render_user_data(spec),
-            stubs={"aws": STUB_AWS},
+            stubs={"aws": ec2_standin.STUB_AWS},
             nspawn_args=binds,
         )
         ec2_standin.install(
@@ -189,11 +171,7 @@ def ec2_host(
         machine.boot()
         return Host(machine)
 
-    try:
-        yield boot
-    finally:
-        for machine in machines:
-            machine.stop()
+    return boot
 
 
 def serving_spec(base: BootstrapSpec, tiny_gguf: Path) -> BootstrapSpec:
@@ -247,7 +225,7 @@ def first_boot_serves(host: Host, *, fleet: bool = False) -> None:
     assert answer["object"] == "chat.completion" and answer["choices"], answer
     # No key on a command line or in a readable file (the header file is 0600 in a 0700 dir).
     assert host.sh("stat -c %a /run/localai /run/localai/auth.header").split() == ["700", "600"]
-    assert KEY not in host.sh("ps -eo args")
+    assert ec2_standin.API_KEY not in host.sh("ps -eo args")
     if fleet:
         calls = host.sh("cat /var/log/aws-calls")
         assert (

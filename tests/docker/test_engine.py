@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -34,15 +33,10 @@ from components.weights.manifest import CONFIG_SYNC, FETCHER
 from tests.components.aws.bootstrap.cloud_init_support import DEFAULT_MODEL, SENTINEL_KEY
 from tests.components.aws.bootstrap.test_scripts import Host
 from tests.docker.conftest import docker
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 WEIGHTS = "tiny-test.gguf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def model_yaml(url: str, sha: str) -> str:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from tests.components.aws.bootstrap.cloud_init_support import (
     write_files,
 )
 from tests.support.pinned_tools import pinned_tool
+from tests.support.ports import free_port
 
 SHELL_SCRIPTS = [*sorted(FILES_DIR.glob("*.sh")), REPO_ROOT / "scripts/fetch-cloud-init-schema.sh"]
 UNIT_NAMES = (
@@ -560,12 +560,6 @@ class FakeLocalAI(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 STUB_CURL_RECORDING = r"""
