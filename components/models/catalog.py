@@ -116,6 +116,11 @@ def _check_huggingface(path: str) -> None:
         )
 
 
+def _also(names: list[str]) -> str:
+    """The names after the first one an error is about, for its message; "" if none."""
+    return f" (also: {', '.join(names[1:])})" if len(names) > 1 else ""
+
+
 def re2_problem(pattern: str) -> str | None:
     """Why RE2 (Go's regexp syntax) refuses ``pattern``, or None."""
     import re2  # google-re2: the RE2 library itself
@@ -277,21 +282,19 @@ class ModelConfig(_Strict):
             misplaced = sorted(set(params) & top_level_only)
             if misplaced:
                 key = misplaced[0]
-                also = f" (also: {', '.join(misplaced[1:])})" if len(misplaced) > 1 else ""
                 raise ValueError(
                     f"'{key}' is under 'parameters' but LocalAI reads it at the top level "
                     f"and silently ignores it there (for gpu_layers that means no GPU "
-                    f"offload): move 'parameters.{key}' up to '{key}'{also}"
+                    f"offload): move 'parameters.{key}' up to '{key}'{_also(misplaced)}"
                 )
         misplaced_up = sorted(
             set(data) & (set(PredictionParameters.model_fields) - set(cls.model_fields))
         )
         if misplaced_up:
             key = misplaced_up[0]
-            also = f" (also: {', '.join(misplaced_up[1:])})" if len(misplaced_up) > 1 else ""
             raise ValueError(
                 f"'{key}' is at the top level but LocalAI reads it under 'parameters' and "
-                f"silently ignores it here: move it to 'parameters.{key}'{also}"
+                f"silently ignores it here: move it to 'parameters.{key}'{_also(misplaced_up)}"
             )
         return data
 
@@ -390,10 +393,9 @@ def load_catalog(directory: Path = MODEL_CONFIG_DIR) -> dict[str, ModelConfig]:
     clashes = sorted(set(files) & set(configs))
     if clashes:
         name = clashes[0]
-        also = f" (also: {', '.join(clashes[1:])})" if len(clashes) > 1 else ""
         raise ModelConfigError(
             f"model_configs/{files[name][0]}.yaml: download file {name!r} has the name of "
-            f"model {configs[name]!r}'s config in the models directory{also}"
+            f"model {configs[name]!r}'s config in the models directory{_also(clashes)}"
         )
     if not catalog:
         raise ModelConfigError(f"no model configs (*.yaml) found in {directory}")
