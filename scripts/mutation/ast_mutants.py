@@ -37,18 +37,19 @@ from pathlib import Path
 class Mutant:
     operator: str
     line: int
-    start: int  # offsets into the source text
+    start: int  # offsets into the source's UTF-8 bytes (ast's col_offset counts bytes)
     end: int
     replacement: str
 
     def apply(self, source: str) -> str:
-        return source[: self.start] + self.replacement + source[self.end :]
+        data = source.encode()
+        return (data[: self.start] + self.replacement.encode() + data[self.end :]).decode()
 
 
-def _offsets(source: str) -> list[int]:
-    """Offset of the first character of each line (1-based line numbers index it)."""
+def _offsets(data: bytes) -> list[int]:
+    """Byte offset of the start of each line (1-based line numbers index it)."""
     starts = [0, 0]
-    for line in source.splitlines(keepends=True):
+    for line in data.splitlines(keepends=True):
         starts.append(starts[-1] + len(line))
     return starts
 
@@ -84,7 +85,8 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 def mutants(source: str) -> list[Mutant]:
     tree = ast.parse(source)
-    starts = _offsets(source)
+    data = source.encode()
+    starts = _offsets(data)
     skip = _annotation_nodes(tree) | _docstrings(tree)
     # Parts of an f-string (its constants, nested f-strings) change only with the whole.
     in_fstring = {
@@ -121,7 +123,7 @@ def mutants(source: str) -> list[Mutant]:
             and node.args
         ):
             start, end = span(node.args[0])
-            add("ast/SortedToList", node, f"list({source[start:end]})")
+            add("ast/SortedToList", node, f"list({data[start:end].decode()})")
         elif isinstance(node, ast.Raise):
             add("ast/DeleteRaise", node, "pass")
         elif isinstance(node, ast.Return):
@@ -137,11 +139,10 @@ def mutants(source: str) -> list[Mutant]:
 
 
 def describe(source: str, mutant: Mutant) -> str:
-    starts = _offsets(source)
-    line = source[starts[mutant.line] : starts[mutant.line + 1]].rstrip("\n")
-    mutated = mutant.apply(source)
-    after = mutated[starts[mutant.line] :].split("\n", 1)[0]
-    return f"{line.strip()} -> {after.strip()}"
+    """The mutated line before -> after (the first line of the change)."""
+    before = source.splitlines()[mutant.line - 1]
+    after = mutant.apply(source).splitlines()[mutant.line - 1]
+    return f"{before.strip()} -> {after.strip()}"
 
 
 def run(module: str, results: Path, work: Path, timeout: int, jobs: int, pytest: list[str]) -> None:
