@@ -11,7 +11,13 @@ is *equivalent* when equivalent.txt has a line for it, and then it is left out o
 (`||` separates the fields: Python code has no `||`, and `|` is an operator.)
 
 Lines are matched by their text, not their number, so entries survive edits elsewhere
-in the module. An entry that matches no surviving mutant is reported as stale, so the
+in the module. One kind is equivalent by rule rather than by entry: a mutant that lies
+wholly inside a function's parameter or return annotation, in a module that has
+`from __future__ import annotations` (PEP 563: the annotation is kept as a string and never
+evaluated) and never reads annotations back (no get_type_hints, validate_call, signature
+or __annotations__ in the module). `X | None` turned into `X & None` there changes no
+behaviour; the report counts these separately and says so. Annotations of class bodies
+(pydantic fields, dataclasses) are never covered by the rule: pydantic evaluates them. An entry that matches no surviving mutant is reported as stale, so the
 file cannot quietly grow excuses for mutants that are killed today.
 
 Score = killed / (all - equivalent); timeouts and mutants that fail to import count as
@@ -21,6 +27,7 @@ killed (the tests did notice). Exit 0 when the score reaches MUTATION_MIN_SCORE 
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
 import os
 import sqlite3
@@ -59,18 +66,70 @@ def read_equivalents(path: Path, module: str) -> list[Entry]:
     return entries
 
 
-def python_mutants(session: Path, source: Path) -> list[Mutant]:
-    lines = source.read_text().splitlines()
+Span = tuple[tuple[int, int], tuple[int, int]]  # (row, col) start and end; rows from 1
+
+# A module that reads annotations back at run time evaluates the strings PEP 563 left.
+READS_ANNOTATIONS = ("get_type_hints", "validate_call", "signature(", "__annotations__")
+
+
+def unevaluated_annotations(text: str) -> list[Span]:
+    """The spans of function parameter and return annotations that are never evaluated."""
+    tree = ast.parse(text)
+    postponed = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
+        for node in tree.body
+    )
+    if not postponed or any(marker in text for marker in READS_ANNOTATIONS):
+        return []
+    spans = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        arguments = node.args
+        every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        every += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+        annotations = [a.annotation for a in every if a.annotation is not None]
+        if node.returns is not None:
+            annotations.append(node.returns)
+        for annotation in annotations:
+            assert annotation.end_lineno is not None and annotation.end_col_offset is not None
+            spans.append(
+                (
+                    (annotation.lineno, annotation.col_offset),
+                    (annotation.end_lineno, annotation.end_col_offset),
+                )
+            )
+    return spans
+
+
+def inside(span: Span, spans: list[Span]) -> bool:
+    # Columns of both ast and cosmic-ray (parso) count from 0 on the line; ast counts UTF-8
+    # bytes and parso characters, which agree on the ASCII lines annotations are written on.
+    return any(start <= span[0] and span[1] <= end for start, end in spans)
+
+
+def python_mutants(session: Path, source: Path) -> tuple[list[Mutant], int]:
+    """The session's mutants, less the survivors inside unevaluated annotations (counted)."""
+    text = source.read_text()
+    lines = text.splitlines()
+    annotations = unevaluated_annotations(text)
     rows = sqlite3.connect(session).execute(
-        "SELECT s.operator_name, s.start_pos_row, r.worker_outcome, r.test_outcome, r.diff"
+        "SELECT s.operator_name, s.start_pos_row, s.start_pos_col, s.end_pos_row,"
+        " s.end_pos_col, r.worker_outcome, r.test_outcome, r.diff"
         " FROM mutation_specs s LEFT JOIN work_results r ON r.job_id = s.job_id"
         " ORDER BY s.start_pos_row, s.operator_name, s.occurrence"
     )
     mutants = []
-    for operator, row, worker, test, diff in rows:
+    in_annotations = 0
+    for operator, row, col, end_row, end_col, worker, test, diff in rows:
         if worker is None:
             sys.exit("mutation: the session has mutants without a result (interrupted run?)")
         survived = worker.lower() == "normal" and test.lower() == "survived"
+        if survived and inside(((row, col), (end_row, end_col)), annotations):
+            in_annotations += 1
+            continue
         mutants.append(
             Mutant(
                 name=operator,
@@ -80,7 +139,7 @@ def python_mutants(session: Path, source: Path) -> list[Mutant]:
                 detail=diff or "",
             )
         )
-    return mutants
+    return mutants, in_annotations
 
 
 def ast_mutants(results: Path, source: Path) -> list[Mutant]:
@@ -118,8 +177,9 @@ def main() -> int:
     parser.add_argument("--label", default="", help="the operator set, for the score line")
     args = parser.parse_args()
 
+    by_rule = 0  # surviving mutants inside unevaluated annotations
     if args.session:
-        mutants = python_mutants(args.session, args.source)
+        mutants, by_rule = python_mutants(args.session, args.source)
     elif args.ast_results:
         mutants = ast_mutants(args.ast_results, args.source)
     else:
@@ -160,13 +220,18 @@ def main() -> int:
                 f"STALE equivalent entry (no mutant survives it): {entry.operator} || {entry.line}"
             )
 
-    total = len(mutants)
+    total = len(mutants) + by_rule
     killed = sum(m.outcome == "killed" for m in mutants)
-    counted = total - len(equivalent)
+    counted = total - len(equivalent) - by_rule
     score = 100.0 * killed / counted if counted else 100.0
+    if by_rule:
+        print(
+            f"mutation: {by_rule} surviving mutants lie inside function annotations, which"
+            " `from __future__ import annotations` leaves unevaluated: counted as equivalent"
+        )
     print(
         f"mutation score {args.module}{args.label}: {score:.1f}% "
-        f"({killed} killed of {counted} non-equivalent; {len(equivalent)} equivalent, "
+        f"({killed} killed of {counted} non-equivalent; {len(equivalent) + by_rule} equivalent, "
         f"{len(survivors)} survived, {total} mutants)"
     )
     minimum = float(os.environ.get("MUTATION_MIN_SCORE", "95"))

@@ -18,8 +18,13 @@ REPORT = REPO / "scripts" / "mutation" / "report.py"
 SOURCE = "x = 1\nif x > 1:\n    y = a | b\n"
 
 
-def session(path: Path, outcomes: list[tuple[str, int, str, str]]) -> Path:
-    """outcomes: (operator, line, worker outcome, test outcome) per mutant."""
+Span = tuple[int, int, int, int]  # start row, start col, end row, end col
+
+
+def session(path: Path, outcomes: list[tuple[str, int, str, str]],
+            spans: list[Span] | None = None) -> Path:  # fmt: skip
+    """outcomes: (operator, line, worker outcome, test outcome) per mutant; spans: where
+    each mutant lies (default: columns 0 to 1 of its line)."""
     db = sqlite3.connect(path)
     db.execute(
         "CREATE TABLE mutation_specs (module_path, operator_name, operator_args, occurrence,"
@@ -27,9 +32,10 @@ def session(path: Path, outcomes: list[tuple[str, int, str, str]]) -> Path:
     )
     db.execute("CREATE TABLE work_results (worker_outcome, output, test_outcome, diff, job_id)")
     for number, (operator, line, worker, test) in enumerate(outcomes):
+        row, col, end_row, end_col = spans[number] if spans else (line, 0, line, 1)
         db.execute(
-            "INSERT INTO mutation_specs VALUES ('m.py', ?, '{}', 0, ?, 0, ?, 1, 'f', ?)",
-            (operator, line, line, str(number)),
+            "INSERT INTO mutation_specs VALUES ('m.py', ?, '{}', 0, ?, ?, ?, ?, 'f', ?)",
+            (operator, row, col, end_row, end_col, str(number)),
         )
         db.execute(
             "INSERT INTO work_results VALUES (?, '', ?, '--- a\n+++ b\n-old\n+new\n', ?)",
@@ -135,3 +141,78 @@ def test_bash_results_match_equivalents_by_mutant_name(tmp_path: Path) -> None:
         "mutation score m.py: 50.0% (1 killed of 2 non-equivalent; 1 equivalent, 1 survived, "
         "3 mutants)"
     )
+
+
+ANNOTATED = """\
+from __future__ import annotations
+
+
+def f(a: int | None, *rest: str | bytes) -> int | None:
+    return a | 1
+
+
+class C:
+    field: int | None = None
+"""
+
+
+def annotated_session(tmp_path: Path) -> Path:
+    # Every mutant survives: where it lies decides whether the rule covers it.
+    bit_or = "core/ReplaceBinaryOperator_BitOr_BitAnd"
+    return session(
+        tmp_path / "s.sqlite",
+        [(bit_or, 4, "NORMAL", "SURVIVED")] * 3 + [(bit_or, 5, "NORMAL", "SURVIVED"),
+                                                   (bit_or, 9, "NORMAL", "SURVIVED")],
+        # cosmic-ray's span of a binary operator mutant is the operator itself.
+        spans=[
+            (4, 13, 4, 14),  # in a's annotation `int | None`
+            (4, 32, 4, 33),  # in *rest's annotation `str | bytes`
+            (4, 48, 4, 49),  # in the return annotation
+            (5, 13, 5, 14),  # in the body: evaluated
+            (9, 15, 9, 16),  # in a class body's annotation: pydantic and dataclasses read it
+        ],
+    )  # fmt: skip
+
+
+def test_survivors_inside_unevaluated_function_annotations_are_equivalent_by_rule(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(ANNOTATED)
+    equivalent = tmp_path / "eq.txt"
+    equivalent.write_text("")
+    result = report(tmp_path, "--equivalent", str(equivalent), "--source", str(source),
+                    "--session", str(annotated_session(tmp_path)))  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert "SURVIVED core/ReplaceBinaryOperator_BitOr_BitAnd line 5: return a | 1" in lines
+    assert "SURVIVED core/ReplaceBinaryOperator_BitOr_BitAnd line 9: field: int | None = None" in (
+        lines
+    )
+    assert sum(line.startswith("SURVIVED") for line in lines) == 2
+    assert lines[-2].startswith("mutation: 3 surviving mutants lie inside function annotations")
+    assert lines[-1] == (
+        "mutation score m.py: 0.0% (0 killed of 2 non-equivalent; 3 equivalent, 2 survived, "
+        "5 mutants)"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # annotations evaluated at def time (a comment keeps the line numbers)
+        ("from __future__ import annotations\n", "# no postponed annotations\n"),
+        ("    return a | 1\n", "    return typing.get_type_hints(f)\n"),  # read back
+        ("    return a | 1\n", "    return f.__annotations__\n"),
+    ],
+)
+def test_the_annotation_rule_holds_only_where_annotations_stay_unevaluated(
+    tmp_path: Path, change: tuple[str, str]
+) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(ANNOTATED.replace(*change))
+    equivalent = tmp_path / "eq.txt"
+    equivalent.write_text("")
+    result = report(tmp_path, "--equivalent", str(equivalent), "--source", str(source),
+                    "--session", str(annotated_session(tmp_path)))  # fmt: skip
+    assert "function annotations" not in result.stdout
+    assert sum(line.startswith("SURVIVED") for line in result.stdout.splitlines()) == 5
