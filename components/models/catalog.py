@@ -30,6 +30,8 @@ from pydantic import (
 )
 
 from components.errors import ModelConfigError
+from components.models.functions import FunctionsConfig
+from components.models.re2 import re2_problem
 from components.models.validated_yaml import parse_yaml_model
 from components.paths import MODEL_CONFIG_DIR
 
@@ -119,20 +121,6 @@ def _check_huggingface(path: str) -> None:
 def _also(names: list[str]) -> str:
     """The names after the first one an error is about, for its message; "" if none."""
     return f" (also: {', '.join(names[1:])})" if len(names) > 1 else ""
-
-
-def re2_problem(pattern: str) -> str | None:
-    """Why RE2 (Go's regexp syntax) refuses ``pattern``, or None."""
-    import re2  # google-re2: the RE2 library itself
-
-    options = re2.Options()
-    options.log_errors = False
-    try:
-        re2.compile(pattern, options=options)
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else exc
-        return reason.decode() if isinstance(reason, bytes) else str(reason)
-    return None
 
 
 FileName = Annotated[str, AfterValidator(_check_filename)]
@@ -230,6 +218,8 @@ class ModelConfig(_Strict):
     parameters: PredictionParameters
     download_files: list[DownloadFile] = Field(min_length=1)
     template: TemplateConfig | None = None
+    # Tool calls: how a request with `tools` is parsed and constrained (functions.py).
+    function: FunctionsConfig | None = None
     stopwords: list[str] | None = None
     # Hardware and memory (top level in LocalAI: LLMConfig is inlined).
     gpu_layers: int | None = Field(default=None, ge=0)

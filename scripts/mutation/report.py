@@ -17,8 +17,9 @@ wholly inside a function's parameter or return annotation, in a module that has
 evaluated) and never reads annotations back (no get_type_hints, validate_call, signature
 or __annotations__ in the module). `X | None` turned into `X & None` there changes no
 behaviour; the report counts these separately and says so. Annotations of class bodies
-(pydantic fields, dataclasses) are never covered by the rule: pydantic evaluates them. An entry that matches no surviving mutant is reported as stale, so the
-file cannot quietly grow excuses for mutants that are killed today.
+(pydantic fields, dataclasses) are never covered by the rule: pydantic evaluates them.
+An entry that matches no surviving mutant is reported as stale, so the file cannot
+quietly grow excuses for mutants that are killed today.
 
 Score = killed / (all - equivalent); timeouts and mutants that fail to import count as
 killed (the tests did notice). Exit 0 when the score reaches MUTATION_MIN_SCORE (95).

@@ -35,13 +35,13 @@ bytes, so ``user_data_replace_on_change`` never replaces an instance for nothing
 from __future__ import annotations
 
 import base64
-import gzip
 import re
 import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
+import zopfli.gzip
 
 from components.aws.limits import USER_DATA_LIMIT_BYTES
 from components.serving import CONTAINER_ENV
@@ -411,8 +411,10 @@ def _write_file(path: str, content: str, permissions: str) -> dict[str, str]:
 
 
 def _gzip(content: str) -> bytes:
-    # mtime=0: byte-identical output for identical input.
-    return gzip.compress(content.encode("utf-8"), compresslevel=9, mtime=0)
+    """Zopfli's gzip: the same format cloud-init unpacks, about 4% smaller than zlib's
+    level 9 (16 KiB is tight: each instance type of a fleet carries its model files).
+    Deterministic: zopfli writes mtime 0 and compresses the same input the same way."""
+    return zopfli.gzip.compress(content.encode("utf-8"))
 
 
 def _conf(spec: BootstrapSpec) -> str:

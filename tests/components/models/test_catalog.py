@@ -140,10 +140,20 @@ def test_a_dropped_in_yaml_joins_the_catalog_without_code_changes(tmp_path: Path
     assert list(load_catalog(tmp_path)) == ["my-model"]
 
 
-def test_file_name_and_model_name_must_match(tmp_path: Path) -> None:
-    (tmp_path / "renamed.yaml").write_text(GOOD)
+@pytest.mark.parametrize("stem", ["renamed", "zz-renamed"])  # sorts before and after the name
+def test_file_name_and_model_name_must_match(tmp_path: Path, stem: str) -> None:
+    (tmp_path / f"{stem}.yaml").write_text(GOOD)
     with pytest.raises(ModelConfigError, match=r"rename the file to qwen2\.5-0\.5b-instruct\.yaml"):
         load_catalog(tmp_path)
+
+
+def test_the_source_and_the_rendering_options_are_keyword_only() -> None:
+    # Positional calls would silently bind a host's numbers to the wrong parameter.
+    with pytest.raises(TypeError):
+        parse_model_config(GOOD, "model_configs/x.yaml")  # type: ignore[misc]
+    model = parse_model_config(GOOD)
+    with pytest.raises(TypeError):
+        render_model_yaml(model, 0, None)  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(("gpu_layers", "threads"), [(0, 4), (99, 8)])
@@ -221,12 +231,13 @@ def _second_model(data: dict) -> None:
     data["name"] = "qwen-copy"
 
 
-def test_a_file_shared_by_two_models_must_have_one_hash(tmp_path: Path) -> None:
+@pytest.mark.parametrize("digit", ["0", "f"])  # a hash below and above the first model's
+def test_a_file_shared_by_two_models_must_have_one_hash(tmp_path: Path, digit: str) -> None:
     (tmp_path / "qwen2.5-0.5b-instruct.yaml").write_text(GOOD)
 
     def other_hash(data: dict) -> None:
         _second_model(data)
-        data["download_files"][0]["sha256"] = "0" * 64
+        data["download_files"][0]["sha256"] = digit * 64
 
     (tmp_path / "qwen-copy.yaml").write_text(mutate(other_hash))
     with pytest.raises(

@@ -14,9 +14,9 @@ from components.errors import ModelConfigError
 from components.models.catalog import (
     load_catalog,
     parse_model_config,
-    re2_problem,
     render_model_yaml,
 )
+from components.models.re2 import re2_problem
 from tests.components.models.test_catalog import GOOD, mutate
 
 
@@ -131,6 +131,9 @@ def test_misplaced_keys_are_named_in_order() -> None:
         parse_model_config(with_top(**wrong))
     assert "'batch' is at the top level" in str(down.value)
     assert "(also: n_keep, seed, temperature, tfz, top_k, top_p, typical_p)" in str(down.value)
+    with pytest.raises(ModelConfigError) as two:
+        parse_model_config(with_top(seed=1, top_k=3))
+    assert str(two.value).endswith("move it to 'parameters.seed' (also: top_k)")
     with pytest.raises(ModelConfigError) as one:
         parse_model_config(with_top(seed=1))
     assert str(one.value).endswith("move it to 'parameters.seed'")

@@ -1,12 +1,13 @@
-"""Each shipped chat template, rendered the way LocalAI v2.24.0 renders a conversation,
-gives the model family's own prompt format (issue 10, part 4).
+"""Each shipped chat template, rendered by LocalAI v2.24.0's own code, gives the model
+family's own prompt format (issue 10, part 4).
 
 LocalAI (core/http/endpoints/openai/chat.go) renders ``template.chat_message`` for each
-message with ``.RoleName`` and ``.Content``, joins them with
-``join_chat_messages_by_character`` (default "\\n"), then renders ``template.chat`` with
-``.Input`` = that text. llama.cpp adds the BOS token itself. The expected strings are the
-families' published formats (the chat templates in their Hugging Face tokenizer configs)
-for a system prompt, a user turn, an assistant reply and a follow-up.
+message, joins them with ``join_chat_messages_by_character`` (default "\\n"), then renders
+``template.chat`` with ``.Input`` = that text; ``tests/support/localai_chat`` runs those
+steps with LocalAI's vendored Go packages (Go templates with sprig, as LocalAI has them).
+llama.cpp adds the BOS token itself. The expected strings are the families' published
+formats (the chat templates in their Hugging Face tokenizer configs) for a system prompt,
+a user turn, an assistant reply and a follow-up. Requests with tools: test_tool_calls.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import pytest
 
 from components.models.catalog import load_catalog
-from tests.components.models.go_template import render
+from components.paths import MODEL_CONFIG_DIR
+from tests.support.localai_chat import localai_chat
 
 CONVERSATION = [
     ("system", "Be brief."),
@@ -43,16 +45,20 @@ EXPECTED = {
 }
 
 
+def model_yaml(model_name: str) -> str:
+    """The shipped config file of ``model_name``, as LocalAI reads it."""
+    (path,) = [p for p in MODEL_CONFIG_DIR.glob("*.yaml") if p.stem == model_name]
+    return path.read_text()
+
+
 def localai_prompt(model_name: str, conversation: list[tuple[str, str]]) -> str:
-    template = load_catalog()[model_name].template
-    assert template is not None and template.chat and template.chat_message
-    messages = [
-        render(template.chat_message, {"RoleName": role, "Content": content})
-        for role, content in conversation
-    ]
-    join = template.join_chat_messages_by_character
-    joined = ("\n" if join is None else join).join(messages)
-    return render(template.chat, {"Input": joined})
+    request = {
+        "model": model_name,
+        "messages": [{"role": role, "content": content} for role, content in conversation],
+    }
+    result = localai_chat(model_yaml(model_name), request)
+    assert result["stderr"] == "", "a template failed and LocalAI fell back to bare turns"
+    return result["prompt"]
 
 
 @pytest.mark.parametrize("model_name", sorted(EXPECTED))
@@ -62,10 +68,3 @@ def test_a_conversation_renders_in_the_familys_own_format(model_name: str) -> No
 
 def test_every_shipped_model_has_a_checked_template() -> None:
     assert set(load_catalog()) == set(EXPECTED)
-
-
-def test_the_renderer_refuses_what_it_does_not_understand() -> None:
-    with pytest.raises(ValueError, match="unsupported template action"):
-        render("{{range .Messages}}x{{end}}", {})
-    assert render('{{if eq .R "a"}}A{{else if eq .R "b"}}B{{else}}C{{end}}', {"R": "b"}) == "B"
-    assert render('{{if eq .R "a"}}A{{else}}C{{end}}', {"R": "z"}) == "C"
