@@ -99,4 +99,4 @@ class FunctionsConfig(_Strict):
                 "FunctionNameKey)), so the grammar loses the arguments and every tool call "
                 "breaks: leave it unset (the key is 'name')"
             )
-        return value
+        return value  # None: any other value was refused

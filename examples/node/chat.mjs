@@ -15,7 +15,12 @@
 //
 // Exit codes: 0 ok, 2 usage, 3 configuration (key unset, bad OPENAI_TIMEOUT),
 // 4 API key rejected, 5 endpoint unreachable, 6 timeout, 7 model not found,
-// 8 other API error. Errors are one line on stderr, never a stack trace.
+// 8 other API error, 9 empty answer. Errors are one line on stderr, never a stack trace.
+//
+// An empty answer is an error: LocalAI (v2.24.0) answers a streamed request it cannot serve
+// (an unknown model name, a model that fails to load) with HTTP 200 and a stream without
+// content. The example then asks /v1/models whether the model exists (exit 7 if not) and
+// otherwise reports the empty answer (exit 9). Apps that stream should do the same.
 
 import { STATUS_CODES } from 'node:http';
 
@@ -24,7 +29,16 @@ import OpenAI from 'openai';
 const DEFAULT_MODEL = 'gpt-4o-mini';
 const DEFAULT_TIMEOUT_S = 120;
 
-const EXIT = { usage: 2, config: 3, auth: 4, unreachable: 5, timeout: 6, model: 7, api: 8 };
+const EXIT = {
+  usage: 2,
+  config: 3,
+  auth: 4,
+  unreachable: 5,
+  timeout: 6,
+  model: 7,
+  api: 8,
+  empty: 9,
+};
 
 const KEY_HINT = 'Check OPENAI_API_KEY (pulumi stack output --show-secrets OPENAI_API_KEY).';
 const URL_HINT =
@@ -106,7 +120,35 @@ async function streamAnswer(client, model, prompt, timeoutS) {
     if (err instanceof OpenAI.APIError) throw explain(err, endpoint, model, timeoutS);
     throw err;
   }
+  if (!wrote) throw await emptyAnswer(client, endpoint, model);
   await write('\n');
+}
+
+// A stream that ended without content: an unknown model, or one that did not run.
+async function emptyAnswer(client, endpoint, model) {
+  const at = `the endpoint at ${endpoint}`;
+  let served = null;
+  try {
+    served = [];
+    for await (const m of client.models.list()) served.push(m.id);
+    served.sort();
+  } catch (err) {
+    if (!(err instanceof OpenAI.APIError)) throw err;
+    served = null;
+  }
+  if (served !== null && !served.includes(model)) {
+    const listed = served.join(', ') || 'none';
+    return new ChatError(
+      EXIT.model,
+      `${at} does not serve model ${JSON.stringify(model)} (an empty answer; it serves: ` +
+        `${listed}). ${MODEL_HINT}`,
+    );
+  }
+  return new ChatError(
+    EXIT.empty,
+    `${at} sent an empty answer for model ${JSON.stringify(model)}: the model failed to load ` +
+      "or to generate (out of memory, a damaged weights file). Check the server's log.",
+  );
 }
 
 function write(text) {

@@ -14,7 +14,12 @@ Usage: python chat.py Why is the sky blue?
 
 Exit codes: 0 ok, 2 usage, 3 configuration (key unset, bad OPENAI_TIMEOUT),
 4 API key rejected, 5 endpoint unreachable, 6 timeout, 7 model not found,
-8 other API error. Errors are one line on stderr, never a traceback.
+8 other API error, 9 empty answer. Errors are one line on stderr, never a traceback.
+
+An empty answer is an error: LocalAI (v2.24.0) answers a streamed request it cannot serve
+(an unknown model name, a model that fails to load) with HTTP 200 and a stream without
+content. The example then asks /v1/models whether the model exists (exit 7 if not) and
+otherwise reports the empty answer (exit 9). Apps that stream should do the same.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ EXIT_UNREACHABLE = 5
 EXIT_TIMEOUT = 6
 EXIT_MODEL = 7
 EXIT_API = 8
+EXIT_EMPTY = 9
 
 KEY_HINT = "Check OPENAI_API_KEY (pulumi stack output --show-secrets OPENAI_API_KEY)."
 URL_HINT = "Check OPENAI_BASE_URL (pulumi stack output OPENAI_BASE_URL) and that the stack is up."
@@ -109,8 +115,31 @@ def _stream_answer(client: openai.OpenAI, model: str, prompt: str) -> None:
             sys.stdout.write("\n")
             sys.stdout.flush()
         raise _explain(err, endpoint, model, float(client.timeout)) from None
+    if not wrote:
+        raise _empty_answer(client, endpoint, model)
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def _empty_answer(client: openai.OpenAI, endpoint: str, model: str) -> ChatError:
+    """A stream that ended without content: an unknown model, or one that did not run."""
+    at = f"the endpoint at {endpoint}"
+    try:
+        served = sorted(m.id for m in client.models.list())
+    except openai.APIError:
+        served = None
+    if served is not None and model not in served:
+        listed = ", ".join(served) or "none"
+        return ChatError(
+            EXIT_MODEL,
+            f"{at} does not serve model {model!r} (an empty answer; it serves: {listed}). "
+            f"{MODEL_HINT}",
+        )
+    return ChatError(
+        EXIT_EMPTY,
+        f"{at} sent an empty answer for model {model!r}: the model failed to load or to "
+        "generate (out of memory, a damaged weights file). Check the server's log.",
+    )
 
 
 def _explain(err: openai.APIError, endpoint: str, model: str, timeout: float) -> ChatError:

@@ -22,16 +22,17 @@ import pytest
 
 from tests.support.llama_server import LlamaServer, free_port
 from tests.support.stub_openai import (
-    LOCALAI_COULD_NOT_LOAD,
     OPENAI_MODEL_NOT_FOUND,
     StubServer,
     hang,
     json_reply,
+    localai_chat,
     lockstep_sse,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 EXIT_USAGE, EXIT_CONFIG, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_TIMEOUT, EXIT_MODEL = 2, 3, 4, 5, 6, 7
+EXIT_EMPTY = 9
 RUN_TIMEOUT_S = 60
 
 
@@ -239,18 +240,10 @@ class ChatExampleContract:
         assert "OPENAI_BASE_URL" in line
         assert run.stdout == ""
 
-    @pytest.mark.parametrize(
-        ("status", "body"),
-        [(404, OPENAI_MODEL_NOT_FOUND), (500, LOCALAI_COULD_NOT_LOAD)],
-        ids=["openai-404-model_not_found", "localai-500-could-not-load"],
-    )
-    def test_unknown_model_is_one_clear_line(
-        self, chat: ExampleRunner, status: int, body: dict
-    ) -> None:
-        """llama-cpp-python's server ignores the model name (see
-        test_llama_cpp_server_ignores_the_model_name), so the hosted API's real 404
-        body, and LocalAI's 500, come from a loopback stub."""
-        with StubServer(json_reply(status, body)) as stub:
+    def test_unknown_model_is_one_clear_line(self, chat: ExampleRunner) -> None:
+        """The hosted API's real 404 body, from a loopback stub (llama-cpp-python's server
+        ignores the model name: see test_llama_cpp_server_ignores_the_model_name)."""
+        with StubServer(json_reply(404, OPENAI_MODEL_NOT_FOUND)) as stub:
             run = chat.run(
                 "hi",
                 OPENAI_BASE_URL=stub.base_url,
@@ -261,8 +254,56 @@ class ChatExampleContract:
         assert run.returncode == EXIT_MODEL
         line = run.error_line()
         assert "does not serve model" in line and "no-such-model" in line
-        assert f"({status}: " in line
+        assert "(404: " in line
         assert "OPENAI_MODEL" in line
+
+    def test_an_empty_stream_for_an_unknown_model_is_one_clear_line(
+        self, chat: ExampleRunner
+    ) -> None:
+        """LocalAI streams HTTP 200 and no content for a model it does not have: the
+        example asks /v1/models and names what the endpoint serves."""
+        with StubServer(localai_chat(["qwen2.5-0.5b-instruct", "phi-3.5-mini-instruct"])) as stub:
+            run = chat.run(
+                "hi",
+                OPENAI_BASE_URL=stub.base_url,
+                OPENAI_API_KEY="sk-x",
+                OPENAI_MODEL="no-such-model",
+                OPENAI_MAX_RETRIES="0",
+            )
+            paths = [r["path"] for r in stub.requests]
+        assert paths == ["/v1/chat/completions", "/v1/models"]
+        assert run.returncode == EXIT_MODEL
+        line = run.error_line()
+        assert "does not serve model" in line and "no-such-model" in line
+        assert "it serves: phi-3.5-mini-instruct, qwen2.5-0.5b-instruct)" in line
+        assert "OPENAI_MODEL" in line
+        assert run.stdout == ""
+
+    def test_an_empty_stream_from_a_served_model_is_an_error(self, chat: ExampleRunner) -> None:
+        """A model LocalAI has but cannot run (out of memory, a damaged file): exit 9."""
+        with StubServer(localai_chat(["qwen2.5-0.5b-instruct"])) as stub:
+            run = chat.run(
+                "hi",
+                OPENAI_BASE_URL=stub.base_url,
+                OPENAI_API_KEY="sk-x",
+                OPENAI_MODEL="qwen2.5-0.5b-instruct",
+                OPENAI_MAX_RETRIES="0",
+            )
+        assert run.returncode == EXIT_EMPTY
+        line = run.error_line()
+        assert "sent an empty answer for model" in line and "failed to load" in line
+        assert run.stdout == ""
+
+    def test_the_localai_stand_in_streams_what_it_serves(self, chat: ExampleRunner) -> None:
+        with StubServer(localai_chat(["qwen2.5-0.5b-instruct"], answer="Blue.")) as stub:
+            run = chat.run(
+                "hi",
+                OPENAI_BASE_URL=stub.base_url,
+                OPENAI_API_KEY="sk-x",
+                OPENAI_MODEL="qwen2.5-0.5b-instruct",
+                OPENAI_MAX_RETRIES="0",
+            )
+        assert (run.returncode, run.stdout) == (0, "Blue.\n")
 
     def test_timeout_is_one_clear_line(self, chat: ExampleRunner) -> None:
         with StubServer(hang()) as stub:

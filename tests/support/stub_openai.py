@@ -31,7 +31,8 @@ OPENAI_MODEL_NOT_FOUND = {
         "code": "model_not_found",
     }
 }
-# LocalAI's answer when a model name has no config and no such file (HTTP 500).
+# LocalAI's answer to a request it cannot serve, when not streamed (HTTP 500). A streamed
+# request gets HTTP 200 and an empty stream instead: see localai_chat below.
 LOCALAI_COULD_NOT_LOAD = {
     "error": {
         "code": 500,
@@ -152,5 +153,63 @@ def lockstep_sse(
         handler.wfile.write(event({}, "stop"))
         handler.wfile.write(b"data: [DONE]\n\n")
         handler.wfile.flush()
+
+    return respond
+
+
+def _sse(handler: BaseHTTPRequestHandler, events: Sequence[dict]) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.send_header("Cache-Control", "no-cache")
+    handler.end_headers()  # HTTP/1.0: the body ends when the connection closes
+    # LocalAI writes "data: %v\n" of a json.Encoder's output, which ends in a newline.
+    for payload in events:
+        handler.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+    handler.wfile.write(b"data: [DONE]\n\n")
+    handler.wfile.flush()
+
+
+def localai_chat(served: Sequence[str], answer: str | None = None) -> Responder:
+    """LocalAI v2.24.0's chat endpoint when ``answer`` is None: the model cannot run
+    (a name it has no config for, a model that fails to load), and ``served`` are the
+    names /v1/models lists.
+
+    Streamed, LocalAI answers HTTP 200 with a role chunk, a last chunk with
+    ``finish_reason: "stop"`` and empty content, then [DONE]: the streaming path ignores
+    the compute error (core/http/endpoints/openai/chat.go, ``process`` and the stream
+    writer, lines 31-61 and 467-516). Not streamed, the error is returned: HTTP 500.
+    With ``answer``, a served model streams it as one content chunk.
+    """
+
+    def chunk(model: str, delta: dict, finish: str | None = None) -> dict:
+        choice: dict = {"index": 0, "delta": delta}
+        if finish:
+            choice["finish_reason"] = finish
+        return {"id": "3f0c", "object": "chat.completion.chunk", "created": 0, "model": model,
+                "choices": [choice],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}  # fmt: skip
+
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        if handler.command == "GET" and handler.path.rstrip("/").endswith("/models"):
+            listing = {"object": "list", "data": [{"id": n, "object": "model"} for n in served]}
+            json_reply(200, listing)(handler)
+            return
+        body = handler.stub.requests[-1]["body"]  # type: ignore[attr-defined]
+        model = _requested_model(handler)
+        runs = answer is not None and model in served
+        if not (isinstance(body, dict) and body.get("stream")):
+            if runs:
+                message = {"role": "assistant", "content": answer}
+                reply = {"object": "chat.completion", "model": model,
+                         "choices": [{"index": 0, "finish_reason": "stop", "message": message}]}  # fmt: skip
+                json_reply(200, reply)(handler)
+            else:
+                json_reply(500, LOCALAI_COULD_NOT_LOAD)(handler)
+            return
+        events = [chunk(model, {"role": "assistant", "content": ""})]
+        if runs:
+            events.append(chunk(model, {"content": answer}))
+        events.append(chunk(model, {"content": ""}, "stop"))
+        _sse(handler, events)
 
     return respond

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from components.errors import ModelConfigError
 from components.models.catalog import parse_model_config
@@ -32,9 +33,28 @@ def test_the_shipped_settings_parse_and_every_known_key_is_accepted() -> None:
         function_arguments_key="arguments",
     )  # fmt: skip
     config = parse_model_config(text)
-    assert config.function is not None and config.function.grammar is not None
-    assert config.function.grammar.schema_type == "llama3.1"
-    assert config.function.replace_function_results[0].value == '"'
+    function = config.function
+    assert function is not None and function.grammar is not None
+    assert function.grammar.schema_type == "llama3.1"
+    assert function.grammar.properties_order == ",name,arguments"
+    assert function.response_regex == [r"<function=(?P<name>\w+)>(?P<arguments>.*)</function>"]
+    assert function.json_regex_match == [r"(?s)<tool_call>(.*?)</tool_call>"]
+    assert function.capture_llm_results == [r"(?s)<thinking>(.*?)</thinking>"]
+    assert [(r.key, r.value) for r in function.replace_function_results] == [("'", '"')]
+    assert [(r.key, r.value) for r in function.replace_llm_results] == [(r"^\s+", "")]
+    # What the validated settings render to is what the file said (render_model_yaml
+    # dumps the model).
+    assert config.model_dump(exclude_none=True)["function"]["replace_llm_results"] == [
+        {"key": r"^\s+", "value": ""}
+    ]
+
+
+def test_function_settings_are_read_only_once_validated() -> None:
+    function = parse_model_config(with_function(disable_no_action=True)).function
+    assert function is not None
+    with pytest.raises(ValidationError, match="frozen"):
+        function.disable_no_action = False  # type: ignore[misc]
+    assert function.grammar is None
 
 
 @pytest.mark.parametrize(
