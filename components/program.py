@@ -128,9 +128,17 @@ def _render(
             gpu_layers=gpu_layers[m.name],
             threads=threads,
             context_size=contexts[m.name],
+            max_tokens=default_max_tokens(contexts[m.name], settings.parallel_requests),
         )
         for m in models
     }
+
+
+def default_max_tokens(context_size: int, parallel_requests: int) -> int:
+    """A request that sets no ``max_tokens`` may answer with half of its slot's context
+    (llama.cpp gives each of the parallel slots ``context_size // parallel``): the other
+    half is left to the prompt, instead of generating until the slot is full."""
+    return max(1, context_size // parallel_requests // 2)
 
 
 def _serving(settings: Settings, sizing: SizingPlan, *, wait_for_ready: bool) -> ServingArgs:
@@ -174,6 +182,11 @@ def _speed_estimates(sizing: SizingPlan) -> dict[str, Any]:
         out["estimatedTokensPerSecond"] = round(sizing.estimated_tokens_per_second, 1)
     if sizing.estimated_ttft_ms is not None:
         out["estimatedTtftMs"] = round(sizing.estimated_ttft_ms)
+    # The tokens one request has (prompt and answer) on the default model: llama.cpp cuts a
+    # longer prompt from the front, with no error (README, "Use the endpoint").
+    per_request = sizing.per_request_context.get(sizing.default_model)
+    if per_request is not None:
+        out["contextPerRequest"] = per_request
     return out
 
 

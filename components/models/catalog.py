@@ -398,8 +398,15 @@ def render_model_yaml(
     gpu_layers: int,
     threads: int | None,
     context_size: int | None = None,
+    max_tokens: int | None = None,
 ) -> str:
-    """The YAML LocalAI reads on one host: offload, threads and context decided for it."""
+    """The YAML LocalAI reads on one host: offload, threads and context decided for it.
+
+    ``max_tokens`` is the default answer length when a request sets none (the file's own
+    ``parameters.max_tokens`` wins): without one, LocalAI v2.24.0 sends llama.cpp
+    n_predict -1 (backend/cpp/llama/grpc-server.cpp, line 2126) and generation runs until
+    end-of-sequence or the slot's context is full. A request's ``max_tokens`` overrides it;
+    ``max_completion_tokens`` is not read by v2.24.0 (core/schema/prediction.go)."""
     data = model.model_dump(exclude_none=True)
     # The package's fetcher has verified every file before LocalAI starts; with
     # download_files (and their sha256) LocalAI would read and hash every weights file
@@ -411,6 +418,8 @@ def render_model_yaml(
     data["gpu_layers"] = gpu_layers
     if context_size is not None:
         data["context_size"] = context_size
+    if max_tokens is not None:
+        data["parameters"].setdefault("max_tokens", max_tokens)
     if threads is not None:
         data["threads"] = threads
     header = (

@@ -78,6 +78,8 @@ class SizingPlan:
     per_request_context: Mapping[str, int]
     warnings: tuple[str, ...]
     use_gpu: bool = False
+    default_model: str = ""
+    """The first model: the estimates and ``contextPerRequest`` are about it."""
 
 
 def _default_threads(host: HostResources, cpu_limit: float, explicit_cpu_limit: bool) -> int:
@@ -203,6 +205,7 @@ def _evaluate(
         per_request_context=MappingProxyType(per_request),
         warnings=tuple(warnings),
         use_gpu=use_gpu,
+        default_model=default_name,
     )
     return _Evaluation(plan, placement)
 

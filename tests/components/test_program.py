@@ -7,9 +7,10 @@ import re
 
 import pulumi
 import pytest
+import yaml
 
 from components.errors import ConfigError, LocalAIError
-from components.program import build_from_stack_config
+from components.program import build_from_stack_config, default_max_tokens
 from components.settings import DEFAULT_MODEL
 from tests.support.program_run import localai_keys, run_program
 from tests.support.pulumi_mocks import RecordingMocks, stack_config, stack_names
@@ -55,6 +56,24 @@ def test_local_stack_exports_local_extras(pulumi_mocks: RecordingMocks) -> None:
     assert outputs["accelerator"] == "cpu"
     assert outputs["estimatedTokensPerSecond"] > 0
     assert outputs["estimatedTtftMs"] > 0
+    # phi-3.5's 4096 tokens of context, one slot (parallelRequests 1).
+    assert outputs["contextPerRequest"] == 4096
+
+
+@pytest.mark.parametrize(("context", "parallel", "per_slot"), [(8192, 4, 2048), (4096, 3, 1365)])
+def test_each_request_gets_its_slots_context_and_half_of_it_to_answer(
+    pulumi_mocks: RecordingMocks, context: int, parallel: int, per_slot: int
+) -> None:
+    config = localai_keys(stack_config("local"))
+    config.update(contextSize=str(context), parallelRequests=str(parallel))
+    outputs = run_program(config).outputs
+    assert outputs["contextPerRequest"] == per_slot
+    container = pulumi_mocks.one("docker:index/container:Container")
+    (yaml_text,) = [u["content"] for u in container.inputs["uploads"]
+                    if u["file"].endswith("phi-3.5-mini-instruct.yaml")]  # fmt: skip
+    assert yaml.safe_load(yaml_text)["parameters"]["max_tokens"] == per_slot // 2
+    assert default_max_tokens(context, parallel) == per_slot // 2
+    assert default_max_tokens(1, 1) == 1, "never 0: LocalAI reads 0 as no limit"
 
 
 def test_aws_stack_exports_host_extras(pulumi_mocks: RecordingMocks) -> None:

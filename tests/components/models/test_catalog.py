@@ -171,6 +171,18 @@ def test_rendering_sets_offload_and_threads_at_the_top_level(gpu_layers: int, th
     assert parse_model_config(yaml.safe_dump(restored)).gpu_layers == gpu_layers
 
 
+def test_rendering_gives_a_default_answer_length_the_file_can_override() -> None:
+    model = load_catalog()["phi-3.5-mini-instruct"]
+    assert model.parameters.max_tokens is None
+    rendered = yaml.safe_load(render_model_yaml(model, gpu_layers=0, threads=4, max_tokens=512))
+    assert rendered["parameters"]["max_tokens"] == 512
+    unset = yaml.safe_load(render_model_yaml(model, gpu_layers=0, threads=4))
+    assert "max_tokens" not in unset["parameters"]
+    own = parse_model_config(mutate(lambda d: d["parameters"].update(max_tokens=100)))
+    kept = yaml.safe_load(render_model_yaml(own, gpu_layers=0, threads=4, max_tokens=512))
+    assert kept["parameters"]["max_tokens"] == 100
+
+
 # --- sources, shared files, bounded YAML, LocalAI defaults (issue 10, part 4) --------------
 
 
