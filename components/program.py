@@ -75,9 +75,9 @@ def build(
 ) -> dict[str, Any]:
     """Declare the target for ``settings``; return the stack outputs to export."""
     catalog = catalog if catalog is not None else load_catalog()
-    models = [catalog[name] for name in settings.models]
+    models = [catalog[name] for name in settings.served_models]
     try:
-        facts = load_facts_for(settings.models)
+        facts = load_facts_for(settings.served_models)
     except ModelFactsError as exc:
         raise ModelConfigError(str(exc)) from None
     for key in settings.ignored_keys():
@@ -88,7 +88,12 @@ def build(
 
 
 def _context_sizes(settings: Settings, models: list[ModelConfig]) -> dict[str, int]:
-    return {m.name: settings.context_size or m.context_size for m in models}
+    # contextSize is the chat models': an embeddings model keeps the context it was
+    # trained for (a longer one would not fit its position table).
+    return {
+        m.name: m.context_size if m.embeddings else settings.context_size or m.context_size
+        for m in models
+    }
 
 
 def _plan(
@@ -128,7 +133,9 @@ def _render(
             gpu_layers=gpu_layers[m.name],
             threads=threads,
             context_size=contexts[m.name],
-            max_tokens=default_max_tokens(contexts[m.name], settings.parallel_requests),
+            max_tokens=None
+            if m.embeddings
+            else default_max_tokens(contexts[m.name], settings.parallel_requests),
         )
         for m in models
     }
@@ -169,11 +176,15 @@ def _warn(sizing: SizingPlan) -> None:
 def _contract(
     settings: Settings, base_url: pulumi.Output[str], api_key: pulumi.Output[str]
 ) -> dict[str, Any]:
-    return {
+    contract = {
         "OPENAI_BASE_URL": base_url,
         "OPENAI_API_KEY": pulumi.Output.secret(api_key),
         "OPENAI_MODEL": settings.default_model,
     }
+    if settings.embedding_model:
+        # Not read by the SDK itself: apps pass it as `model=` to embeddings.create.
+        contract["OPENAI_EMBEDDING_MODEL"] = settings.embedding_model
+    return contract
 
 
 def _speed_estimates(sizing: SizingPlan) -> dict[str, Any]:

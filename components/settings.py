@@ -40,6 +40,7 @@ from components.errors import ConfigError
 
 NAMESPACE = "localai"
 DEFAULT_MODEL = "phi-3.5-mini-instruct"
+DEFAULT_EMBEDDING_MODEL = "nomic-embed-text-v1.5"
 DEFAULT_LOCALAI_VERSION = "v2.24.0"
 DEFAULT_CPU_INSTANCE_TYPE = "c7a.xlarge"  # README "Choosing the default CPU type"
 DEFAULT_GPU_INSTANCE_TYPE = "g6.xlarge"
@@ -138,6 +139,13 @@ def public_ipv4_addresses(cidrs: Iterable[str]) -> int:
 
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 ImageRef = Annotated[str, AfterValidator(_check_image)]
+
+
+def _is_embedder(catalog: object, name: str) -> bool:
+    """Whether the catalog's ``name`` serves embeddings (the catalog as model configs; a
+    bare list of names, as some callers pass, knows no kinds)."""
+    config = catalog.get(name) if isinstance(catalog, Mapping) else None
+    return bool(getattr(config, "embeddings", False))
 
 
 class _Section(BaseModel):
@@ -294,6 +302,9 @@ class Settings(_Section):
     target: Literal["docker", "aws"] = "docker"
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     models: list[str] = Field(default_factory=lambda: [DEFAULT_MODEL], min_length=1)
+    # Served on /v1/embeddings beside the chat models (OPENAI_EMBEDDING_MODEL); "none": no
+    # embeddings model.
+    embedding_model: str | None = DEFAULT_EMBEDDING_MODEL
     localai_version: str = DEFAULT_LOCALAI_VERSION
     image: ImageRef | None = None
     gpu_image: ImageRef | None = None
@@ -355,6 +366,33 @@ class Settings(_Section):
                 raise ValueError(
                     f"{unknown} not in model_configs/; available: {sorted(catalog)} "
                     "(add a model by dropping <name>.yaml into model_configs/)"
+                )
+            embedders = [m for m in value if _is_embedder(catalog, m)]
+            if embedders:
+                raise ValueError(
+                    f"{embedders} serve embeddings, not chat (embeddings: true in their "
+                    "files): set localai:embeddingModel instead"
+                )
+        return value
+
+    @field_validator("embedding_model", mode="before")
+    @classmethod
+    def _embedding_model_exists(cls, value: object, info: ValidationInfo) -> object:
+        if value == "none":
+            return None
+        catalog = (info.context or {}).get("catalog")
+        if isinstance(value, str) and catalog is not None:
+            if value not in catalog:
+                embedders = sorted(m for m in catalog if _is_embedder(catalog, m))
+                raise ValueError(
+                    f"{value!r} not in model_configs/; embeddings models there: {embedders}, "
+                    "or 'none'"
+                )
+            if not _is_embedder(catalog, value):
+                raise ValueError(
+                    f"{value!r} is a chat model (its file has no embeddings: true): LocalAI "
+                    "would answer /v1/embeddings from it with its last hidden state, and chat "
+                    "on it would stop working; name an embeddings model, or 'none'"
                 )
         return value
 
@@ -572,6 +610,11 @@ class Settings(_Section):
     @property
     def default_model(self) -> str:
         return self.models[0]
+
+    @property
+    def served_models(self) -> list[str]:
+        """Every model on the host: the chat models, then the embeddings model."""
+        return [*self.models, *([self.embedding_model] if self.embedding_model else [])]
 
     @property
     def cpu_image(self) -> str:

@@ -213,3 +213,39 @@ def localai_chat(served: Sequence[str], answer: str | None = None) -> Responder:
         _sse(handler, events)
 
     return respond
+
+
+def bag_of_words(text: str, dimensions: int = 64) -> list[float]:
+    """A deterministic embedding in which texts sharing words are close: each word (the
+    task prefix before ':' left out) adds 1 at a stable position."""
+    import hashlib
+    import re
+
+    vector = [0.0] * dimensions
+    for word in re.findall(r"[a-z]+", text.split(": ", 1)[-1].lower()):
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dimensions] += 1.0
+    return vector
+
+
+def embeddings_and_chat(answer: str) -> Responder:
+    """/v1/embeddings with :func:`bag_of_words` vectors (OpenAI's response shape) and
+    /v1/chat/completions answering ``answer`` (not streamed)."""
+
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        body = handler.stub.requests[-1]["body"]  # type: ignore[attr-defined]
+        if handler.path.endswith("/embeddings"):
+            texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            data = [
+                {"object": "embedding", "index": i, "embedding": bag_of_words(t)}
+                for i, t in enumerate(texts)
+            ]
+            usage = {"prompt_tokens": 1, "total_tokens": 1}
+            reply = {"object": "list", "model": body["model"], "data": data[::-1], "usage": usage}
+            json_reply(200, reply)(handler)
+            return
+        message = {"role": "assistant", "content": answer}
+        reply = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                 "choices": [{"index": 0, "finish_reason": "stop", "message": message}]}  # fmt: skip
+        json_reply(200, reply)(handler)
+
+    return respond

@@ -26,12 +26,17 @@ def mutate(change) -> str:
     return yaml.safe_dump(data)
 
 
-def test_the_catalog_ships_the_three_models_with_phi_as_one_of_them() -> None:
-    assert set(load_catalog()) == {
+def test_the_catalog_ships_three_chat_models_and_one_embeddings_model() -> None:
+    catalog = load_catalog()
+    assert set(catalog) == {
         "phi-3.5-mini-instruct",
         "llama-3.1-8b-instruct",
         "qwen2.5-0.5b-instruct",
+        "nomic-embed-text-v1.5",
     }
+    assert [n for n, m in sorted(catalog.items()) if m.embeddings] == ["nomic-embed-text-v1.5"]
+    embedder = catalog["nomic-embed-text-v1.5"]
+    assert embedder.template is None and embedder.function is None
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -41,9 +46,11 @@ def test_every_shipped_model_config_is_complete(path: Path) -> None:
     assert model.context_size >= 2048, "LocalAI's default of 512 is a trap: set it"
     assert model.parameters.model == model.download_files[0].filename
     assert model.download_files[0].uri.startswith("huggingface://")
+    assert model.gpu_layers is None, "gpu_layers is decided per host when rendering"
+    if model.embeddings:
+        return  # an encoder: no chat template, no stopwords
     assert model.template is not None and model.template.chat and model.template.chat_message
     assert model.stopwords, "a chat model needs its end-of-turn stopwords"
-    assert model.gpu_layers is None, "gpu_layers is decided per host when rendering"
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from components.models.catalog import load_catalog
 from tests.components.models.test_templates import model_yaml
 from tests.support.localai_chat import localai_chat
 
-MODELS = sorted(load_catalog())
+MODELS = sorted(name for name, model in load_catalog().items() if not model.embeddings)
 WEATHER = {
     "type": "function",
     "function": {
