@@ -388,11 +388,11 @@ class Settings(_Section):
                     f"{value!r} not in model_configs/; embeddings models there: {embedders}, "
                     "or 'none'"
                 )
-            if not _is_embedder(catalog, value):
+            if isinstance(catalog, Mapping) and not _is_embedder(catalog, value):
                 raise ValueError(
-                    f"{value!r} is a chat model (its file has no embeddings: true): LocalAI "
-                    "would answer /v1/embeddings from it with its last hidden state, and chat "
-                    "on it would stop working; name an embeddings model, or 'none'"
+                    f"{value!r} is a chat model (its file has no embeddings: true, which "
+                    "LocalAI needs to serve /v1/embeddings with it): name an embeddings "
+                    "model, or 'none'"
                 )
         return value
 
@@ -742,7 +742,9 @@ def load_settings(
     if problems:
         raise ConfigError("\n".join([f"{NAMESPACE} configuration is invalid:", *problems]))
     try:
-        return Settings.model_validate(values, context={"catalog": set(catalog)})
+        # The model configs themselves when given (their kinds are checked), else the names.
+        known = catalog if isinstance(catalog, Mapping) else set(catalog)
+        return Settings.model_validate(values, context={"catalog": known})
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, values, secrets)) from None
 

@@ -58,6 +58,35 @@ def test_local_stack_exports_local_extras(pulumi_mocks: RecordingMocks) -> None:
     assert outputs["estimatedTtftMs"] > 0
     # phi-3.5's 4096 tokens of context, one slot (parallelRequests 1).
     assert outputs["contextPerRequest"] == 4096
+    assert outputs["OPENAI_EMBEDDING_MODEL"] == "nomic-embed-text-v1.5"
+
+
+def test_the_embeddings_model_is_served_and_keeps_its_own_context(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    config = localai_keys(stack_config("local"))
+    config.update(contextSize="8192")
+    run_program(config)
+    uploads = {u["file"].rsplit("/", 1)[-1]: u["content"]
+               for u in pulumi_mocks.one("docker:index/container:Container").inputs["uploads"]}  # fmt: skip
+    chat = yaml.safe_load(uploads["phi-3.5-mini-instruct.yaml"])
+    embedder = yaml.safe_load(uploads["nomic-embed-text-v1.5.yaml"])
+    assert chat["context_size"] == 8192
+    assert embedder["context_size"] == 2048 and embedder["embeddings"] is True
+    assert "max_tokens" not in embedder["parameters"]
+
+
+def test_without_an_embeddings_model_nothing_of_it_is_deployed(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    config = localai_keys(stack_config("local"))
+    config.update(embeddingModel="none")
+    outputs = run_program(config).outputs
+    assert "OPENAI_EMBEDDING_MODEL" not in outputs
+    uploads = [
+        u["file"] for u in pulumi_mocks.one("docker:index/container:Container").inputs["uploads"]
+    ]
+    assert not any("nomic" in f for f in uploads)
 
 
 @pytest.mark.parametrize(("context", "parallel", "per_slot"), [(8192, 4, 2048), (4096, 3, 1365)])

@@ -9,7 +9,8 @@ import pytest
 from components.errors import ConfigError
 from components.settings import Settings, load_settings, public_ipv4_addresses
 
-CATALOG = {"phi-3.5-mini-instruct", "llama-3.1-8b-instruct", "qwen2.5-0.5b-instruct"}
+CATALOG = {"phi-3.5-mini-instruct", "llama-3.1-8b-instruct", "qwen2.5-0.5b-instruct",
+           "nomic-embed-text-v1.5"}  # fmt: skip
 AWS_OK = {"target": "aws", "allowedCidrs": '["203.0.113.0/24"]'}
 
 
@@ -399,6 +400,7 @@ def test_a_cpu_limit_of_zero_is_refused_because_docker_reads_it_as_unlimited() -
 DEFAULTS = {
     Settings: {
         "target": "docker", "accelerator": "auto", "models": ["phi-3.5-mini-instruct"],
+        "embeddingModel": "nomic-embed-text-v1.5",
         "localaiVersion": "v2.24.0", "image": None, "gpuImage": None, "apiKey": None,
         "hfToken": None, "port": 8080, "threads": None, "contextSize": None,
         "parallelRequests": 1, "cpuLimit": None, "memoryLimitMb": None, "extraEnv": {},
@@ -1011,3 +1013,40 @@ def test_a_fleets_missing_allowed_cidrs_is_reported_at_allowed_cidrs() -> None:
     assert "  - localai:allowedCidrs = (not set): an internet-facing load balancer needs" in str(
         info.value
     )
+
+
+# --- the embeddings model ------------------------------------------------------------------
+
+
+def test_the_embeddings_model_is_served_beside_the_chat_models_unless_none() -> None:
+    from components.models.catalog import load_catalog
+
+    catalog = load_catalog()
+    default = load_settings({}, catalog=catalog)
+    assert default.embedding_model == "nomic-embed-text-v1.5"
+    assert default.served_models == ["phi-3.5-mini-instruct", "nomic-embed-text-v1.5"]
+    assert default.default_model == "phi-3.5-mini-instruct"
+    off = load_settings({"embeddingModel": "none"}, catalog=catalog)
+    assert off.embedding_model is None and off.served_models == ["phi-3.5-mini-instruct"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"embeddingModel": "text-embedding-3-small"},
+         r"localai:embeddingModel = 'text-embedding-3-small': 'text-embedding-3-small' not in "
+         r"model_configs/; embeddings "
+         r"models there: \['nomic-embed-text-v1\.5'\], or 'none'"),
+        ({"embeddingModel": "qwen2.5-0.5b-instruct"},
+         r"localai:embeddingModel = 'qwen2\.5-0\.5b-instruct': 'qwen2\.5-0\.5b-instruct' is a "
+         r"chat model \(its file has no embeddings: true"),
+        ({"models": '["phi-3.5-mini-instruct", "nomic-embed-text-v1.5"]'},
+         r"localai:models = .*: \['nomic-embed-text-v1\.5'\] serve embeddings, not chat.*"
+         r"set localai:embeddingModel instead"),
+    ],
+)  # fmt: skip
+def test_a_wrong_kind_of_model_is_refused_where_it_is_named(raw: dict, message: str) -> None:
+    from components.models.catalog import load_catalog
+
+    with pytest.raises(ConfigError, match=message):
+        load_settings(raw, catalog=load_catalog())
