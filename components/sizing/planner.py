@@ -155,6 +155,15 @@ def _evaluate(
             "runs at the baseline share (or bills surplus credits in unlimited mode)"
         )
     shapes, per_request = _shapes(models, context_size, parallel_requests, warnings)
+    if parallel_requests > 1:
+        # llama.cpp (LocalAI v2.24.0's grpc-server.cpp) gives a request the idle slot used
+        # least recently, and each slot caches only its own last prompt.
+        warnings.append(
+            f"parallelRequests {parallel_requests}: requests run side by side, but each of "
+            "the slots keeps only its own last prompt, so a conversation's follow-up "
+            "re-reads its whole history unless it lands on its previous slot (with 1, each "
+            "follow-up reads only its new turn)"
+        )
 
     limit_bytes = limit_mem * MIB
     alone = _require_each_fits(

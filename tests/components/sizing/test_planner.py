@@ -161,6 +161,10 @@ def test_parallel_requests_share_the_context_instead_of_multiplying_the_cache() 
     eight = plan_on("c7i.xlarge", [PHI], context={PHI: 4096}, parallel=8)
     assert any("each request gets only 512 tokens" in w for w in eight.warnings)
     assert not any("each request gets" in w for w in four.warnings)
+    # Prompt reuse is per slot: more slots, fewer follow-ups that reuse their prefix.
+    reuse = [w for w in four.warnings if "keeps only its own last prompt" in w]
+    assert reuse and reuse[0].startswith("parallelRequests 4: ")
+    assert not any("keeps only its own last prompt" in w for w in one.warnings)
 
 
 def test_memory_needed_grows_with_context() -> None:
@@ -460,12 +464,18 @@ def test_the_threads_warning_starts_one_past_the_physical_cores():
 
 
 def test_the_per_request_context_warning_starts_below_1024_tokens():
+    reuse = (
+        "parallelRequests 4: requests run side by side, but each of the slots keeps only its "
+        "own last prompt, so a conversation's follow-up re-reads its whole history unless it "
+        "lands on its previous slot (with 1, each follow-up reads only its new turn)"
+    )
     at_limit = plan_on("c7i.2xlarge", [QWEN], context={QWEN: 4096}, parallel=4)
-    assert at_limit.warnings == ()
+    assert at_limit.warnings == (reuse,)
     below = plan_on("c7i.2xlarge", [QWEN], context={QWEN: 4095}, parallel=4)
     assert list(below.warnings) == [
         f"{QWEN}: llama.cpp splits contextSize 4095 across 4 parallel slots, so each request "
-        "gets only 1023 tokens; raise contextSize to 4096 or lower parallelRequests"
+        "gets only 1023 tokens; raise contextSize to 4096 or lower parallelRequests",
+        reuse,
     ]
 
 
