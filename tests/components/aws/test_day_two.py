@@ -157,12 +157,12 @@ def test_asking_for_less_than_the_deployed_volume_is_refused() -> None:
 
 
 def test_a_volume_too_small_for_the_weights_is_refused_with_the_numbers() -> None:
-    # phi 2,393,231,072 B + llama 4,920,734,016 B = 7,313,965,088 B; x 1.1 = 8,045,361,597 B
-    # = 7.49 GiB -> 8 GiB at least.
+    # phi 2,393,231,072 B + llama 4,920,734,016 B + nomic 146,146,432 B = 7,460,111,520 B;
+    # x 1.1 = 8,206,122,672 B = 7.64 GiB -> 8 GiB at least.
     models = '["phi-3.5-mini-instruct", "llama-3.1-8b-instruct"]'
     with pytest.raises(
         ConfigError,
-        match=r"localai:volumeSizeGb = 7: the weights need 8 GiB \(phi-3.5-mini-instruct 2.39 GB \+ llama-3.1-8b-instruct 4.92 GB, plus 10% for the filesystem\); use at least 8",
+        match=r"localai:volumeSizeGb = 7: the weights need 8 GiB \(phi-3.5-mini-instruct 2.39 GB \+ llama-3.1-8b-instruct 4.92 GB \+ nomic-embed-text-v1.5 0.15 GB, plus 10% for the filesystem\); use at least 8",
     ):
         deploy({**AWS, "models": models, "volumeSizeGb": "7"})
     assert deploy({**AWS, "models": models, "volumeSizeGb": "8"}).one(VOLUME).inputs["size"] == 8

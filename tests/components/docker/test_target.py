@@ -92,6 +92,7 @@ def test_the_model_yamls_are_uploaded_rendered_for_cpu(pulumi_mocks: RecordingMo
     assert set(configs) == {
         "/etc/localai/models/phi-3.5-mini-instruct.yaml",
         "/etc/localai/models/qwen2.5-0.5b-instruct.yaml",
+        "/etc/localai/models/nomic-embed-text-v1.5.yaml",  # the embeddings model
     }
     assert all(cfg["gpu_layers"] == 0 for cfg in configs.values())
     # The shared scripts, byte for byte, executable; the manifest of both models' files.
