@@ -42,6 +42,9 @@ def test_every_stack_builds_and_exports_the_contract(
     assert outputs["OPENAI_MODEL"] == expected_model
     assert "OPENAI_API_KEY" in result.secret_outputs, "the key must be a Pulumi secret"
     assert outputs["OPENAI_API_KEY"].startswith("sk-localai-")
+    # Every shipped stack serves embeddings and says how long a request may be.
+    assert outputs["OPENAI_EMBEDDING_MODEL"] == "nomic-embed-text-v1.5"
+    assert outputs["contextPerRequest"] >= 1024
     for name, value in outputs.items():
         assert re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name), f"{name} is not an env var name"
         assert SHELL_WORD.match(str(value)), (
