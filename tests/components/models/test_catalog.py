@@ -147,7 +147,7 @@ def test_a_dropped_in_yaml_joins_the_catalog_without_code_changes(tmp_path: Path
     assert list(load_catalog(tmp_path)) == ["my-model"]
 
 
-@pytest.mark.parametrize("stem", ["renamed", "zz-renamed"])  # sorts before and after the name
+@pytest.mark.parametrize("stem", ["a-renamed", "zz-renamed"])  # before and after "qwen..."
 def test_file_name_and_model_name_must_match(tmp_path: Path, stem: str) -> None:
     (tmp_path / f"{stem}.yaml").write_text(GOOD)
     with pytest.raises(ModelConfigError, match=r"rename the file to qwen2\.5-0\.5b-instruct\.yaml"):
