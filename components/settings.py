@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.aws.limits import (
+from components.aws_limits import (
     ASG_MAX_INSTANCE_TYPES,
     CLOUDWATCH_RETENTION_DAYS,
     GP3_BASELINE_THROUGHPUT_MIBS,

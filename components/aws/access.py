@@ -9,7 +9,7 @@ import pulumi_aws as aws
 from pydantic import SecretStr
 
 from components.aws.launch import HostIdentity
-from components.aws.limits import resource_prefix_problems
+from components.aws_limits import resource_prefix_problems
 from components.errors import ConfigError
 
 

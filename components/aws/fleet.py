@@ -39,9 +39,9 @@ from components.aws.bootstrap.cloud_init import (
 )
 from components.aws.host import KEY_RELOAD_GRACE_S, shared_spec_fields
 from components.aws.launch import HostImage, ResolvedAmi, metadata_options
-from components.aws.limits import gp3_iops_for
 from components.aws.load_balancer import FleetLoadBalancer, LoadBalancerArgs, TlsChoice
 from components.aws.network import FleetPlacement
+from components.aws_limits import gp3_iops_for
 from components.readiness.command import wait_for_endpoint, wait_for_rollout
 from components.serving import ServingArgs
 

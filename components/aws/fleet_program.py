@@ -28,9 +28,9 @@ from components.aws.launch import (
     resolve_host_ami,
     root_volume_size_gb,
 )
-from components.aws.limits import asg_name_problems
 from components.aws.load_balancer import TlsChoice
 from components.aws.network import choose_fleet_subnets
+from components.aws_limits import asg_name_problems
 from components.errors import ConfigError
 from components.models.catalog import ModelConfig
 from components.models.facts import ModelFacts

@@ -25,13 +25,13 @@ from components.aws.launch import (
     ResolvedAmi,
     metadata_options,
 )
-from components.aws.limits import gp3_iops_for
 from components.aws.network import (
     MODIFIED_AT_TAG,
     Placement,
     endpoint_security_group,
     vpc_endpoints,
 )
+from components.aws_limits import gp3_iops_for
 from components.errors import ConfigError
 from components.readiness.command import wait_for_endpoint
 from components.serving import ServingArgs

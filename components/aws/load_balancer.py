@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.limits import ALB_TLS_POLICY
 from components.aws.network import FleetPlacement
+from components.aws_limits import ALB_TLS_POLICY
 
 HTTPS_PORT = 443
 HTTP_PORT = 80

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.limits import EBS_MODIFICATION_COOLDOWN_HOURS
+from components.aws_limits import EBS_MODIFICATION_COOLDOWN_HOURS
 from components.errors import ConfigError
 
 

@@ -28,7 +28,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from components.aws.limits import ALB_IDLE_TIMEOUT_MAX_S, TARGET_DEREGISTRATION_MAX_S
+from components.aws_limits import ALB_IDLE_TIMEOUT_MAX_S, TARGET_DEREGISTRATION_MAX_S
 from components.sizing.calibration import DEFAULT_CALIBRATION
 from components.sizing.planner import SizingPlan
 from components.sizing.speed import TTFT_PROMPT_TOKENS

@@ -326,7 +326,7 @@ def test_log_retention_accepts_exactly_cloudwatchs_values(days: str, ok: bool) -
 
 
 def test_the_default_log_retention_is_valid_for_cloudwatch() -> None:
-    from components.aws.limits import CLOUDWATCH_RETENTION_DAYS
+    from components.aws_limits import CLOUDWATCH_RETENTION_DAYS
 
     assert load(AWS_OK).log_retention_days in CLOUDWATCH_RETENTION_DAYS
 

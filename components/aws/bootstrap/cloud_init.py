@@ -43,7 +43,7 @@ from pathlib import Path
 import yaml
 import zopfli.gzip
 
-from components.aws.limits import USER_DATA_LIMIT_BYTES
+from components.aws_limits import USER_DATA_LIMIT_BYTES
 from components.serving import CONTAINER_ENV
 from components.weights.manifest import CONFIG_SYNC
 from components.weights.manifest import FETCHER as WEIGHTS_FETCHER

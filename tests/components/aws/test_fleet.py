@@ -12,7 +12,7 @@ import yaml
 
 from components.aws.bootstrap.cloud_init import CONF_PATH, FLEET_DIR, decode_write_file
 from components.aws.fleet import LIFECYCLE_HEARTBEAT_TIMEOUT_S
-from components.aws.limits import ALB_TLS_POLICY
+from components.aws_limits import ALB_TLS_POLICY
 from components.errors import ConfigError
 from components.settings import SINGLE_VM_ONLY_KEYS
 from components.sizing.instance_types import lookup

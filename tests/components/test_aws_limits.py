@@ -1,11 +1,11 @@
-"""components/aws/limits.py: both sides of every AWS limit this package depends on."""
+"""components/aws_limits.py: both sides of every AWS limit this package depends on."""
 
 from __future__ import annotations
 
 import pytest
 
-from components.aws import limits
-from components.aws.limits import gp3_iops_for, gp3_problems, tag_problems
+from components import aws_limits as limits
+from components.aws_limits import gp3_iops_for, gp3_problems, tag_problems
 
 
 @pytest.mark.parametrize(
