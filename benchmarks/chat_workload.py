@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.bench_endpoint import (
+from benchmarks.endpoint_requests import (
     BenchmarkResult,
     ClientFactory,
     RequestSample,

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_endpoint import (
+from benchmarks.calibration.constants import BANDWIDTH_BYTES_PER_PROCESS, BANDWIDTH_ROUNDS
+from benchmarks.endpoint_requests import (
     percentile,
 )
-from benchmarks.calibration.constants import BANDWIDTH_BYTES_PER_PROCESS, BANDWIDTH_ROUNDS
 
 
 def read_file(path: str) -> str:

@@ -12,11 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_endpoint import (
-    BenchmarkResult,
-    make_client_factory,
-    run_benchmark,
-)
+from benchmarks.bench_endpoint import run_benchmark
 from benchmarks.calibration.constants import (
     CHAT_FORMAT,
     DISTURBED_CORES,
@@ -39,6 +35,7 @@ from benchmarks.calibration.planner_bridge import (
 )
 from benchmarks.calibration.report import log
 from benchmarks.calibration.server import CpuAccount, cpu_quota, fit_prompt, wait_until_quiet
+from benchmarks.endpoint_requests import BenchmarkResult, make_client_factory
 from tools.llama_server import LlamaServer
 
 

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_endpoint import (
-    tag_prompt,
-)
 from benchmarks.calibration.constants import DISTURBED_CORES, FILLER
 from benchmarks.calibration.machine import read_file
 from benchmarks.calibration.report import log
+from benchmarks.endpoint_requests import (
+    tag_prompt,
+)
 from tools.llama_server import LlamaServer
 
 

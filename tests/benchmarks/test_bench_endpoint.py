@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_endpoint import (
+from benchmarks.bench_endpoint import format_table, to_json, ttft_line
+from benchmarks.endpoint_requests import (
     METRICS,
     BenchmarkResult,
     RequestSample,
-    format_table,
     percentile,
     summarize,
-    to_json,
-    ttft_line,
 )
 from tests.support.ports import free_port
 from tests.support.stub_openai import StubServer
@@ -389,8 +387,8 @@ def _sse_reply(text: str):
 
 
 def test_every_turn_carries_the_conversation_and_eviction_interleaves_requests() -> None:
-    from benchmarks.bench_endpoint import make_client_factory
     from benchmarks.chat_workload import run_chat
+    from benchmarks.endpoint_requests import make_client_factory
 
     with StubServer(_sse_reply("Fine.")) as stub:
         result = run_chat(
