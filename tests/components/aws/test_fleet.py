@@ -210,6 +210,42 @@ def test_security_group_chain(pulumi_mocks: RecordingMocks) -> None:
         assert "ingress" not in group.inputs and "egress" not in group.inputs
 
 
+def test_every_security_group_rule_is_pinned_whole(pulumi_mocks: RecordingMocks) -> None:
+    """Each rule's protocol, both ports, its source, description and tags (the mocks give
+    every group the same id, so which group a rule belongs to is in its name and parent)."""
+    config = {**PROD, "sshKeyName": "ops", "sshCidrs": '["198.51.100.0/24"]'}
+    run_program(config, stack="prod")
+    rules = {
+        r.name: {k: v for k, v in r.inputs.items() if k != "securityGroupId"}
+        for kind in ("Ingress", "Egress")
+        for r in pulumi_mocks.of_type(f"aws:vpc/securityGroup{kind}Rule:SecurityGroup{kind}Rule")
+    }
+    tags = {"localai:stack": "localai-prod"}
+    group = "sg-0123456789abcdef0"
+    tcp = {"ipProtocol": "tcp", "tags": tags}
+    assert rules == {
+        "localai-lb-in-443-203.0.113.0_24": {**tcp, "fromPort": 443, "toPort": 443,
+            "cidrIpv4": "203.0.113.0/24", "description": "HTTPS from allowedCidrs"},
+        "localai-lb-in-80-203.0.113.0_24": {**tcp, "fromPort": 80, "toPort": 80,
+            "cidrIpv4": "203.0.113.0/24", "description": "HTTP from allowedCidrs"},
+        "localai-instances-in-api": {**tcp, "fromPort": 8080, "toPort": 8080,
+            "referencedSecurityGroupId": group,
+            "description": "LocalAI API from the load balancer"},
+        "localai-instances-in-ssh-198.51.100.0_24": {**tcp, "fromPort": 22, "toPort": 22,
+            "cidrIpv4": "198.51.100.0/24", "description": "SSH (opted in)"},
+        "localai-instances-out": {"ipProtocol": "-1", "cidrIpv4": "0.0.0.0/0", "tags": tags,
+            "description": "image pulls, model downloads, SSM, CloudWatch, Auto Scaling"},
+        "localai-lb-out-api": {**tcp, "fromPort": 8080, "toPort": 8080,
+            "referencedSecurityGroupId": group, "description": "to the instances' API port"},
+    }  # fmt: skip
+    parents = {
+        r.name: r.parent
+        for r in pulumi_mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    }
+    assert parents["localai-instances-in-ssh-198.51.100.0_24"].endswith("::localai-instances-sg")
+    assert parents["localai-lb-in-443-203.0.113.0_24"].endswith("::localai-lb-sg")
+
+
 def test_scaling_policy_label_is_built_from_the_arn_suffixes(pulumi_mocks: RecordingMocks) -> None:
     result = run_program(PROD, stack="prod")
     policy = pulumi_mocks.one("aws:autoscaling/policy:Policy").inputs
