@@ -19,25 +19,11 @@ import jsonschema
 import pytest
 
 from components.models.catalog import load_catalog
+from tests.compat.suite import WEATHER  # the same tool the compatibility suite offers
 from tests.components.models.test_templates import model_yaml
 from tests.support.localai_chat import localai_chat
 
 MODELS = sorted(name for name, model in load_catalog().items() if not model.embeddings)
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["city", "unit"],
-        },
-    },
-}
 TIME = {
     "type": "function",
     "function": {
