@@ -793,3 +793,18 @@ def test_fleet_user_data_over_the_limit_is_one_clear_error(
     ):
         run_program(PROD, stack="prod")
     assert pulumi_mocks.resources == []
+
+
+def test_the_load_balancers_arguments_cannot_change_once_built() -> None:
+    """A TLS choice or the load balancer's arguments, once decided at preview, are what
+    every resource of the fleet reads: none of them may be changed on the way."""
+    import dataclasses
+
+    from components.aws.load_balancer import LoadBalancerArgs, TlsChoice
+
+    tls = TlsChoice(domain_name="llm.example.com", zone_id="Z0123456789ABCDEFGHIJ")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tls.zone_id = None  # type: ignore[misc]
+    assert tls.enabled and not TlsChoice().enabled
+    assert dataclasses.fields(LoadBalancerArgs)  # a dataclass
+    assert LoadBalancerArgs.__dataclass_params__.frozen  # type: ignore[attr-defined]
