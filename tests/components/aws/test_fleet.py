@@ -808,3 +808,19 @@ def test_the_load_balancers_arguments_cannot_change_once_built() -> None:
     assert tls.enabled and not TlsChoice().enabled
     assert dataclasses.fields(LoadBalancerArgs)  # a dataclass
     assert LoadBalancerArgs.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_both_security_groups_are_pinned_whole(pulumi_mocks: RecordingMocks) -> None:
+    """What each group is for, its VPC and its tags (a Name per role), nothing else: the
+    rules are separate resources."""
+    run_program(PROD, stack="prod")
+    groups = {r.name: r.inputs for r in pulumi_mocks.of_type("aws:ec2/securityGroup:SecurityGroup")}
+    vpc = "vpc-0def000000000000a"
+    assert groups == {
+        "localai-lb-sg": {"vpcId": vpc,
+            "tags": {"Name": "localai-prod-load-balancer", "localai:stack": "localai-prod"},
+            "description": "LocalAI load balancer: listeners from allowedCidrs only"},
+        "localai-instances-sg": {"vpcId": vpc,
+            "tags": {"Name": "localai-prod-instances", "localai:stack": "localai-prod"},
+            "description": "LocalAI fleet instances: API port from the load balancer only"},
+    }  # fmt: skip
