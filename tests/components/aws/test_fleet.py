@@ -824,3 +824,51 @@ def test_both_security_groups_are_pinned_whole(pulumi_mocks: RecordingMocks) -> 
             "tags": {"Name": "localai-prod-instances", "localai:stack": "localai-prod"},
             "description": "LocalAI fleet instances: API port from the load balancer only"},
     }  # fmt: skip
+
+
+def test_the_load_balancer_target_group_listeners_and_records_are_pinned_whole(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """Every input of the TLS fleet's load balancing resources, so that no value (a health
+    check's timing, a record's TTL, a tag) changes unnoticed."""
+    run_program(PROD, stack="prod")
+    tags = {"localai:stack": "localai-prod"}
+    lb_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/localai-lb/50dc6c495c0c9188"
+    tg_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/localai-targets/943f017f100becff"
+    cert = "arn:aws:acm:us-east-1:123456789012:certificate/1b2c3d4e-0000-4000-8000-000000000001"
+    assert pulumi_mocks.one("aws:lb/loadBalancer:LoadBalancer").inputs == {
+        "subnets": list(DEFAULT_SUBNETS[:2]), "tags": {"Name": "localai-prod", **tags},
+        "internal": False, "securityGroups": ["sg-0123456789abcdef0"],
+        "loadBalancerType": "application", "idleTimeout": 300,
+        "dropInvalidHeaderFields": True,
+    }  # fmt: skip
+    target_group = pulumi_mocks.one("aws:lb/targetGroup:TargetGroup").inputs
+    assert {k: v for k, v in target_group.items() if k != "deregistrationDelay"} == {
+        "targetType": "instance", "tags": tags, "protocol": "HTTP",
+        "vpcId": "vpc-0def000000000000a", "port": 8080,
+        "healthCheck": {"healthyThreshold": 2, "timeout": 5, "unhealthyThreshold": 10,
+                        "matcher": "200", "enabled": True, "path": "/readyz", "interval": 15,
+                        "protocol": "HTTP"},
+    }  # fmt: skip
+    listeners = {r.name: r for r in pulumi_mocks.of_type("aws:lb/listener:Listener")}
+    assert listeners["localai-http"].inputs == {
+        "port": 80, "tags": tags, "loadBalancerArn": lb_arn, "protocol": "HTTP",
+        "defaultActions": [{"type": "redirect", "redirect": {
+            "port": "443", "statusCode": "HTTP_301", "protocol": "HTTPS"}}],
+    }  # fmt: skip
+    assert "localai-http-redirect" in listeners["localai-http"].alias_names
+    assert listeners["localai-https"].inputs == {
+        "sslPolicy": ALB_TLS_POLICY, "tags": tags, "loadBalancerArn": lb_arn, "port": 443,
+        "certificateArn": cert, "protocol": "HTTPS",
+        "defaultActions": [{"type": "forward", "targetGroupArn": tg_arn}],
+    }  # fmt: skip
+    records = {r.name: r.inputs for r in pulumi_mocks.of_type("aws:route53/record:Record")}
+    assert records == {
+        "localai-alias": {"type": "A", "zoneId": "Z0123456789ABCDEFGHIJ",
+            "name": "llm.example.com", "aliases": [{"zoneId": "Z35SXDOTRQ7X7K",
+            "name": "localai-lb-1234567890.us-east-1.elb.amazonaws.com",
+            "evaluateTargetHealth": True}]},
+        "localai-certificate-validation": {"ttl": 300, "type": "CNAME",
+            "zoneId": "Z0123456789ABCDEFGHIJ", "name": "_x1.llm.example.com.",
+            "allowOverwrite": True, "records": ["_x2.acm-validations.aws."]},
+    }  # fmt: skip
