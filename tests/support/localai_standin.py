@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from tests.support.localai_chat import localai_chat
+from tests.support.stub_openai import localai_stream
 from tools.synthetic_gguf import EOS_ID, FIRST_BYTE_ID, write_synthetic_gguf
 
 CLOSE_BIAS = {FIRST_BYTE_ID + ord(c): 4.0 for c in '"}]'} | {EOS_ID: 100.0}
@@ -271,25 +272,5 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, body: dict, deltas: list[dict], *, finish: str,
                 usage: dict | None = None) -> None:  # fmt: skip
-        ident = str(uuid.uuid4())
-        usage = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-
-        def chunk(delta: dict, finish_reason: str | None = None) -> bytes:
-            choice: dict = {"index": 0, "delta": delta}
-            if finish_reason:
-                choice["finish_reason"] = finish_reason
-            payload = {"created": int(time.time()), "object": "chat.completion.chunk",
-                       "id": ident, "model": body.get("model"), "choices": [choice],
-                       "usage": usage}  # fmt: skip
-            return f"data: {json.dumps(payload)}\n\n".encode()
-
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        if not any("tool_calls" in d for d in deltas):
-            self.wfile.write(chunk({"role": "assistant", "content": ""}))
-        for delta in deltas:
-            self.wfile.write(chunk(delta))
-        self.wfile.write(chunk({"content": ""}, finish))
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
+        localai_stream(self, body.get("model", ""), deltas, finish=finish,
+                       ident=str(uuid.uuid4()), created=int(time.time()), usage=usage)  # fmt: skip

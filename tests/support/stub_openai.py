@@ -157,14 +157,39 @@ def lockstep_sse(
     return respond
 
 
-def _sse(handler: BaseHTTPRequestHandler, events: Sequence[dict]) -> None:
+def localai_stream(
+    handler: BaseHTTPRequestHandler,
+    model: str,
+    deltas: Sequence[dict],
+    *,
+    finish: str = "stop",
+    ident: str = "3f0c",
+    created: int = 0,
+    usage: dict | None = None,
+) -> None:
+    """A streamed chat answer as LocalAI v2.24.0 frames it (chat.go, the stream writer,
+    lines 467-516): HTTP 200, a role chunk (none ahead of tool calls), one chunk per delta,
+    a last chunk with ``finish`` and empty content, then [DONE]. LocalAI writes
+    "data: %v\n" of a json.Encoder's output, which ends in a newline of its own."""
+    usage = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+    def chunk(delta: dict, finish_reason: str | None = None) -> bytes:
+        choice: dict = {"index": 0, "delta": delta}
+        if finish_reason:
+            choice["finish_reason"] = finish_reason
+        payload = {"id": ident, "object": "chat.completion.chunk", "created": created,
+                   "model": model, "choices": [choice], "usage": usage}  # fmt: skip
+        return f"data: {json.dumps(payload)}\n\n".encode()
+
     handler.send_response(200)
     handler.send_header("Content-Type", "text/event-stream")
     handler.send_header("Cache-Control", "no-cache")
     handler.end_headers()  # HTTP/1.0: the body ends when the connection closes
-    # LocalAI writes "data: %v\n" of a json.Encoder's output, which ends in a newline.
-    for payload in events:
-        handler.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+    if not any("tool_calls" in delta for delta in deltas):
+        handler.wfile.write(chunk({"role": "assistant", "content": ""}))
+    for delta in deltas:
+        handler.wfile.write(chunk(delta))
+    handler.wfile.write(chunk({"content": ""}, finish))
     handler.wfile.write(b"data: [DONE]\n\n")
     handler.wfile.flush()
 
@@ -180,14 +205,6 @@ def localai_chat(served: Sequence[str], answer: str | None = None) -> Responder:
     writer, lines 31-61 and 467-516). Not streamed, the error is returned: HTTP 500.
     With ``answer``, a served model streams it as one content chunk.
     """
-
-    def chunk(model: str, delta: dict, finish: str | None = None) -> dict:
-        choice: dict = {"index": 0, "delta": delta}
-        if finish:
-            choice["finish_reason"] = finish
-        return {"id": "3f0c", "object": "chat.completion.chunk", "created": 0, "model": model,
-                "choices": [choice],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}  # fmt: skip
 
     def respond(handler: BaseHTTPRequestHandler) -> None:
         if handler.command == "GET" and handler.path.rstrip("/").endswith("/models"):
@@ -206,11 +223,7 @@ def localai_chat(served: Sequence[str], answer: str | None = None) -> Responder:
             else:
                 json_reply(500, LOCALAI_COULD_NOT_LOAD)(handler)
             return
-        events = [chunk(model, {"role": "assistant", "content": ""})]
-        if runs:
-            events.append(chunk(model, {"content": answer}))
-        events.append(chunk(model, {"content": ""}, "stop"))
-        _sse(handler, events)
+        localai_stream(handler, model, [{"content": answer}] if runs else [])
 
     return respond
 
