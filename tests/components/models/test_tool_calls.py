@@ -22,6 +22,7 @@ from components.models.catalog import load_catalog
 from tests.compat.suite import WEATHER  # the same tool the compatibility suite offers
 from tests.components.models.test_templates import model_yaml
 from tests.support.localai_chat import localai_chat
+from tests.support.localai_standin import CLOSE_BIAS, synthetic_llama
 
 MODELS = sorted(name for name, model in load_catalog().items() if not model.embeddings)
 TIME = {
@@ -157,31 +158,22 @@ def test_tool_choice_none_and_required_act_as_auto_in_v2_24_0(tool_choice: str) 
 @pytest.fixture(scope="module")
 def llm(tmp_path_factory: pytest.TempPathFactory):
     """llama.cpp on a random-weight model (tools/synthetic_gguf: printable bytes only)."""
-    from llama_cpp import Llama
-
-    from tools.synthetic_gguf import write_synthetic_gguf
-
-    path = tmp_path_factory.mktemp("gguf") / "synthetic.gguf"
-    write_synthetic_gguf(path)
-    return Llama(model_path=str(path), n_ctx=2048, verbose=False, seed=0)
+    return synthetic_llama(tmp_path_factory.mktemp("gguf") / "synthetic.gguf", n_ctx=2048)
 
 
-def generate(llm, grammar: str, seed: int, close_bias: float = 0.0) -> str:
+def generate(llm, grammar: str, seed: int, *, close: bool = False) -> str:
     """What llama.cpp samples under ``grammar`` (parsed by llama.cpp's own grammar parser).
 
-    ``close_bias`` raises the logits of the byte tokens that close a string, an object or
-    an array, and of end-of-sequence (which this model otherwise never picks): a grammar
-    that allows any nesting and trailing whitespace (json_object) then ends within the
-    budget. The grammar still decides which tokens are allowed at each step.
+    ``close`` applies the stand-in's CLOSE_BIAS (tests/support/localai_standin): the
+    tokens that close a string, an object or an array, and end-of-sequence (which this
+    model otherwise never picks), weigh more, so a grammar that allows any nesting and
+    trailing whitespace (json_object) ends within the budget. The grammar still decides
+    which tokens are allowed at each step.
     """
     from llama_cpp import LlamaGrammar
 
-    from tools.synthetic_gguf import EOS_ID, FIRST_BYTE_ID
-
     compiled = LlamaGrammar.from_string(grammar, verbose=False)
-    bias = None
-    if close_bias:
-        bias = {FIRST_BYTE_ID + ord(c): close_bias for c in '"}]'} | {EOS_ID: 100.0}
+    bias = CLOSE_BIAS if close else None
     out = llm.create_completion("Call a tool:", grammar=compiled, max_tokens=1500, seed=seed,
                                 temperature=1.0, logit_bias=bias)  # fmt: skip
     choice = out["choices"][0]
@@ -248,11 +240,11 @@ SCHEMA = {
 def test_response_format_json_object_and_json_schema(llm, model: str, seed: int) -> None:
     json_object = chat(model, QUESTION, response_format={"type": "json_object"})
     assert not json_object["use_functions"]
-    value = json.loads(generate(llm, json_object["grammar"], seed, close_bias=4.0))
+    value = json.loads(generate(llm, json_object["grammar"], seed, close=True))
     assert isinstance(value, dict)
     schema = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA}}
     json_schema = chat(model, QUESTION, response_format=schema)
-    text = generate(llm, json_schema["grammar"], seed, close_bias=4.0)
+    text = generate(llm, json_schema["grammar"], seed, close=True)
     jsonschema.validate(json.loads(text), SCHEMA)
     # Answered as plain content, as OpenAI does.
     (choice,) = chat(model, QUESTION, text, response_format=schema)["choices"]
