@@ -9,6 +9,7 @@ LocalAI would answer. Built once per source change with Debian's Go (.ci/run ins
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -35,8 +36,10 @@ def _sources_key() -> str:
     return digest.hexdigest()[:16]
 
 
+@functools.cache
 def harness() -> Path:
-    """The built harness (building it first if its sources changed)."""
+    """The built harness (building it first if its sources changed); looked up once per
+    test process, not at every request."""
     binary = CACHE / f"localai-chat-{_sources_key()}"
     if binary.exists():
         return binary
