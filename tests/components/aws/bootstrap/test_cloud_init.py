@@ -44,6 +44,7 @@ from tests.components.aws.bootstrap.cloud_init_support import (
     skip_or_fail,
     write_files,
 )
+from tests.support import zopfli_cache
 
 SCHEMA_NAME = "schema-cloud-config-v1.json"
 DEFAULT_SCHEMA_PATH = REPO_ROOT / ".cache" / "cloud-init" / SCHEMA_NAME
@@ -170,6 +171,29 @@ def test_rendering_is_deterministic():
     spec = make_spec(gpu=True)
     assert render_user_data(spec) == render_user_data(spec)
     assert render_user_data_base64(spec) == render_user_data_base64(spec)
+
+
+def test_zopfli_itself_is_deterministic_and_the_tests_cache_returns_its_bytes(
+    tmp_path, monkeypatch
+):
+    """The tests remember zopfli's output (tests/support/zopfli_cache.py); that is only
+    sound because zopfli gives the same bytes for the same input, checked here with the
+    real compressor, and because the cache hands back exactly those bytes."""
+    document = render_user_data(make_spec(gpu=True)).encode()
+    real = zopfli_cache._real_compress
+    first = real(document)
+    assert real(document) == first
+    assert gzip.decompress(first) == document
+    monkeypatch.setattr(zopfli_cache, "CACHE_DIR", tmp_path)
+    assert zopfli_cache.compress(document) == first  # computed, then stored
+    assert list(tmp_path.iterdir()) == [tmp_path / f"{zopfli_cache.cache_key(document, (), {})}.gz"]
+    assert zopfli_cache.compress(document) == first  # read back
+    assert zopfli_cache.cache_key(document, (), {"numiterations": 1}) != zopfli_cache.cache_key(
+        document, (), {}
+    ), "options are part of the key"
+    assert zopfli_cache.cache_key(document + b" ", (), {}) != zopfli_cache.cache_key(
+        document, (), {}
+    )
 
 
 # --- secret ---------------------------------------------------------------------------
