@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.support.pulumi_mocks",
     "tests.support.llama_server",
     "tests.support.https_files",
+    "tests.support.s3_server",
     "tests.support.zopfli_cache",
 ]
 

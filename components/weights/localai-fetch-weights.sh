@@ -6,6 +6,10 @@
 # its sha256 is checked, and starts serving after a failed download; this one does not.
 #
 # MANIFEST lines: FILENAME<TAB>SHA256<TAB>SIZE<TAB>URL (SIZE 0: unknown; '#' comments).
+# URL is https://... (curl) or s3://BUCKET/KEY (the aws CLI: SigV4 with its own credential
+# chain, on EC2 the instance role's from IMDSv2; SIZE required; parts of FETCH_S3_PART_BYTES
+# fetched FETCH_S3_PARALLEL at a time with ranged GETs and appended in order, so a killed
+# fetch resumes after the last complete part).
 # Per file: skip it when present and verified (a stamp in STATE/verified of the file's
 # sha256, size, inode and ctime); else check free space, download to STATE/staging/
 # FILENAME.partial with HTTP range resume, a connect timeout, a stall limit (slower than
@@ -27,7 +31,10 @@
 #      the same filesystem and outside MODELS_DIR; unset, they are removed),
 #      FETCH_SUMMARY_FILE (optional: "fetched_bytes=N verified_bytes=N seconds=N" at the end),
 #      HF_TOKEN (optional, for gated models: sent only to URLs under HF_ENDPOINT, default
-#      https://huggingface.co, and never on a command line).
+#      https://huggingface.co, and never on a command line),
+#      FETCH_S3_PARALLEL (4), FETCH_S3_PART_BYTES (67108864), FETCH_S3_REGION (optional:
+#      the bucket's region, else the aws CLI's), FETCH_S3_ENDPOINT_URL (optional, https://
+#      only: another S3 endpoint, such as a test server).
 set -euo pipefail
 umask 022
 
@@ -38,8 +45,11 @@ stall_s=${FETCH_STALL_S:-60}
 retry_delay=${FETCH_RETRY_DELAY_S:-5}
 min_free=${FETCH_MIN_FREE_BYTES:-67108864}
 lock_wait=${FETCH_LOCK_WAIT_S:-3600}
+s3_parallel=${FETCH_S3_PARALLEL:-4}
+s3_part=${FETCH_S3_PART_BYTES:-67108864}
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+exec 7>&2 # the log, also from where stderr is captured for an error message
 die() {
     printf '%s: error: %s\n' "$PROG" "$*" >&2
     exit 1
@@ -48,10 +58,16 @@ die() {
 [[ $# -eq 2 && -r "$1" && -d "$2" ]] || die "usage: $PROG MANIFEST MODELS_DIR (a readable file and a directory)"
 manifest=$1
 dir=${2%/}
-for var in attempts connect_timeout stall_s retry_delay min_free lock_wait; do
+for var in attempts connect_timeout stall_s retry_delay min_free lock_wait s3_parallel s3_part; do
     [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a whole number: '${!var}'"
 done
 ((attempts >= 1)) || die "attempts must be at least 1: '$attempts'"
+((s3_parallel >= 1 && s3_parallel <= 64)) || die "FETCH_S3_PARALLEL must be 1 to 64: '$s3_parallel'"
+((s3_part >= 1)) || die "FETCH_S3_PART_BYTES must be at least 1: '$s3_part'"
+[[ -z "${FETCH_S3_ENDPOINT_URL:-}" || "$FETCH_S3_ENDPOINT_URL" =~ ^https://[^[:space:]]+$ ]] ||
+    die "FETCH_S3_ENDPOINT_URL must be an https:// URL: '$FETCH_S3_ENDPOINT_URL'"
+[[ -z "${FETCH_S3_REGION:-}" || "$FETCH_S3_REGION" =~ ^[a-z]{2}(-[a-z]+)+-[0-9]+$ ]] ||
+    die "FETCH_S3_REGION is not a region name: '$FETCH_S3_REGION'"
 state_root=${FETCH_STATE_DIR:-$dir/.localai}
 state_root=${state_root%/}
 own_dir() { # PATH: create it 0700 or accept it only if it is a real directory we own
@@ -115,6 +131,65 @@ curl_get() { # URL OUTPUT FROM LIMIT: append the bytes after FROM to OUTPUT, at 
     return "${statuses[1]}"
 }
 
+# s3://BUCKET/KEY: a bucket name as S3 allows it (lowercase, digits, '.', '-'; 3-63) and a
+# key of printable characters without a leading '/'.
+readonly S3_URL='^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/([^/[:cntrl:]][^[:cntrl:]]*)$'
+
+s3_get() { # URL OUTPUT FROM LIMIT: append bytes FROM..FROM+LIMIT-1 of s3://BUCKET/KEY to
+    # OUTPUT, FETCH_S3_PARALLEL ranged GETs at a time; each complete part is appended in
+    # order, so what OUTPUT holds is always a prefix of the object. Returns 0, 23 (OUTPUT
+    # cannot be written), 28 (a timeout) or 1, with the aws CLI's message on stderr.
+    local url=$1 out=$2 from=$3 limit=$4
+    [[ "$url" =~ $S3_URL ]] || { echo "not an s3://BUCKET/KEY URL: $url" >&2; return 1; }
+    local bucket=${BASH_REMATCH[1]} key=${BASH_REMATCH[2]}
+    local aws_args=(s3api get-object --bucket "$bucket" --key "$key"
+        --cli-connect-timeout "$connect_timeout" --cli-read-timeout "$stall_s")
+    [[ -z "${FETCH_S3_ENDPOINT_URL:-}" ]] || aws_args+=(--endpoint-url "$FETCH_S3_ENDPOINT_URL")
+    [[ -z "${FETCH_S3_REGION:-}" ]] || aws_args+=(--region "$FETCH_S3_REGION")
+    local end=$((from + limit)) start=$from first last i part ok why
+    rm -f -- "$out".part*
+    while ((start < end)); do
+        local pids=() ranges=()
+        first=$start
+        for ((i = 0; i < s3_parallel && start < end; i++)); do
+            last=$((start + s3_part - 1))
+            ((last < end)) || last=$((end - 1))
+            aws "${aws_args[@]}" --range "bytes=$start-$last" "$out.part$i" >/dev/null 2>"$out.part$i.err" &
+            pids+=("$!")
+            ranges+=("$start-$last")
+            start=$((last + 1))
+        done
+        log "s3: bytes $first-$last of $url (${#pids[@]} parts)" 2>&7
+        ok=1
+        why=""
+        for i in "${!pids[@]}"; do
+            part="$out.part$i"
+            if ! wait "${pids[$i]}"; then
+                ((ok == 0)) || why=$(grep -v '^[[:space:]]*$' -- "$part.err" | tail -n 1)
+                ok=0
+            elif ((ok)); then
+                if (($(file_size "$part") != ${ranges[$i]#*-} - ${ranges[$i]%-*} + 1)); then
+                    why="s3 sent $(file_size "$part") bytes for the range ${ranges[$i]}"
+                    ok=0
+                elif ! cat -- "$part" >>"$out"; then
+                    rm -f -- "$out".part*
+                    return 23
+                fi
+            fi
+        done
+        rm -f -- "$out".part*
+        if ((ok == 0)); then
+            echo "${why:-the aws CLI failed}" >&2
+            [[ "$why" != *[Tt]imeout* ]] || return 28
+            return 1
+        fi
+    done
+}
+
+get_bytes() { # URL OUTPUT FROM LIMIT: curl_get or s3_get, by the URL's scheme
+    if [[ "$1" == s3://* ]]; then s3_get "$@"; else curl_get "$@"; fi
+}
+
 adopt() { # NAME STAGED SHA: move a verified STAGED file to MODELS_DIR/NAME, stamp it there
     local name=$1 staged=$2 sha=$3 held now
     chmod 0644 -- "$staged"
@@ -137,6 +212,11 @@ fetch_one() { # NAME SHA256 SIZE URL
     [[ "$name" != */* && "$name" != .* && -n "$name" ]] || die "manifest names a bad file '$name'"
     [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || die "manifest has no valid sha256 for $name"
     [[ "$size" =~ ^[0-9]+$ ]] || die "manifest has no valid size for $name"
+    if [[ "$url" == s3://* ]]; then
+        [[ "$url" =~ $S3_URL ]] || die "manifest line for $name has a bad s3:// URL: '$url'"
+        ((size > 0)) || die "manifest line for $name needs the file's size to read it from S3"
+        command -v aws >/dev/null || die "$name is in S3 and there is no aws CLI to read it"
+    fi
     rm -f -- "$check"
     if [[ -L "$target" || (-e "$target" && ! -f "$target") ]]; then
         [[ -L "$target" || ! -d "$target" ]] || die "$target is a directory, not the weights file: remove it"
@@ -201,7 +281,7 @@ fetch_one() { # NAME SHA256 SIZE URL
         else
             log "$name: downloading (attempt $attempt/$attempts)"
             touch -- "$partial"
-            curl_get "$url" "$partial" "$have" "$((size > 0 ? size - have : 0))" 2>"$partial.err" || rc=$?
+            get_bytes "$url" "$partial" "$have" "$((size > 0 ? size - have : 0))" 2>"$partial.err" || rc=$?
             if ((rc == 22)) && grep -q 'error: 416' -- "$partial.err" && ((have > 0)); then
                 log "$name: the server has no bytes after $have (HTTP 416); verifying what is there"
                 rc=0
@@ -218,7 +298,7 @@ fetch_one() { # NAME SHA256 SIZE URL
                 return 0
             fi
             mismatches=$((mismatches + 1))
-            rm -f -- "$partial"
+            rm -f -- "$partial" "$partial.err"
             ((mismatches < 2)) ||
                 die "sha256 mismatch for $name: expected $sha, got $got (twice; the file was removed, nothing is served)"
             log "sha256 mismatch for $name (got $got): downloading it again from the start"

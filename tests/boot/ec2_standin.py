@@ -45,47 +45,8 @@ HUB_HOST = "huggingface.co"
 REGISTRY_PORT = 5000
 EBS_MODEL = "Amazon Elastic Block Store"
 
-IMDS_SERVER = r"""
-import json, secrets, sys, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-META = json.load(open("/etc/ec2-standin/meta-data.json"))
-TOKENS = {}
-
-class Handler(BaseHTTPRequestHandler):
-    def _send(self, code, body=b"", headers=()):
-        self.send_response(code)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_PUT(self):
-        if self.path != "/latest/api/token":
-            return self._send(404)
-        ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", "")
-        if not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
-            return self._send(400)
-        token = secrets.token_urlsafe(32)
-        TOKENS[token] = time.monotonic() + int(ttl)
-        self._send(200, token.encode(), [("X-aws-ec2-metadata-token-ttl-seconds", ttl)])
-
-    def do_GET(self):
-        token = self.headers.get("X-aws-ec2-metadata-token", "")
-        if TOKENS.get(token, 0) < time.monotonic():
-            return self._send(401)  # IMDSv2 only (HttpTokens=required)
-        prefix = "/latest/meta-data/"
-        value = META.get(self.path[len(prefix):]) if self.path.startswith(prefix) else None
-        if value is None:
-            return self._send(404)
-        self._send(200, str(value).encode())
-
-    def log_message(self, *args):
-        print("imds:", self.command, self.path, file=sys.stderr, flush=True)
-
-ThreadingHTTPServer(("169.254.169.254", 80), Handler).serve_forever()
-"""
+IMDS_SERVER = (Path(__file__).parents[1] / "support" / "imds.py").read_text()
+"""The stand-in IMDSv2 (tests/support/imds.py), copied into the machine."""
 
 HUB_SERVER = r"""
 import ssl, sys
@@ -112,7 +73,7 @@ Before=cloud-init-local.service sysinit.target
 [Service]
 ExecStartPre=-/usr/sbin/ip link set lo up
 ExecStartPre=/usr/sbin/ip addr replace {IMDS_ADDRESS}/32 dev lo
-ExecStart=/usr/bin/python3 /etc/ec2-standin/imds.py
+ExecStart=/usr/bin/python3 /etc/ec2-standin/imds.py /etc/ec2-standin/meta-data.json {IMDS_ADDRESS} 80
 [Install]
 WantedBy=sysinit.target
 """,
