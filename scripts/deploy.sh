@@ -29,6 +29,10 @@ if grep -Eq '^[[:space:]]*localai:target:[[:space:]]*docker' "stacks/Pulumi.${st
   docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable (is it running? can this user use it?)"
 fi
 
+# The CLI's version check asks the internet on every command: off, so that a local stack
+# whose image and weights are present deploys with no network (README, "Offline").
+export PULUMI_SKIP_UPDATE_CHECK="${PULUMI_SKIP_UPDATE_CHECK:-true}"
+
 # The Pulumi CLI: the one on PATH, else the pinned release (verified, user-owned, no sudo).
 if ! command -v pulumi >/dev/null 2>&1; then
   pulumi_dir="$(bash scripts/install-pulumi.sh)" || die "could not install the Pulumi CLI (see above)"

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RECORDER = """#!/usr/bin/env bash
 printf '%s\\t%s\\t%s\\n' "$(basename "$0")" "$*" \\
-  "backend=${PULUMI_BACKEND_URL:-} passfile=${PULUMI_CONFIG_PASSPHRASE_FILE:-}" >> "$CALLS"
+  "backend=${PULUMI_BACKEND_URL:-} passfile=${PULUMI_CONFIG_PASSPHRASE_FILE:-} skip_update_check=${PULUMI_SKIP_UPDATE_CHECK:-}" >> "$CALLS"
 case "$(basename "$0") $1" in
   "pulumi whoami") exit 1 ;;            # not logged in
   "docker info") exit "${DOCKER_INFO_EXIT:-0}" ;;
@@ -53,7 +53,7 @@ def write_exec(path: Path, text: str) -> None:
 
 
 def deploy(
-    repo: Path, *args: str, **env: str
+    repo: Path, *args: str, wrap: tuple[str, ...] = (), **env: str
 ) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
     home = repo.parent / "home"
     home.mkdir(exist_ok=True)
@@ -66,7 +66,7 @@ def deploy(
         **env,
     }
     result = subprocess.run(
-        ["bash", str(repo / "scripts" / "deploy.sh"), *args],
+        [*wrap, "bash", str(repo / "scripts" / "deploy.sh"), *args],
         env=environment, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     return result, [line.split("\t") for line in calls.read_text().splitlines()]
@@ -130,3 +130,31 @@ def test_aws_stacks_do_not_need_docker(project: Path) -> None:
     result, calls = deploy(project, "dev", DOCKER_INFO_EXIT="1")
     assert result.returncode == 0, result.stderr
     assert calls[-1][:2] == ["pulumi", "up --yes --stack dev"]
+
+
+def test_the_pulumi_cli_is_told_not_to_look_for_updates(project: Path) -> None:
+    """Its version check is a request to the internet on every command; the local stack
+    needs none (issue 20, part 4). A user's own setting is kept."""
+    result, calls = deploy(project)
+    assert result.returncode == 0, result.stderr
+    pulumi_calls = [env for tool, _args, env in calls if tool == "pulumi"]
+    assert pulumi_calls and all(env.endswith("skip_update_check=true") for env in pulumi_calls)
+    _, calls = deploy(project, PULUMI_SKIP_UPDATE_CHECK="false")
+    assert all(
+        env.endswith("skip_update_check=false") for tool, _a, env in calls if tool == "pulumi"
+    )
+
+
+def test_a_second_deploy_of_the_local_stack_needs_no_network(project: Path) -> None:
+    """Once the CLI, the virtualenv and the passphrase are there, the script itself asks
+    nothing of the network: run in a network namespace of its own (no route)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare (util-linux)")
+    assert deploy(project)[0].returncode == 0
+    result, calls = deploy(project, wrap=("unshare", "--net", "--"))
+    if "unshare failed" in result.stderr:
+        pytest.skip(f"no network namespaces here: {result.stderr.strip()[:200]}")
+    assert result.returncode == 0, result.stderr
+    commands = [(tool, args) for tool, args, _ in calls]
+    assert ("pulumi", "up --yes --stack local") in commands
+    assert not [c for c in commands if c[0] == "pip"], "no install on the second run"

@@ -218,12 +218,17 @@ def test_the_ec2_run_script_serves_on_a_real_engine_and_restarts_without_downloa
 
 
 def local_container(
-    name: str, image: str, files: dict[str, tuple[str, bool]], port: int, *env: str
+    name: str,
+    image: str,
+    files: dict[str, tuple[str, bool]],
+    port: int,
+    *env: str,
+    network: str = "host",
 ) -> None:
     """Like pulumi-docker's Container: create with the target's entrypoint, upload, start."""
     remove_container(name)
     docker(
-        "create", "--name", name, "--network", "host", "-v", f"{name}-models:{MODELS_DIR}",
+        "create", "--name", name, "--network", network, "-v", f"{name}-models:{MODELS_DIR}",
         "-e", f"API_KEY={SENTINEL_KEY}", "-e", f"ADDRESS=127.0.0.1:{port}",
         "-e", "CURL_CA_BUNDLE=/etc/localai/ca.pem", "-e", "FETCH_RETRY_DELAY_S=0",
         *[arg for pair in env for arg in ("-e", pair)],
@@ -320,6 +325,57 @@ def test_the_token_reaches_the_fetcher_and_not_localai(
         served = docker("exec", name, "cat", "/proc/1/environ").stdout
         assert "HF_TOKEN" not in served and token not in served
         assert f"API_KEY={SENTINEL_KEY}" in served, "the environment read is LocalAI's"
+    finally:
+        remove_container(name)
+        docker("volume", "rm", "-f", f"{name}-models", check=False)
+
+
+def test_with_its_image_and_weights_present_the_local_container_starts_with_no_network(
+    standin_image, local_files, file_server
+) -> None:
+    """Issue 20, part 4: once the image and the weights are on this machine, the local
+    target's container starts and serves with no network at all (``--network none``: a
+    loopback and no route). The fetcher finds its verified files and asks for nothing;
+    Docker creates the container from the present image without a pull (as pulumi-docker's
+    RemoteImage does: kreuzwerker/terraform-provider-docker, resource_docker_image_funcs.go,
+    findImage returns a local image before it would pull)."""
+    name, port = "localai-engine-offline", free_port()
+    docker("volume", "rm", "-f", f"{name}-models", check=False)
+    try:
+        local_container(name, standin_image, local_files(), port)  # online, once: the fetch
+        wait_until_ready(f"http://127.0.0.1:{port}/v1", SENTINEL_KEY, DEFAULT_MODEL,
+                         timeout_s=240, initial_delay_s=0.5, docker_container=name)  # fmt: skip
+        file_server.requests.clear()
+        local_container(name, standin_image, local_files(), port, network="none")
+        routes = docker("exec", name, "cat", "/proc/net/route").stdout.splitlines()
+        assert routes[1:] == [], "no route at all: nothing outside the container is reachable"
+        deadline = time.monotonic() + 240
+        while True:
+            ready = docker("exec", name, "curl", "-fsS", "--max-time", "5",
+                           f"http://127.0.0.1:{port}/readyz", check=False)  # fmt: skip
+            if ready.returncode == 0:
+                break
+            assert docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true", (
+                docker("logs", name).stderr[-3000:]
+            )
+            assert time.monotonic() < deadline, docker("logs", name).stderr[-3000:]
+            time.sleep(1)
+        request = json.dumps(
+            {
+                "model": DEFAULT_MODEL,
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 4,
+            }
+        )
+        answer = docker("exec", name, "curl", "-fsS", "--max-time", "120",
+                        "-H", f"Authorization: Bearer {SENTINEL_KEY}",
+                        "-H", "Content-Type: application/json", "-d", request,
+                        f"http://127.0.0.1:{port}/v1/chat/completions")  # fmt: skip
+        assert json.loads(answer.stdout)["choices"][0]["message"]["role"] == "assistant"
+        logs = docker("logs", name).stderr
+        assert f"localai-fetch: {WEIGHTS}: present and verified" in logs
+        assert "downloading" not in logs
+        assert file_server.requests == [], "nothing was asked of the weights server"
     finally:
         remove_container(name)
         docker("volume", "rm", "-f", f"{name}-models", check=False)
