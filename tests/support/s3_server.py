@@ -99,6 +99,20 @@ class S3Server:
         key = iam.create_access_key(UserName=user)["AccessKey"]
         return {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
 
+    def writer_key(self, bucket: str) -> dict[str, str]:
+        """An IAM user's key that may do anything to ``bucket`` and its objects: the
+        operator who mirrors the weights (call inside :meth:`setup`)."""
+        iam = self.client("iam")
+        user = f"writer-{bucket}"
+        iam.create_user(UserName=user)
+        policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*",
+             "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+        ]}  # fmt: skip
+        iam.put_user_policy(UserName=user, PolicyName="write", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        return {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+
     def role_credentials(self, bucket: str) -> dict[str, str]:
         """Temporary credentials of a role that may read ``bucket``, as an instance profile
         hands them out (call inside :meth:`setup`)."""

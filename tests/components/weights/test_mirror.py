@@ -1,0 +1,183 @@
+"""components/weights/mirror.py (issue 20, part 3, the operator's side) for real: the
+package's fetcher downloads from an HTTPS server on 127.0.0.1 into the mirror's cache, boto3
+uploads to S3 on 127.0.0.1 (moto's server, checking every signature), and the host's side,
+the fetcher's s3:// path, reads the mirrored object back and verifies it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from components.models.catalog import load_catalog
+from components.models.facts import load_facts_for
+from components.settings import load_settings
+from components.weights import mirror
+from components.weights.manifest import FETCHER, weights_manifest
+from tests.support.pulumi_mocks import stack_config
+from tests.support.s3_server import S3Server, aws_cli_path
+
+FILE = "tiny.Q4_K_M.gguf"
+BODY = os.urandom(700_000)
+SHA = hashlib.sha256(BODY).hexdigest()
+
+
+@pytest.fixture
+def store(s3_server: S3Server, request: pytest.FixtureRequest):
+    """A bucket of this test's own, an operator's client that may write it and a host's
+    key that may only read it."""
+    bucket = "m-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:20]
+    with s3_server.setup():
+        s3_server.client("s3").create_bucket(Bucket=bucket)
+        writer = s3_server.writer_key(bucket)
+        reader = s3_server.reader_key(bucket)
+    return bucket, s3_server.client("s3", **writer), reader
+
+
+@pytest.fixture
+def source(file_server, tls_certificate):
+    """The models' source: FILE (and BIG) over HTTPS; the fetcher's env to trust it."""
+    file_server.files[f"/{FILE}"] = BODY
+    env = {"CURL_CA_BUNDLE": str(tls_certificate[0]), "FETCH_RETRY_DELAY_S": "0",
+           "FETCH_MIN_FREE_BYTES": "0", "FETCH_ATTEMPTS": "2"}  # fmt: skip
+    return file_server, env
+
+
+def manifest_for(base_url: str, *files: tuple[str, bytes], known_size: bool = True) -> str:
+    lines = ["# test manifest"]
+    for name, body in files:
+        size = len(body) if known_size else 0
+        lines.append(f"{name}\t{hashlib.sha256(body).hexdigest()}\t{size}\t{base_url}/{name}")
+    return "\n".join(lines) + "\n"
+
+
+def run_mirror(manifest: str, bucket: str, client, cache: Path, env: dict[str, str], **kw):
+    return mirror.mirror(
+        manifest, bucket, s3=client, cache=cache,
+        fetch=lambda text, where: mirror.fetch_into(text, where, env=env), **kw,
+    )  # fmt: skip
+
+
+def host_fetch(tmp_path: Path, manifest: str, s3: S3Server, reader: dict[str, str]) -> Path:
+    models = tmp_path / "host-models"
+    models.mkdir()
+    (tmp_path / "host.tsv").write_text(manifest)
+    result = subprocess.run(
+        ["bash", str(FETCHER), str(tmp_path / "host.tsv"), str(models)],
+        env={"PATH": aws_cli_path(), "HOME": str(tmp_path), "AWS_CA_BUNDLE": s3.ca_bundle,
+             "AWS_CONFIG_FILE": str(tmp_path / "none"), "FETCH_S3_ENDPOINT_URL": s3.endpoint_url,
+             "FETCH_S3_REGION": "us-east-1", "FETCH_MIN_FREE_BYTES": "0",
+             "AWS_ACCESS_KEY_ID": reader["key"], "AWS_SECRET_ACCESS_KEY": reader["secret"]},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return models
+
+
+def test_mirrored_weights_reach_a_host_through_s3(tmp_path, s3_server, store, source) -> None:
+    bucket, client, reader = store
+    server, env = source
+    manifest = manifest_for(server.base_url, (FILE, BODY))
+    done = run_mirror(manifest, bucket, client, tmp_path / "cache", env)
+    key = f"weights/{SHA}/{FILE}"
+    assert done == [mirror.Mirrored(FILE, key, len(BODY), uploaded=True)]
+    head = client.head_object(Bucket=bucket, Key=key)
+    assert head["ContentLength"] == len(BODY)
+    assert head["Metadata"] == {"sha256": SHA}
+    host_manifest = mirror.s3_manifest(manifest, bucket)
+    assert f"{FILE}\t{SHA}\t{len(BODY)}\ts3://{bucket}/{key}\n" in host_manifest
+    models = host_fetch(tmp_path, host_manifest, s3_server, reader)
+    assert (models / FILE).read_bytes() == BODY
+
+
+def test_a_second_mirror_downloads_and_uploads_nothing(tmp_path, store, source) -> None:
+    bucket, client, _ = store
+    server, env = source
+    manifest = manifest_for(server.base_url, (FILE, BODY))
+    run_mirror(manifest, bucket, client, tmp_path / "cache", env)
+    first = client.head_object(Bucket=bucket, Key=f"weights/{SHA}/{FILE}")["LastModified"]
+    server.requests.clear()
+    again = run_mirror(manifest, bucket, client, tmp_path / "cache", env)
+    assert [m.uploaded for m in again] == [False]
+    assert server.requests == [], "the cache's verified file was not downloaded again"
+    assert client.head_object(Bucket=bucket, Key=f"weights/{SHA}/{FILE}")["LastModified"] == first
+
+
+def test_an_object_that_differs_from_the_file_is_uploaded_again(tmp_path, store, source) -> None:
+    """Wrong size or no recorded SHA-256 (an upload cut short, another tool's object)."""
+    bucket, client, _ = store
+    server, env = source
+    manifest = manifest_for(server.base_url, (FILE, BODY))
+    key = f"weights/{SHA}/{FILE}"
+    client.put_object(Bucket=bucket, Key=key, Body=BODY[:1000], Metadata={"sha256": SHA})
+    assert [m.uploaded for m in run_mirror(manifest, bucket, client, tmp_path / "c", env)] == [True]
+    assert client.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(BODY)
+    client.put_object(Bucket=bucket, Key=key, Body=BODY)  # right bytes, nothing recorded
+    assert [m.uploaded for m in run_mirror(manifest, bucket, client, tmp_path / "c", env)] == [True]
+    assert client.head_object(Bucket=bucket, Key=key)["Metadata"] == {"sha256": SHA}
+
+
+def test_a_large_file_goes_up_in_checked_parts(tmp_path, s3_server, store, source) -> None:
+    bucket, client, reader = store
+    server, env = source
+    big = os.urandom(12 * 1024 * 1024)
+    server.files["/big.gguf"] = big
+    manifest = manifest_for(server.base_url, ("big.gguf", big))
+    parts = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    done = run_mirror(manifest, bucket, client, tmp_path / "cache", env, transfer=parts)
+    assert [m.uploaded for m in done] == [True]
+    key = done[0].key
+    etag = client.head_object(Bucket=bucket, Key=key)["ETag"]
+    assert etag.strip('"').endswith("-3"), f"a multipart object's ETag counts its parts: {etag}"
+    models = host_fetch(tmp_path, mirror.s3_manifest(manifest, bucket), s3_server, reader)
+    assert (
+        hashlib.sha256((models / "big.gguf").read_bytes()).hexdigest()
+        == hashlib.sha256(big).hexdigest()
+    )
+
+
+def test_a_file_that_fails_its_hash_is_never_uploaded(tmp_path, store, source) -> None:
+    bucket, client, _ = store
+    server, env = source
+    wrong = f"{FILE}\t{'ab' * 32}\t{len(BODY)}\t{server.base_url}/{FILE}\n"
+    with pytest.raises(mirror.MirrorError, match=rf"sha256 mismatch for {FILE}"):
+        run_mirror(wrong, bucket, client, tmp_path / "cache", env)
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_the_host_manifest_needs_every_size() -> None:
+    manifest = manifest_for(
+        "https://example.test", (FILE, BODY), ("a.mmproj", b"x"), known_size=False
+    )
+    with pytest.raises(ValueError, match=rf"^{FILE}: its size is unknown; mirror it first$"):
+        mirror.s3_manifest(manifest, "bucket-x")
+    filled = mirror.s3_manifest(manifest, "bucket-x", sizes={FILE: 7, "a.mmproj": 1})
+    assert filled.splitlines()[1:] == [
+        f"{FILE}\t{SHA}\t7\ts3://bucket-x/weights/{SHA}/{FILE}",
+        f"a.mmproj\t{hashlib.sha256(b'x').hexdigest()}\t1\ts3://bucket-x/weights/"
+        f"{hashlib.sha256(b'x').hexdigest()}/a.mmproj",
+    ]
+
+
+@pytest.mark.parametrize("stack", ["local", "dev", "gpu"])
+def test_the_stack_manifest_is_the_one_its_hosts_use(stack: str) -> None:
+    config = {
+        k.removeprefix("localai:"): v
+        for k, v in stack_config(stack).items()
+        if k.startswith("localai:")
+    }
+    catalog = load_catalog()
+    settings = load_settings(config, catalog=catalog)
+    models = [catalog[name] for name in settings.served_models]
+    expected = weights_manifest(models, dict(load_facts_for(settings.served_models)))
+    assert mirror.stack_manifest(stack) == expected
+    assert len(mirror.parse_manifest(expected)) >= 2
+
+
+def test_an_unknown_stack_is_an_error(capsys) -> None:
+    assert mirror.main(["--stack", "nope", "--bucket", "b-x"]) == 1
+    assert "mirror-weights: error: no " in capsys.readouterr().err
