@@ -329,3 +329,12 @@ def test_place_takes_the_accelerator_and_sharing_by_keyword_only():
     shape = Shape.of(SMALL, 1000)
     with pytest.raises(TypeError):
         place(gpu_host(16), [("a", shape)], False, False)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("offload", [0, 4, 11])
+def test_a_cpu_load_renders_no_gpu_layers_whatever_its_offload(offload: int) -> None:
+    """gpu_layers is what the model file gets: on a CPU plan always 0, even if a caller
+    built the load with an offload (else the full-offload sentinel reaches a CPU host)."""
+    assert Load(Shape.of(SMALL, 1000), offload, False, 0).gpu_layers == 0
+    if offload:
+        assert Load(Shape.of(SMALL, 1000), offload, True, 1).gpu_layers != 0
