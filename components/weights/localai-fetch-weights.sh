@@ -6,10 +6,9 @@
 # its sha256 is checked, and starts serving after a failed download; this one does not.
 #
 # MANIFEST lines: FILENAME<TAB>SHA256<TAB>SIZE<TAB>URL (SIZE 0: unknown; '#' comments).
-# URL is https://... (curl) or s3://BUCKET/KEY (the aws CLI: SigV4 with its own credential
-# chain, on EC2 the instance role's from IMDSv2; SIZE required; parts of FETCH_S3_PART_BYTES
-# fetched FETCH_S3_PARALLEL at a time with ranged GETs and appended in order, so a killed
-# fetch resumes after the last complete part).
+# URL is https://... (curl) or s3://BUCKET/KEY (SIZE required), which s3_get (components/
+# weights/localai-fetch-s3.sh, on PATH) reads; only hosts that read from S3 carry it: EC2's
+# user data has room for little more than this script.
 # Per file: skip it when present and verified (a stamp in STATE/verified of the file's
 # sha256, size, inode and ctime); else check free space, download to STATE/staging/
 # FILENAME.partial with HTTP range resume, a connect timeout, a stall limit (slower than
@@ -31,10 +30,7 @@
 #      the same filesystem and outside MODELS_DIR; unset, they are removed),
 #      FETCH_SUMMARY_FILE (optional: "fetched_bytes=N verified_bytes=N seconds=N" at the end),
 #      HF_TOKEN (optional, for gated models: sent only to URLs under HF_ENDPOINT, default
-#      https://huggingface.co, and never on a command line),
-#      FETCH_S3_PARALLEL (4), FETCH_S3_PART_BYTES (67108864), FETCH_S3_REGION (optional:
-#      the bucket's region, else the aws CLI's), FETCH_S3_ENDPOINT_URL (optional, https://
-#      only: another S3 endpoint, such as a test server).
+#      https://huggingface.co, and never on a command line).
 set -euo pipefail
 umask 022
 
@@ -45,11 +41,10 @@ stall_s=${FETCH_STALL_S:-60}
 retry_delay=${FETCH_RETRY_DELAY_S:-5}
 min_free=${FETCH_MIN_FREE_BYTES:-67108864}
 lock_wait=${FETCH_LOCK_WAIT_S:-3600}
-s3_parallel=${FETCH_S3_PARALLEL:-4}
-s3_part=${FETCH_S3_PART_BYTES:-67108864}
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-exec 7>&2 # the log, also from where stderr is captured for an error message
+# fd 7: the log, also for the S3 helper, whose stderr is captured for an error message
+exec 7>&2
 die() {
     printf '%s: error: %s\n' "$PROG" "$*" >&2
     exit 1
@@ -58,21 +53,17 @@ die() {
 [[ $# -eq 2 && -r "$1" && -d "$2" ]] || die "usage: $PROG MANIFEST MODELS_DIR (a readable file and a directory)"
 manifest=$1
 dir=${2%/}
-for var in attempts connect_timeout stall_s retry_delay min_free lock_wait s3_parallel s3_part; do
+for var in attempts connect_timeout stall_s retry_delay min_free lock_wait; do
     [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a whole number: '${!var}'"
 done
 ((attempts >= 1)) || die "attempts must be at least 1: '$attempts'"
-((s3_parallel >= 1 && s3_parallel <= 64)) || die "FETCH_S3_PARALLEL must be 1 to 64: '$s3_parallel'"
-((s3_part >= 1)) || die "FETCH_S3_PART_BYTES must be at least 1: '$s3_part'"
-[[ -z "${FETCH_S3_ENDPOINT_URL:-}" || "$FETCH_S3_ENDPOINT_URL" =~ ^https://[^[:space:]]+$ ]] ||
-    die "FETCH_S3_ENDPOINT_URL must be an https:// URL: '$FETCH_S3_ENDPOINT_URL'"
-[[ -z "${FETCH_S3_REGION:-}" || "$FETCH_S3_REGION" =~ ^[a-z]{2}(-[a-z]+)+-[0-9]+$ ]] ||
-    die "FETCH_S3_REGION is not a region name: '$FETCH_S3_REGION'"
 state_root=${FETCH_STATE_DIR:-$dir/.localai}
 state_root=${state_root%/}
-own_dir() { # PATH: create it 0700 or accept it only if it is a real directory we own
+# own_dir PATH: create it 0700 or accept it only if it is a real directory we own
+own_dir() {
     [[ ! -L "$1" ]] || die "$1 is a symbolic link: refusing to use it"
-    [[ -d "$1" ]] || mkdir -m 0700 -- "$1" 2>/dev/null || true # a concurrent fetch may win
+    # a concurrent fetch may win
+    [[ -d "$1" ]] || mkdir -m 0700 -- "$1" 2>/dev/null || true
     [[ -d "$1" && ! -L "$1" && -O "$1" ]] || die "$1 is not a directory of this user: refusing to use it"
     chmod 0700 -- "$1"
 }
@@ -102,8 +93,9 @@ sha256_of() { sha256sum -- "$1" | cut -d' ' -f1; }
 [[ -z "${HF_TOKEN:-}" || "$HF_TOKEN" =~ ^[A-Za-z0-9._~+/=-]{1,1024}$ ]] ||
     die "HF_TOKEN has characters a bearer token cannot have; nothing was downloaded"
 
-curl_get() { # URL OUTPUT FROM LIMIT: append the bytes after FROM to OUTPUT, at most LIMIT of
-    # them (0: no limit); the token goes in a config on stdin, never in argv.
+# https_get URL OUTPUT FROM LIMIT: append the bytes after FROM to OUTPUT, at most LIMIT of
+# them (0: no limit); the token goes in a config on stdin, never in argv.
+https_get() {
     local url=$1 out=$2 from=$3 limit=$4 config="" statuses
     if [[ -n "${HF_TOKEN:-}" && "$url" == "${HF_ENDPOINT:-https://huggingface.co}"/* ]]; then
         config="header = \"Authorization: Bearer ${HF_TOKEN}\""
@@ -123,74 +115,18 @@ curl_get() { # URL OUTPUT FROM LIMIT: append the bytes after FROM to OUTPUT, at 
         statuses=("${PIPESTATUS[@]}")
     fi
     if ((statuses[2] != 0)); then
-        return 23 # writing OUTPUT failed: the disk is full or gone
+        # writing OUTPUT failed: the disk is full or gone
+        return 23
     fi
     if ((statuses[1] == 23 && limit > 0)) && (($(file_size "$out") >= from + limit)); then
-        return 0 # head stopped reading at the limit: the bytes past it were never wanted
+        # head stopped reading at the limit: the bytes past it were never wanted
+        return 0
     fi
     return "${statuses[1]}"
 }
 
-# s3://BUCKET/KEY: a bucket name as S3 allows it (lowercase, digits, '.', '-'; 3-63) and a
-# key of printable characters without a leading '/'.
-readonly S3_URL='^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/([^/[:cntrl:]][^[:cntrl:]]*)$'
-
-s3_get() { # URL OUTPUT FROM LIMIT: append bytes FROM..FROM+LIMIT-1 of s3://BUCKET/KEY to
-    # OUTPUT, FETCH_S3_PARALLEL ranged GETs at a time; each complete part is appended in
-    # order, so what OUTPUT holds is always a prefix of the object. Returns 0, 23 (OUTPUT
-    # cannot be written), 28 (a timeout) or 1, with the aws CLI's message on stderr.
-    local url=$1 out=$2 from=$3 limit=$4
-    [[ "$url" =~ $S3_URL ]] || { echo "not an s3://BUCKET/KEY URL: $url" >&2; return 1; }
-    local bucket=${BASH_REMATCH[1]} key=${BASH_REMATCH[2]}
-    local aws_args=(s3api get-object --bucket "$bucket" --key "$key"
-        --cli-connect-timeout "$connect_timeout" --cli-read-timeout "$stall_s")
-    [[ -z "${FETCH_S3_ENDPOINT_URL:-}" ]] || aws_args+=(--endpoint-url "$FETCH_S3_ENDPOINT_URL")
-    [[ -z "${FETCH_S3_REGION:-}" ]] || aws_args+=(--region "$FETCH_S3_REGION")
-    local end=$((from + limit)) start=$from first last i part ok why
-    rm -f -- "$out".part*
-    while ((start < end)); do
-        local pids=() ranges=()
-        first=$start
-        for ((i = 0; i < s3_parallel && start < end; i++)); do
-            last=$((start + s3_part - 1))
-            ((last < end)) || last=$((end - 1))
-            aws "${aws_args[@]}" --range "bytes=$start-$last" "$out.part$i" >/dev/null 2>"$out.part$i.err" &
-            pids+=("$!")
-            ranges+=("$start-$last")
-            start=$((last + 1))
-        done
-        log "s3: bytes $first-$last of $url (${#pids[@]} parts)" 2>&7
-        ok=1
-        why=""
-        for i in "${!pids[@]}"; do
-            part="$out.part$i"
-            if ! wait "${pids[$i]}"; then
-                ((ok == 0)) || why=$(grep -v '^[[:space:]]*$' -- "$part.err" | tail -n 1)
-                ok=0
-            elif ((ok)); then
-                if (($(file_size "$part") != ${ranges[$i]#*-} - ${ranges[$i]%-*} + 1)); then
-                    why="s3 sent $(file_size "$part") bytes for the range ${ranges[$i]}"
-                    ok=0
-                elif ! cat -- "$part" >>"$out"; then
-                    rm -f -- "$out".part*
-                    return 23
-                fi
-            fi
-        done
-        rm -f -- "$out".part*
-        if ((ok == 0)); then
-            echo "${why:-the aws CLI failed}" >&2
-            [[ "$why" != *[Tt]imeout* ]] || return 28
-            return 1
-        fi
-    done
-}
-
-get_bytes() { # URL OUTPUT FROM LIMIT: curl_get or s3_get, by the URL's scheme
-    if [[ "$1" == s3://* ]]; then s3_get "$@"; else curl_get "$@"; fi
-}
-
-adopt() { # NAME STAGED SHA: move a verified STAGED file to MODELS_DIR/NAME, stamp it there
+# adopt NAME STAGED SHA: move a verified STAGED file to MODELS_DIR/NAME, stamp it there
+adopt() {
     local name=$1 staged=$2 sha=$3 held now
     chmod 0644 -- "$staged"
     # Held open across the move, the hashed file's inode cannot be freed and reused, so the
@@ -205,18 +141,14 @@ adopt() { # NAME STAGED SHA: move a verified STAGED file to MODELS_DIR/NAME, sta
     stamp_of "$sha" "$dir/$name" >"$state/$name"
 }
 
-fetch_one() { # NAME SHA256 SIZE URL
+# fetch_one NAME SHA256 SIZE URL
+fetch_one() {
     local name=$1 sha=$2 size=$3 url=$4
     local target="$dir/$name" partial="$staging/$name.partial" stamp="$state/$name"
     local check="$staging/$name.check"
     [[ "$name" != */* && "$name" != .* && -n "$name" ]] || die "manifest names a bad file '$name'"
     [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || die "manifest has no valid sha256 for $name"
     [[ "$size" =~ ^[0-9]+$ ]] || die "manifest has no valid size for $name"
-    if [[ "$url" == s3://* ]]; then
-        [[ "$url" =~ $S3_URL ]] || die "manifest line for $name has a bad s3:// URL: '$url'"
-        ((size > 0)) || die "manifest line for $name needs the file's size to read it from S3"
-        command -v aws >/dev/null || die "$name is in S3 and there is no aws CLI to read it"
-    fi
     rm -f -- "$check"
     if [[ -L "$target" || (-e "$target" && ! -f "$target") ]]; then
         [[ -L "$target" || ! -d "$target" ]] || die "$target is a directory, not the weights file: remove it"
@@ -281,7 +213,9 @@ fetch_one() { # NAME SHA256 SIZE URL
         else
             log "$name: downloading (attempt $attempt/$attempts)"
             touch -- "$partial"
-            get_bytes "$url" "$partial" "$have" "$((size > 0 ? size - have : 0))" 2>"$partial.err" || rc=$?
+            # <scheme>_get: https_get below; s3_get is components/weights/localai-fetch-s3.sh,
+            # on PATH on hosts that read from S3 only; any other scheme is refused
+            "${url%%:*}_get" "$url" "$partial" "$have" "$((size > 0 ? size - have : 0))" 2>"$partial.err" || rc=$?
             if ((rc == 22)) && grep -q 'error: 416' -- "$partial.err" && ((have > 0)); then
                 log "$name: the server has no bytes after $have (HTTP 416); verifying what is there"
                 rc=0
@@ -289,7 +223,8 @@ fetch_one() { # NAME SHA256 SIZE URL
         fi
         if ((rc == 0)); then
             local got
-            got=$(sha256_of "$partial") # once: the file may be gigabytes
+            # once: the file may be gigabytes
+            got=$(sha256_of "$partial")
             if [[ "$got" == "$sha" ]]; then
                 rm -f -- "$partial.err"
                 adopt "$name" "$partial" "$sha"
@@ -298,7 +233,7 @@ fetch_one() { # NAME SHA256 SIZE URL
                 return 0
             fi
             mismatches=$((mismatches + 1))
-            rm -f -- "$partial" "$partial.err"
+            rm -f -- "$partial"
             ((mismatches < 2)) ||
                 die "sha256 mismatch for $name: expected $sha, got $got (twice; the file was removed, nothing is served)"
             log "sha256 mismatch for $name (got $got): downloading it again from the start"
@@ -307,10 +242,12 @@ fetch_one() { # NAME SHA256 SIZE URL
             why=$(tail -n 1 -- "$partial.err" 2>/dev/null | sed 's/^curl: ([0-9]*) //')
             case $rc in
             28) why="download of $name stalled (under 1 KiB/s for ${stall_s}s, or no connection within ${connect_timeout}s)" ;;
-            33 | 36) # the server cannot resume: start over
+            # the server cannot resume: start over
+            33 | 36)
                 rm -f -- "$partial"
                 why="the server cannot resume $name: starting over" ;;
-            63) # the server announced more than the manifest's size
+            # the server announced more than the manifest's size
+            63)
                 rm -f -- "$partial"
                 why="the server announced more than the $size bytes of $name: starting over" ;;
             23) die "cannot write $name.partial in $staging (disk full?): ${why:-curl exit 23}" ;;

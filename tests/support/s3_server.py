@@ -15,11 +15,13 @@ with a role's temporary credentials, where botocore (and so the aws CLI) finds t
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -185,6 +187,20 @@ def imds_server(credentials: dict[str, str], directory: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+S3_HELPER = Path(__file__).resolve().parents[2] / "components" / "weights" / "localai-fetch-s3.sh"
+
+
+@functools.cache
+def helper_bin() -> Path:
+    """A directory with ``s3_get``, as a host that reads from S3 installs it."""
+    directory = Path(tempfile.mkdtemp(prefix="localai-s3-helper-"))
+    (directory / "s3_get").symlink_to(S3_HELPER)
+    return directory
+
+
 def aws_cli_path() -> str:
-    """PATH with the pinned aws CLI (requirements-dev.txt, beside the test interpreter) first."""
-    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    """PATH with the S3 helper and the pinned aws CLI (requirements-dev.txt, beside the test
+    interpreter) first."""
+    return os.pathsep.join(
+        [str(helper_bin()), str(Path(sys.executable).parent), os.environ["PATH"]]
+    )

@@ -590,8 +590,16 @@ def test_bad_fleet_settings_are_refused(
 @pytest.mark.parametrize(
     ("types", "expected"),
     [
-        (["c7a.xlarge", "c7g.xlarge"], r"share an architecture; got c7a.xlarge \(x86_64\), c7g"),
-        (["g6.xlarge", "c7a.xlarge"], r"GPU types \(g6.xlarge\) boot the NVIDIA DLAMI"),
+        (
+            ["c7a.xlarge", "c7g.xlarge"],
+            r"localai:fleet.instanceTypes: one launch template boots one AMI, so its types "
+            r"must share an architecture; got c7a.xlarge \(x86_64\), c7g",
+        ),
+        (
+            ["g6.xlarge", "c7a.xlarge", "g5.xlarge", "c7i.xlarge"],
+            r"localai:fleet.instanceTypes: GPU types \(g6.xlarge, g5.xlarge\) boot the NVIDIA "
+            r"DLAMI and CPU types \(c7a.xlarge, c7i.xlarge\) plain Ubuntu",
+        ),
     ],
 )
 def test_one_template_one_ami(
@@ -872,3 +880,76 @@ def test_the_load_balancer_target_group_listeners_and_records_are_pinned_whole(
             "zoneId": "Z0123456789ABCDEFGHIJ", "name": "_x1.llm.example.com.",
             "allowOverwrite": True, "records": ["_x2.acm-validations.aws."]},
     }  # fmt: skip
+
+
+def test_every_type_that_cannot_hold_the_models_is_on_its_own_line(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    config = {
+        **fleet_config(instanceTypes=["c7a.2xlarge", "c7a.large", "c7i.large"]),
+        "accelerator": "cpu",
+    }
+    with pytest.raises(ConfigError) as caught:
+        run_program(config, stack="prod")
+    lines = str(caught.value).splitlines()
+    assert lines[:2] == [
+        "localai configuration is invalid:",
+        "  - localai:fleet.instanceTypes: every type must hold the models; these cannot:",
+    ]
+    assert [line.split(":")[0] for line in lines[2:]] == ["      c7a.large", "      c7i.large"]
+
+
+CPU_TYPES = ["c7i.2xlarge", "c7a.2xlarge"]
+ONE_MODEL = {"models": '["qwen2.5-0.5b-instruct"]'}
+"""The prod stack's user data is close to EC2's 16 KiB: tests that add to it serve one model."""
+
+
+def test_a_cpu_fleet_is_planned_without_a_gpu(
+    pulumi_mocks: RecordingMocks, warnings: list[str]
+) -> None:
+    """accelerator auto on CPU types: no GPU offload, no GPU profile, no GPU warning."""
+    run_program(
+        {**fleet_config(instanceTypes=CPU_TYPES), "accelerator": "auto", **ONE_MODEL},
+        stack="prod",
+    )
+    files = user_data_files(pulumi_mocks)
+    for instance_type in CPU_TYPES:
+        assert "\nLOCALAI_GPU_CAPABLE=0\n" in f"\n{files[f'{FLEET_DIR}/{instance_type}.conf']}"
+    assert not any("GPU" in w for w in warnings), warnings
+
+
+def test_accelerator_auto_on_gpu_types_offloads(pulumi_mocks: RecordingMocks) -> None:
+    run_program({**fleet_config(), "accelerator": "auto", **ONE_MODEL}, stack="prod")
+    files = user_data_files(pulumi_mocks)
+    for instance_type in GPU_TYPES:
+        assert "\nLOCALAI_GPU_CAPABLE=1\n" in f"\n{files[f'{FLEET_DIR}/{instance_type}.conf']}"
+        assert any(p.startswith(f"/etc/localai/models/{instance_type}/gpu/") for p in files)
+
+
+def test_planner_warnings_are_logged_per_type(
+    pulumi_mocks: RecordingMocks, warnings: list[str]
+) -> None:
+    run_program({**fleet_config(), "parallelRequests": "2", **ONE_MODEL}, stack="prod")
+    for instance_type in GPU_TYPES:
+        assert any(w.startswith(f"{instance_type}: ") and "slot" in w for w in warnings), warnings
+
+
+def test_every_contract_output_of_the_fleet_is_named(pulumi_mocks: RecordingMocks) -> None:
+    out = run_program(PROD, stack="prod").outputs
+    assert out["amiParameter"].startswith("/aws/service/deeplearning/ami/x86_64/")
+    assert out["logGroup"] == "/localai/localai-prod"
+    assert out["loadBalancerIdleTimeoutSeconds"] >= 60
+    assert out["region"] == "us-east-1"
+
+
+def test_the_snapshot_lookup_takes_the_newest(pulumi_mocks: RecordingMocks) -> None:
+    pulumi_mocks.snapshots["snap-0123456789abcdef0"] = 60
+    run_program(fleet_config(weightsSnapshotId="snap-0123456789abcdef0"), stack="prod")
+    (args,) = [a for token, a in pulumi_mocks.calls if token == "aws:ebs/getSnapshot:getSnapshot"]
+    assert args["snapshotIds"] == ["snap-0123456789abcdef0"]
+    assert args["mostRecent"] is True
+
+
+def test_a_root_volume_below_the_ami_is_named_by_its_key(pulumi_mocks: RecordingMocks) -> None:
+    with pytest.raises(ConfigError, match=r"localai:rootVolumeSizeGb = 10 GiB is smaller"):
+        run_program({**fleet_config(), "rootVolumeSizeGb": "10"}, stack="prod")
