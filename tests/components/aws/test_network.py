@@ -163,3 +163,89 @@ def test_vpc_endpoints_keep_ssm_and_logs_in_the_vpc() -> None:
 
 def test_no_vpc_endpoints_unless_asked() -> None:
     assert deploy(PRIVATE).mocks.of_type(ENDPOINT) == []
+
+
+NETWORK_LOOKUPS = (
+    "aws:ebs/getEbsVolumes:getEbsVolumes",
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
+    "aws:ec2/getSubnets:getSubnets",
+    "aws:ec2/getSubnet:getSubnet",
+    "aws:ec2/getRouteTables:getRouteTables",
+    "aws:ec2/getRouteTable:getRouteTable",
+)
+
+
+def test_the_placement_asks_aws_exactly_this() -> None:
+    """Every lookup before any resource, with its filters: the stack's weights volume by its
+    tags (attached or detached), the zones of the type, the VPC's subnets in id order, each
+    subnet's own route table, else the VPC's main one. A wrong filter name or value would
+    find nothing (or another stack's volume) on AWS, where the mocks would still answer."""
+    placed = deploy({"target": "aws", "public": "false", "vpcId": "vpc-0def000000000000a"})
+    asked = [(t, a) for t, a in placed.mocks.calls if t in NETWORK_LOOKUPS]
+
+    def own_table(subnet: str) -> tuple[str, dict]:
+        return ("aws:ec2/getRouteTables:getRouteTables",
+                {"filters": [{"name": "association.subnet-id", "values": [subnet]}]})  # fmt: skip
+
+    main_table = ("aws:ec2/getRouteTables:getRouteTables",
+                  {"vpcId": "vpc-0def000000000000a",
+                   "filters": [{"name": "association.main", "values": ["true"]}]})  # fmt: skip
+    assert asked == [
+        ("aws:ebs/getEbsVolumes:getEbsVolumes", {"filters": [
+            {"name": "tag:localai:stack", "values": ["localai-test"]},
+            {"name": "tag:localai:role", "values": ["weights"]},
+            {"name": "status", "values": ["in-use", "available"]},
+        ]}),
+        ("aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
+         {"locationType": "availability-zone",
+          "filters": [{"name": "instance-type", "values": ["c7a.xlarge"]}]}),
+        ("aws:ec2/getSubnets:getSubnets",
+         {"filters": [{"name": "vpc-id", "values": ["vpc-0def000000000000a"]}]}),
+        ("aws:ec2/getSubnet:getSubnet", {"id": SUBNET_A}),
+        own_table(SUBNET_A),
+        main_table,
+        ("aws:ec2/getRouteTable:getRouteTable", {"routeTableId": "rtb-0main"}),
+        ("aws:ec2/getSubnet:getSubnet", {"id": SUBNET_B}),
+        own_table(SUBNET_B),
+        main_table,
+        ("aws:ec2/getRouteTable:getRouteTable", {"routeTableId": "rtb-0main"}),
+        ("aws:ec2/getSubnet:getSubnet", {"id": PRIVATE_SUBNET}),
+        own_table(PRIVATE_SUBNET),
+        ("aws:ec2/getRouteTable:getRouteTable", {"routeTableId": "rtb-0private"}),
+    ]  # fmt: skip
+
+
+def test_the_default_vpc_is_asked_for_its_default_subnets() -> None:
+    placed = deploy(AWS)
+    subnets = [a for t, a in placed.mocks.calls if t == "aws:ec2/getSubnets:getSubnets"]
+    assert subnets == [{"filters": [
+        {"name": "vpc-id", "values": ["vpc-0def000000000000a"]},
+        {"name": "default-for-az", "values": ["true"]},
+    ]}]  # fmt: skip
+    assert [a for t, a in placed.mocks.calls if t == "aws:ec2/getVpc:getVpc"] == [{"default": True}]
+
+
+def test_the_endpoint_resources_whole() -> None:
+    placed = deploy({**PRIVATE, "vpcEndpoints": "true"})
+    groups = {r.name: r for r in placed.mocks.of_type("aws:ec2/securityGroup:SecurityGroup")}
+    endpoint_sg = groups["localai-endpoints-sg"].inputs
+    assert endpoint_sg["description"] == "LocalAI VPC endpoints: HTTPS from the LocalAI host only"
+    assert endpoint_sg["vpcId"] == "vpc-0def000000000000a"
+    assert endpoint_sg["ingress"] == [{
+        "protocol": "tcp", "fromPort": 443, "toPort": 443,
+        "securityGroups": ["sg-0123456789abcdef0"], "description": "LocalAI host",
+    }]  # fmt: skip
+    assert endpoint_sg["tags"] == {"localai:stack": "localai-test"}
+    for endpoint in placed.mocks.of_type(ENDPOINT):
+        assert endpoint.inputs["vpcId"] == "vpc-0def000000000000a"
+        assert endpoint.inputs["tags"] == {"localai:stack": "localai-test"}
+        if endpoint.inputs["vpcEndpointType"] == "Interface":
+            assert endpoint.inputs["securityGroupIds"] == ["sg-0123456789abcdef0"]
+    host_sg = groups["localai-sg"].inputs
+    assert host_sg["description"] == "LocalAI endpoint: API port from allowedCidrs only"
+    assert host_sg["tags"] == {"localai:stack": "localai-test", "Name": "localai-test-endpoint"}
+    assert host_sg["egress"] == [{
+        "protocol": "-1", "fromPort": 0, "toPort": 0,
+        "cidrBlocks": ["0.0.0.0/0"], "ipv6CidrBlocks": ["::/0"],
+        "description": "image pulls, model downloads, SSM, CloudWatch",
+    }]  # fmt: skip
