@@ -4,10 +4,11 @@ sources (issue 20, part 3: the operator's side).
 Each file of the stack's manifest is downloaded with the package's own fetcher
 (``localai-fetch-weights.sh``: resumed, verified against its SHA-256) into a local cache,
 then uploaded to ``s3://BUCKET/weights/<sha256>/<filename>`` (content-addressed: a new
-revision is a new key, never an overwrite) with the SHA-256 as S3's own checksum and as
-metadata. An object already there with that checksum and size is left alone, so a second
-run uploads nothing. :func:`s3_manifest` gives the manifest a host reads from the bucket
-with the fetcher's ``s3://`` path, which verifies the SHA-256 again.
+revision is a new key, never an overwrite) with a SHA-256 checksum on every part, which S3
+checks on arrival, and the file's SHA-256 as metadata. An object already there with that
+SHA-256 recorded and the file's size is left alone, so a second run uploads nothing.
+:func:`s3_manifest` gives the manifest a host reads from the bucket with the fetcher's
+``s3://`` path, which verifies the SHA-256 again.
 
 Run it as ``python -m components.weights.mirror --stack STACK --bucket BUCKET``.
 """
@@ -153,7 +154,8 @@ def stack_manifest(stack: str) -> str:
     raw = {
         key.removeprefix("localai:"): value
         for key, value in config.items()
-        if key.startswith("localai:") and not isinstance(value, dict)  # secrets stay out
+        # secrets ({secure: ...}) stay out: the models never depend on them
+        if key.startswith("localai:") and not (isinstance(value, dict) and "secure" in value)
     }
     catalog = load_catalog()
     settings = load_settings(raw, catalog=catalog)

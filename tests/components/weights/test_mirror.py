@@ -163,7 +163,7 @@ def test_the_host_manifest_needs_every_size() -> None:
     ]
 
 
-@pytest.mark.parametrize("stack", ["local", "dev", "gpu"])
+@pytest.mark.parametrize("stack", ["local", "dev", "gpu", "prod"])
 def test_the_stack_manifest_is_the_one_its_hosts_use(stack: str) -> None:
     config = {
         k.removeprefix("localai:"): v
