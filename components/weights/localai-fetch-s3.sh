@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # s3_get URL OUTPUT FROM LIMIT: the weights fetcher's s3:// path, installed on PATH as
-# s3_get on hosts that read their weights from S3; localai-fetch-weights.sh runs it (its stderr becomes the error message; progress goes to the
-# fetcher's log on fd 7). Appends bytes FROM..FROM+LIMIT-1 of s3://BUCKET/KEY to OUTPUT with
-# the aws CLI (SigV4 with its own credential chain: on EC2 the instance role's, from
-# IMDSv2), in parts of FETCH_S3_PART_BYTES fetched FETCH_S3_PARALLEL at a time with ranged
-# GETs and appended in order, so OUTPUT always holds a prefix of the object and a killed
+# s3_get on hosts that read their weights from S3; localai-fetch-weights.sh runs it (its
+# stderr becomes the error message; progress goes to the fetcher's log on fd 7).
+# Appends bytes FROM..FROM+LIMIT-1 of s3://BUCKET/KEY to OUTPUT with the aws CLI (SigV4
+# with its own credential chain: on EC2 the instance role's, from IMDSv2), in parts of
+# FETCH_S3_PART_BYTES fetched FETCH_S3_PARALLEL at a time with ranged GETs and appended in
+# order, so OUTPUT always holds a prefix of the object and a killed
 # fetch resumes after its last complete part. A part that comes back short is an error.
 # Exit 0, 23 (OUTPUT cannot be written), 28 (a timeout) or 1.
 # Env: FETCH_S3_PARALLEL (4), FETCH_S3_PART_BYTES (67108864), FETCH_S3_REGION (optional:
@@ -94,6 +95,5 @@ s3_get() { # URL OUTPUT FROM LIMIT: append bytes FROM..FROM+LIMIT-1 of s3://BUCK
         fi
     done
 }
-
 
 s3_get "$@"

@@ -266,21 +266,13 @@ def test_the_edges_of_the_s3_settings_are_accepted(
 ) -> None:
     """1 and 64 parts at a time download the file; the checks refuse only past them."""
     write_manifest(tmp_path, f"s3://{bucket}/weights/{FILE}")
-    for parallel in ("1", "64"):
+    for parallel, window in (("1", "(1 parts)"), ("64", "(10 parts)")):
         models = tmp_path / f"models-{parallel}"
         models.mkdir()
-        result = subprocess.run(
-            ["bash", str(FETCHER), str(tmp_path / "weights.tsv"), str(models)],
-            env={"PATH": aws_cli_path(), "HOME": str(tmp_path), "AWS_CA_BUNDLE": s3_server.ca_bundle,
-                 "AWS_CONFIG_FILE": str(tmp_path / "none"), "FETCH_S3_ENDPOINT_URL": s3_server.endpoint_url,
-                 "FETCH_S3_REGION": "us-east-1", "FETCH_MIN_FREE_BYTES": "0", "FETCH_S3_PART_BYTES": str(PART),
-                 "FETCH_S3_PARALLEL": parallel, "AWS_ACCESS_KEY_ID": reader["AWS_ACCESS_KEY_ID"],
-                 "AWS_SECRET_ACCESS_KEY": reader["AWS_SECRET_ACCESS_KEY"]},
-            capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+        result = fetch(tmp_path, models, s3_server, FETCH_S3_PARALLEL=parallel, **reader)
         assert result.returncode == 0, result.stderr
         assert (models / FILE).read_bytes() == BODY
-        assert "(10 parts)" in result.stderr if parallel == "64" else "(1 parts)" in result.stderr
+        assert window in result.stderr
 
 
 def test_an_object_shorter_than_the_manifest_says_is_refused(
