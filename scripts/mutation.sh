@@ -117,6 +117,7 @@ name = "http"
 worker-urls = [$(IFS=,; echo "${urls[*]}")]
 TOML
     (cd "$work/tree0" && "$py" -m cosmic_ray.cli init "$work/config.toml" "$work/session.sqlite")
+    (cd "$work/tree0" && "$py" "$here/skip_annotations.py" "$work/session.sqlite" "$root/$module")
     for _ in $(seq 1 50); do # until every worker accepts connections
         ok=1
         for port in "${ports[@]}"; do

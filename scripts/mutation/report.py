@@ -127,10 +127,15 @@ def python_mutants(session: Path, source: Path) -> tuple[list[Mutant], int]:
     for operator, row, col, end_row, end_col, worker, test, diff in rows:
         if worker is None:
             sys.exit("mutation: the session has mutants without a result (interrupted run?)")
-        survived = worker.lower() == "normal" and test.lower() == "survived"
-        if survived and inside(((row, col), (end_row, end_col)), annotations):
+        # skip_annotations.py marks the ones inside unevaluated annotations "skipped"
+        # before exec; a run without it leaves them to survive. Either way: by rule.
+        skipped = worker.lower() == "skipped"
+        survived = worker.lower() == "normal" and (test or "").lower() == "survived"
+        if (survived or skipped) and inside(((row, col), (end_row, end_col)), annotations):
             in_annotations += 1
             continue
+        if skipped:
+            sys.exit(f"mutation: a skipped mutant outside any annotation, line {row}")
         mutants.append(
             Mutant(
                 name=operator,

@@ -216,3 +216,61 @@ def test_the_annotation_rule_holds_only_where_annotations_stay_unevaluated(
                     "--session", str(annotated_session(tmp_path)))  # fmt: skip
     assert "function annotations" not in result.stdout
     assert sum(line.startswith("SURVIVED") for line in result.stdout.splitlines()) == 5
+
+
+SKIP = REPO / "scripts" / "mutation" / "skip_annotations.py"
+
+
+def test_annotation_mutants_are_skipped_before_exec_and_scored_by_the_rule(
+    tmp_path: Path,
+) -> None:
+    # A real cosmic-ray session of ANNOTATED: init, skip, exec (a test command that fails,
+    # so every mutant that runs is killed), report.
+    pytest.importorskip("cosmic_ray")
+    (tmp_path / "m.py").write_text(ANNOTATED)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[cosmic-ray]\nmodule-path = "m.py"\ntimeout = 30\nexcluded-modules = []\n'
+        'test-command = "false"\n\n[cosmic-ray.distributor]\nname = "local"\n'
+    )
+    db = tmp_path / "s.sqlite"
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=True)
+
+    run(sys.executable, "-m", "cosmic_ray.cli", "init", str(config), str(db))
+    skipped = run(sys.executable, str(SKIP), str(db), str(tmp_path / "m.py"))
+    rows = (
+        sqlite3.connect(db)
+        .execute(
+            "SELECT s.start_pos_row, s.start_pos_col, r.worker_outcome FROM mutation_specs s"
+            " LEFT JOIN work_results r ON r.job_id = s.job_id WHERE s.operator_name LIKE"
+            " '%BitOr%'"
+        )
+        .fetchall()
+    )
+    by_place = {}
+    for row, col, outcome in rows:
+        by_place.setdefault((row, col), set()).add(outcome)
+    # The three annotations' `|` are skipped, every operator of each; the body's is not.
+    # (cosmic-ray does not mutate the class body's annotation.)
+    assert by_place == {(4, 13): {"SKIPPED"}, (4, 32): {"SKIPPED"}, (4, 48): {"SKIPPED"},
+                        (5, 13): {None}}  # fmt: skip
+    count = (
+        sqlite3.connect(db)
+        .execute("SELECT count(*) FROM work_results WHERE worker_outcome = 'SKIPPED'")
+        .fetchone()[0]
+    )
+    assert count == len(rows) * 3 // 4  # 3 of the 4 places, each with every operator
+    assert skipped.stdout == (
+        f"mutation: {count} mutants inside unevaluated annotations skipped (not run)\n"
+    )
+    run(sys.executable, "-m", "cosmic_ray.cli", "exec", str(config), str(db))
+    equivalent = tmp_path / "eq.txt"
+    equivalent.write_text("")
+    result = report(tmp_path, "--equivalent", str(equivalent), "--source",
+                    str(tmp_path / "m.py"), "--session", str(db))  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert not any(line.startswith("SURVIVED") for line in lines)
+    assert lines[-2].startswith(f"mutation: {count} surviving mutants lie inside")
+    assert lines[-1].startswith("mutation score m.py: 100.0%")
