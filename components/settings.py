@@ -55,6 +55,8 @@ LLMs with ``--gpus all localai/localai:<version>-cublas-cuda12-core``). Its size
 be checked from here (no registry). ``localai:gpuImage`` still takes any tag."""
 # Keys whose stack-config value is JSON (Pulumi stores lists and objects as JSON text).
 _JSON_KEYS = frozenset({"models", "allowedCidrs", "sshCidrs", "fleet", "extraEnv", "tags"})
+# Keys set for the other target are ignored with a warning (``fleet`` is not one of them:
+# on the docker target it is refused, since a fleet is never local).
 _AWS_ONLY_KEYS = (
     "instanceType",
     "volumeSizeGb",
@@ -62,7 +64,6 @@ _AWS_ONLY_KEYS = (
     "allowedCidrs",
     "allowAnywhere",
     "public",
-    "fleet",
     "sshKeyName",
     "sshCidrs",
     "vpcId",
@@ -161,7 +162,6 @@ class _Section(BaseModel):
 _CERTIFICATE_ARN = r"^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate/[0-9a-f-]{36}$"
 _HOSTNAME = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 DOMAIN_NAME_MAX_CHARS = 253  # RFC 1035 section 2.3.4 (less the root's dot)
-FLEET_ONLY_WITHOUT_FLEET = "fleet"
 SINGLE_VM_ONLY_KEYS = ("instanceType", "subnetId", "weightsVolumeId", "public", "vpcEndpoints")
 """Keys of the single VM that a fleet has no use for: ``fleet.instanceTypes`` replaces
 ``instanceType``, ``fleet.subnetIds`` replaces ``subnetId``, every instance has its own
@@ -659,7 +659,6 @@ def _format_errors(
         loc = [str(part) for part in item["loc"]]
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            key = loc[-1] if loc else "?"
             allowed = ", ".join(sorted(to_camel(f) for f in Settings.model_fields))
             nested = len(loc) > 1
             lines.append(
@@ -673,10 +672,9 @@ def _format_errors(
             shown = "'[secret]'" if key in hidden else _describe(raw.get(key))
             lines.append(f"  - {NAMESPACE}:{key} = {shown}: {message}")
             continue
-        key = loc[0] if loc else "?"
         where = ".".join(loc) or "?"
         value = item.get("input") if loc else None
-        if key in hidden:
+        if loc and loc[0] in hidden:
             value = "[secret]"
         lines.append(f"  - {NAMESPACE}:{where} = {_describe(value)}: {message}")
     return "\n".join(lines)

@@ -1050,3 +1050,202 @@ def test_a_wrong_kind_of_model_is_refused_where_it_is_named(raw: dict, message: 
 
     with pytest.raises(ConfigError, match=message):
         load_settings(raw, catalog=load_catalog())
+
+
+# -- issue 22, second operator set: messages, orders, returns and patterns, each pinned ----
+
+
+def test_every_aws_only_key_set_on_the_docker_target_is_ignored_in_order() -> None:
+    values = {
+        "instanceType": "c7i.xlarge", "volumeSizeGb": "40", "volumeThroughput": "300",
+        "allowedCidrs": '["203.0.113.0/24"]', "allowAnywhere": "true", "public": "false",
+        "sshKeyName": "k", "sshCidrs": '["203.0.113.7/32"]', "vpcId": "vpc-0123456789abcdef0",
+        "subnetId": "subnet-0123456789abcdef0", "logRetentionDays": "14",
+        "rootVolumeSizeGb": "40", "weightsVolumeId": "vol-0123456789abcdef0",
+        "amiId": "ami-0123456789abcdef0", "vpcEndpoints": "true",
+    }  # fmt: skip
+    assert load(values).ignored_keys() == list(values)
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [({"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/not-a-uuid",
+       "domainName": "llm.example.com"}, "certificateArn"),
+     ({"domainName": "-llm.example.com", "hostedZoneId": "Z0123ABC"}, "domainName"),
+     ({"domainName": "llm", "hostedZoneId": "Z0123ABC"}, "domainName"),
+     ({"domainName": "llm.example.com", "hostedZoneId": "z0123abc"}, "hostedZoneId"),
+     ({"weightsSnapshotId": "vol-0123456789abcdef0"}, "weightsSnapshotId"),
+     ({"subnetIds": ["sg-0123456789abcdef0"]}, "subnetIds.0"),
+     ({"loadBalancerSubnetIds": ["subnet-XYZ"]}, "loadBalancerSubnetIds.0")],
+)  # fmt: skip
+def test_each_fleet_id_and_name_must_have_its_form(values: dict, where: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        FleetSettings.model_validate({**FLEET_OK, **values})
+    error = info.value.errors()[0]
+    assert (error["type"], ".".join(map(str, error["loc"]))) == ("string_pattern_mismatch", where)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("vpcId", "subnet-0123456789abcdef0"), ("subnetId", "vpc-0123456789abcdef0"),
+     ("weightsVolumeId", "snap-0123456789abcdef0"), ("amiId", "ami-XYZ")],
+)  # fmt: skip
+def test_each_single_vm_id_must_have_its_form(key: str, value: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings.model_validate({**AWS, key: value})
+    assert [(e["type"], e["loc"]) for e in info.value.errors()] == [
+        ("string_pattern_mismatch", (key,))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "where", "message"),
+    [({"minSize": -1}, "minSize", "Input should be greater than or equal to 0"),
+     ({"maxSize": 0}, "maxSize", "Input should be greater than or equal to 1"),
+     ({"desiredSize": -1}, "desiredSize", "Input should be greater than or equal to 0"),
+     ({"maxSize": 100, "desiredSize": 101}, "desiredSize",
+      "Input should be less than or equal to 100")],
+)  # fmt: skip
+def test_fleet_sizes_out_of_range_are_named_by_their_own_bound(
+    sizes: dict, where: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        FleetSettings.model_validate({**FLEET_OK, **sizes})
+    assert [(e["loc"], e["msg"]) for e in info.value.errors()] == [((where,), message)]
+
+
+FLEET_MESSAGES = [
+    ({"minSize": 0},
+     "minSize 0 cannot scale out again: the group scales on requests per instance, and with "
+     "no instance the load balancer counts none (it answers 503). Use minSize 1 or more"),
+    ({"hostedZoneId": "Z0123ABC"},
+     "hostedZoneId needs domainName: the name to create in that zone"),
+    ({"certificateArn": ARN},
+     "certificateArn needs domainName: the name the certificate is for, which OPENAI_BASE_URL "
+     "then uses (the load balancer's own DNS name cannot match it)"),
+    ({"domainName": "llm.example.com"},
+     "domainName 'llm.example.com' without hostedZoneId: a certificate is requested from ACM "
+     "with DNS validation in that Route 53 zone; set hostedZoneId, or certificateArn for a "
+     "certificate you already have"),
+    ({"warmPool": {}, "spot": {}},
+     "warmPool cannot be combined with spot: AWS refuses a warm pool on a group that requests "
+     "Spot Instances"),
+    ({"warmPool": {}, "instanceTypes": ["g6.xlarge", "g5.xlarge"]},
+     "warmPool needs exactly one instance type (got 2): AWS refuses a warm pool on a group "
+     "with a mixed instances policy, which several types need"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("values", "message"), FLEET_MESSAGES)
+def test_each_fleet_rule_says_why_in_full(values: dict, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        FleetSettings.model_validate({**FLEET_OK, **values})
+    assert [e["msg"] for e in info.value.errors()] == [f"Value error, {message}"]
+
+
+def test_a_fleet_with_a_warm_pool_validates_to_itself() -> None:
+    fleet = FleetSettings.model_validate({**FLEET_OK, "warmPool": {"minSize": 2}})
+    assert isinstance(fleet, FleetSettings)
+    assert fleet.warm_pool is not None and fleet.warm_pool.min_size == 2
+
+
+def test_duplicates_are_named_in_sorted_order() -> None:
+    # Five of each: a set's order would match the sorted one by chance in 1 of 120 runs.
+    types = ["g6.xlarge", "g5.xlarge", "g6e.xlarge", "g5.2xlarge", "g6.2xlarge"]
+    with pytest.raises(ValidationError, match=r"instanceTypes lists g5\.2xlarge, g5\.xlarge, "
+                       r"g6\.2xlarge, g6\.xlarge, g6e\.xlarge more than once"):  # fmt: skip
+        FleetSettings.model_validate({"instanceTypes": types + types[::-1]})
+    names = ["e", "d", "c", "b", "a"]
+    with pytest.raises(ConfigError, match=r"lists \['a', 'b', 'c', 'd', 'e'\] more than once"):
+        load({"models": json.dumps(names + names)})
+
+
+def test_reserved_extra_env_names_are_listed_in_sorted_order() -> None:
+    names = ["THREADS", "MODELS_PATH", "LOCALAI_THREADS", "ADDRESS", "HF_TOKEN"]
+    message = extra_env_error(dict.fromkeys(names, "1"))
+    assert f"{sorted(names)} are set by the package itself" in message
+
+
+def test_the_embeddings_models_are_offered_in_sorted_order() -> None:
+    class Config:
+        def __init__(self, embeddings: bool) -> None:
+            self.embeddings = embeddings
+
+    catalog = {"z-embed": Config(True), "phi-3.5-mini-instruct": Config(False),
+               "m-embed": Config(True), "a-embed": Config(True)}  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        load_settings({"embeddingModel": "nope"}, catalog=catalog)
+    assert "embeddings models there: ['a-embed', 'm-embed', 'z-embed'], or 'none'" in str(
+        info.value
+    )
+
+
+def test_the_given_api_key_and_instance_type_are_the_ones_kept() -> None:
+    key = "k" * 16 + "-0123456789"
+    settings = load({**AWS_OK, "apiKey": key, "instanceType": "m7i.large"}, ("apiKey",))
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == key
+    assert settings.instance_type == "m7i.large"
+    assert load({"localaiVersion": "v2.25.1"}).localai_version == "v2.25.1"
+
+
+def test_the_api_key_rule_says_why() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"apiKey": "short"}, ("apiKey",))
+    assert str(info.value).splitlines()[1] == (
+        "  - localai:apiKey = '[secret]': must be at least 16 characters without spaces, "
+        "quotes or commas (LocalAI splits API_KEY on commas: a comma would add a second, "
+        "weaker key; leave it unset to have one generated)"
+    )
+
+
+def test_tag_problems_are_joined_with_semicolons() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({**AWS_OK, "tags": json.dumps({"aws:x": "1", "localai:y": "2"})})
+    line = next(li for li in str(info.value).splitlines() if "localai:tags" in li)
+    first, second = line.split(": ", 1)[1].split("; ", 1)
+    assert "aws:x" in first and "localai:y" in second
+
+
+def test_the_bind_and_local_fleet_rules_say_why() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"bindAddress": "0.0.0.0"})
+    assert str(info.value).splitlines()[1] == (
+        "  - localai:bindAddress = '0.0.0.0': 0.0.0.0 publishes the endpoint beyond this "
+        "machine, and Docker's published ports bypass host firewalls such as ufw; set "
+        "'localai:allowNetworkBind true' as well if that is intended"
+    )
+    with pytest.raises(ConfigError) as info:
+        load({"fleet": json.dumps(FLEET_OK)})
+    assert str(info.value).splitlines()[1] == (
+        "  - localai:fleet = {'instanceTypes': ['g6.xlarge']}: an autoscaled fleet runs on "
+        "EC2: set 'localai:target aws', or remove 'localai:fleet' for the local Docker target"
+    )
+
+
+def test_a_cross_key_rule_on_a_key_set_as_secret_shows_it_as_secret() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"target": "aws", "allowedCidrs": '["0.0.0.0/0"]'}, ("allowedCidrs",))
+    assert (
+        str(info.value).splitlines()[1].startswith("  - localai:allowedCidrs = '[secret]': admits ")
+    )
+
+
+def test_format_errors_never_shows_the_api_key_or_hf_token_even_unmarked() -> None:
+    for key, value in (("apiKey", "short s3cr3t"), ("hfToken", 'bad"s3cr3t')):
+        with pytest.raises(ValidationError) as info:
+            Settings.model_validate({key: value})
+        text = _format_errors(info.value, {key: value})
+        assert "s3cr3t" not in text
+        assert f"  - localai:{key} = '[secret]': " in text
+
+
+def test_each_up_front_problem_is_a_line_of_its_own_in_key_order() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"ready_timeout_seconds": "60", "api_key": "x", "extra_env": "{}"})
+    assert str(info.value).splitlines() == [
+        "localai configuration is invalid:",
+        "  - localai:api_key: configuration keys are camelCase; use localai:apiKey",
+        "  - localai:extra_env: configuration keys are camelCase; use localai:extraEnv",
+        "  - localai:ready_timeout_seconds: configuration keys are camelCase; use "
+        "localai:readyTimeoutSeconds",
+    ]

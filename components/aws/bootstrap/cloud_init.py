@@ -236,7 +236,8 @@ def read_file(name: str) -> str:
     return (FILES_DIR / name).read_text(encoding="utf-8")
 
 
-_HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
+# `<<` and `<<-` start a here-document; `<<<` is a here-string, which does not.
+_HEREDOC = re.compile(r"(?<!<)<<(?!<)-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
 _COMMENT_LINE = re.compile(r"\s*#(?!!)(?!\s*shellcheck )")
 
 
@@ -259,7 +260,7 @@ def compact_script(text: str) -> str:
         if number > 0 and _COMMENT_LINE.match(line):
             continue
         kept.append(line.lstrip(" \t"))
-        heredoc = _HEREDOC.search(line.replace("<<<", ""))
+        heredoc = _HEREDOC.search(line)
         if heredoc:
             terminator = heredoc.group(1)
     return "\n".join(kept)
@@ -542,7 +543,7 @@ def _validate(spec: BootstrapSpec) -> None:
         _validate_fleet(spec, spec.fleet)
     _check_path("mount_point", spec.mount_point)
     segments = spec.mount_point.split("/")[1:]  # '//x', 'x/', '.' and '..' are not normalised
-    if spec.mount_point == "/" or any(part in ("", ".", "..") for part in segments):
+    if any(part in ("", ".", "..") for part in segments):  # '/' gives [''], refused too
         raise ValueError(
             f"mount_point {spec.mount_point!r} must be a normalised absolute path other "
             "than /, e.g. '/var/lib/localai'"

@@ -724,3 +724,158 @@ def test_compaction_keeps_the_first_line_and_every_line_of_a_here_document():
         "# first line, even without #!\necho a\n"
         "cat <<EOF\n# c1 inside\ncode inside\n# c2 inside\nEOF\necho b\n"
     )
+
+
+# --- issue 22, second operator set: defaults, orders, flags and fleet refusals ------------
+
+
+def test_the_optional_spec_fields_default_to_nothing():
+    spec = make_spec()
+    optional = {"extra_env", "hf_token_parameter", "weights_manifest", "never_format",
+                "keep_removed_weights", "fleet", "volume_wait_s"}  # fmt: skip
+    given = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    bare = cloud_init.BootstrapSpec(**{k: v for k, v in given.items() if k not in optional})
+    assert (bare.extra_env, bare.hf_token_parameter, bare.weights_manifest) == ({}, "", "")
+    assert (bare.never_format, bare.keep_removed_weights, bare.fleet) == (False, False, None)
+
+
+def test_the_conf_writes_each_flag_as_0_or_1():
+    conf = decoded_files(render_user_data(make_spec(gpu=True, keep_removed_weights=True)))[
+        CONF_PATH
+    ]
+    assert "\nPREPARE_VOLUME_NEVER_FORMAT=0\n" in conf
+    assert "\nLOCALAI_GPU_CAPABLE=1\n" in conf
+    assert "\nLOCALAI_INSTALL_DOCKER=0\n" in conf
+    assert conf.endswith("\nLOCALAI_KEEP_REMOVED_WEIGHTS=1\n")
+
+
+def test_the_fleet_profile_conf_is_exactly_its_comment_and_values():
+    files = decoded_files(render_user_data(mixed_fleet_spec()))
+    assert files["/etc/localai/fleet/c7i.xlarge.conf"] == (
+        "# c7i.xlarge: sized by components/sizing/planner.py for this type.\n"
+        "LOCALAI_CPUS=3.5\nLOCALAI_MEMORY_MB=7168\nLOCALAI_THREADS=4\n"
+        "LOCALAI_GPU_CAPABLE=0\nLOCALAI_GPU_IMAGE=\n"
+        "LOCALAI_MODEL_SRC_DIR=/etc/localai/models/c7i.xlarge\n"
+    )
+
+
+def test_the_keys_a_fleet_host_discovers_are_the_ones_localai_host_profile_writes():
+    script = (FILES_DIR / "localai-host-profile.sh").read_text()
+    written = re.search(r"printf '((?:[A-Z_]+=%s\\n)+)'", script)
+    assert written is not None
+    keys = tuple(part.split("=")[0] for part in written.group(1).split("\\n") if part)
+    assert cloud_init.DISCOVERED_KEYS == keys == ("LOCALAI_VOLUME_DEVICE", "LOCALAI_INSTANCE_TYPE")
+    base = decoded_files(render_user_data(fleet_spec()))["/etc/localai/fleet/base.conf"]
+    assert not any(f"\n{key}=" in base for key in keys)
+
+
+def test_the_fleet_document_does_not_depend_on_the_order_profiles_and_models_come_in():
+    spec = mixed_fleet_spec()
+    reordered = {k: spec.fleet.profiles[k] for k in reversed(list(spec.fleet.profiles))}
+    gpu = reordered["g6.xlarge"]
+    models = ("phi-3.5-mini-instruct", "llama-3.1-8b-instruct")
+    two = dataclasses.replace(
+        gpu, cpu_models=model_set(models, 0), gpu_models=model_set(models, 99)
+    )
+    backwards = dataclasses.replace(
+        two,
+        cpu_models=dict(reversed(list(two.cpu_models.items()))),
+        gpu_models=dict(reversed(list(two.gpu_models.items()))),
+    )
+    forwards_spec = dataclasses.replace(
+        spec,
+        fleet=dataclasses.replace(spec.fleet, profiles={**spec.fleet.profiles, "g6.xlarge": two}),
+    )
+    backwards_spec = dataclasses.replace(
+        spec, fleet=dataclasses.replace(spec.fleet, profiles={**reordered, "g6.xlarge": backwards})
+    )
+    assert list(backwards_spec.fleet.profiles) != list(forwards_spec.fleet.profiles)
+    document = render_user_data(forwards_spec)
+    assert render_user_data(backwards_spec) == document
+    paths = [entry["path"] for entry in yaml.safe_load(document)["write_files"]]
+    assert paths.index("/etc/localai/fleet/c7i.xlarge.conf") < paths.index(
+        "/etc/localai/fleet/g6.xlarge.conf"
+    )
+    gpu_models = [p for p in paths if p.startswith("/etc/localai/models/g6.xlarge/gpu/")]
+    assert gpu_models == sorted(gpu_models) and len(gpu_models) == 2
+
+
+def test_a_fleet_host_abandons_its_launch_when_its_profile_step_fails():
+    steps = yaml.safe_load(render_user_data(fleet_spec()))["runcmd"]
+    assert steps[1] == (
+        "/usr/local/sbin/localai-host-profile || { rc=1; "
+        "SERVICE_RESULT=host-profile-failed /usr/local/sbin/localai-lifecycle complete; }"
+    )
+
+
+def test_every_runcmd_step_and_package_is_one_block_style_line():
+    document = render_user_data(make_spec())
+    lines = document.split("\n")
+    config = yaml.safe_load(document)
+    start = lines.index("runcmd:")
+    assert len([li for li in lines[start + 1 :] if li]) == len(config["runcmd"])
+    assert all(li.startswith("- ") for li in lines[start + 1 :] if li)
+    assert "\npackages:\n- docker.io\n- curl\n" in document
+
+
+def test_a_here_string_does_not_start_a_here_document():
+    text = '#!/usr/bin/env bash\nread -r a <<<word\n# dropped\nx=$(sed p <<<"$a")\n# dropped\n'
+    assert cloud_init.compact_script(text) == (
+        '#!/usr/bin/env bash\nread -r a <<<word\nx=$(sed p <<<"$a")\n'
+    )
+    assert cloud_init.compact_script("cat <<-END\n\t# kept\n\tEND\n# dropped\n") == (
+        "cat <<-END\n\t# kept\n\tEND\n"
+    )
+
+
+def test_a_write_files_entry_without_content_writes_an_empty_file():
+    assert cloud_init.decode_write_file({"path": "/etc/x"}) == ""
+
+
+def test_the_shipped_files_are_ascii_so_their_encoding_cannot_differ():
+    # read_file and the shared scripts read UTF-8 explicitly; an ASCII file reads the same
+    # under any locale, which is why `encoding=None` is listed as an equivalent mutant.
+    shipped = [*FILES_DIR.iterdir(), *cloud_init.SHARED_SCRIPTS.values()]
+    assert shipped
+    for path in shipped:
+        path.read_bytes().decode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"volume_device": "/dev/nvme1n1"},
+         "volume_device must be empty on a fleet host: each instance finds its own weights "
+         "volume (localai-host-profile)"),
+        ({"never_format": True},
+         "never_format is for a volume the user named; a fleet's are its own"),
+        ({"profiles": {}}, "a fleet host needs at least one instance-type profile"),
+        ({"profiles": "bad name"}, "'c7i xlarge' is not an EC2 instance type name"),
+    ],
+)  # fmt: skip
+def test_each_fleet_refusal_says_why(change, message):
+    spec = mixed_fleet_spec()
+    if "profiles" in change:
+        profiles = change["profiles"]
+        if profiles == "bad name":
+            profiles = {"c7i xlarge": spec.fleet.profiles["c7i.xlarge"]}
+        spec = dataclasses.replace(spec, fleet=dataclasses.replace(spec.fleet, profiles=profiles))
+    else:
+        spec = dataclasses.replace(spec, **change)
+    with pytest.raises(ValueError) as info:
+        render_user_data(spec)
+    assert str(info.value) == message
+
+
+def test_a_gpu_profile_without_the_default_model_in_its_gpu_set_is_refused():
+    spec = mixed_fleet_spec()
+    profiles = dict(spec.fleet.profiles)
+    profiles["g6.xlarge"] = dataclasses.replace(
+        profiles["g6.xlarge"], gpu_models=model_set(("llama-3.1-8b-instruct",), 99)
+    )
+    bad = dataclasses.replace(spec, fleet=dataclasses.replace(spec.fleet, profiles=profiles))
+    with pytest.raises(
+        ValueError,
+        match=r"^profile g6\.xlarge: default_model 'phi-3\.5-mini-instruct' is not among gpu_models",
+    ):
+        render_user_data(bad)
