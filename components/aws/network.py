@@ -101,7 +101,7 @@ def default_route_egress(routes: Sequence[object]) -> tuple[str, str]:
     ``("none", what it is)``. Only an internet gateway serves a public IP, and only a NAT
     path serves a host without one."""
     for route in routes:
-        if getattr(route, "cidr_block", "") != "0.0.0.0/0":
+        if getattr(route, "cidr_block", None) != "0.0.0.0/0":
             continue
         gateway = getattr(route, "gateway_id", "") or ""
         if gateway.startswith("igw-"):

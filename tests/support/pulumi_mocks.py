@@ -146,7 +146,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         # The network the AWS invokes describe; tests change it to play other accounts.
         self.vpc_subnets: dict[str, list[str]] = {DEFAULT_VPC: [*DEFAULT_SUBNETS, PRIVATE_SUBNET]}
         self.subnet_route_tables: dict[str, str] = {PRIVATE_SUBNET: "rtb-0private"}
-        self.main_route_table = "rtb-0main"
+        self.main_route_table: str | None = "rtb-0main"  # None: a VPC without one
         self.route_tables: dict[str, list[dict[str, str]]] = {
             "rtb-0main": [_route(gatewayId="igw-0main")],
             "rtb-0private": [_route(natGatewayId="nat-0private")],
@@ -311,7 +311,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             if "association.subnet-id" in filters:
                 table = self.subnet_route_tables.get(filters["association.subnet-id"][0])
                 return {"id": "us-east-1", "ids": [table] if table else []}
-            return {"id": "us-east-1", "ids": [self.main_route_table]}
+            main = self.main_route_table
+            return {"id": "us-east-1", "ids": [main] if main else []}
         if token == "aws:ec2/getRouteTable:getRouteTable":
             table = args.args["routeTableId"]
             return {"id": table, "routeTableId": table, "routes": self.route_tables[table]}
@@ -326,9 +327,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "cidrBlock": "172.31.0.0/20",
             }
         if token == "aws:ebs/getEbsVolumes:getEbsVolumes":
-            return {"id": "us-east-1", "ids": sorted(self.deployed_volumes)}
+            # In no particular order, as DescribeVolumes answers: the code sorts.
+            return {"id": "us-east-1", "ids": list(self.deployed_volumes)}
         if token == "aws:ebs/getVolume:getVolume":
-            volume_id = args.args["filters"][0]["values"][0]
+            # EC2 refuses a filter name it does not know (InvalidParameterValue).
+            filters = {f["name"]: f["values"] for f in args.args["filters"]}
+            if set(filters) != {"volume-id"}:
+                raise ValueError(f"getVolume: unknown filter names {sorted(filters)}")
+            volume_id = filters["volume-id"][0]
             return {
                 "id": volume_id,
                 "volumeId": volume_id,

@@ -249,3 +249,120 @@ def test_the_endpoint_resources_whole() -> None:
         "cidrBlocks": ["0.0.0.0/0"], "ipv6CidrBlocks": ["::/0"],
         "description": "image pulls, model downloads, SSM, CloudWatch",
     }]  # fmt: skip
+
+
+# -- issue 22, second operator set: orders, messages, lookups and resources, each pinned --
+
+
+def test_the_placement_values_are_immutable() -> None:
+    import dataclasses
+
+    from components.aws.network import DeployedVolume, FleetPlacement, Placement
+
+    placement = Placement("subnet-1", "us-east-1a", "vpc-1")
+    volume = DeployedVolume("vol-1", 20, "us-east-1a")
+    fleet = FleetPlacement("vpc-1", "10.0.0.0/16", (placement,), (placement,), True, {})
+    for value, field in ((placement, "subnet_id"), (volume, "size_gb"), (fleet, "vpc_id")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, "x")
+
+
+def test_a_route_without_a_cidr_block_is_not_the_default_route() -> None:
+    v6 = SimpleNamespace(ipv6_cidr_block="::/0", gateway_id="igw-v6")
+    assert default_route_egress([v6]) == ("none", "no 0.0.0.0/0 route")
+
+
+def test_subnets_are_tried_in_id_order_whatever_order_aws_lists_them_in() -> None:
+    def reversed_listing(mocks) -> None:
+        mocks.vpc_subnets["vpc-0def000000000000a"] = [SUBNET_B, SUBNET_A]
+
+    placed = deploy(AWS, setup=reversed_listing)
+    assert placed.one(INSTANCE).inputs["subnetId"] == SUBNET_A
+    asked = [a["id"] for t, a in placed.mocks.calls if t == "aws:ec2/getSubnet:getSubnet"]
+    assert asked[0] == SUBNET_A
+
+
+def test_a_subnet_in_a_vpc_without_a_main_route_table_has_no_route() -> None:
+    def no_main(mocks) -> None:
+        mocks.main_route_table = None
+
+    with pytest.raises(ConfigError) as caught:
+        deploy({**AWS, "subnetId": SUBNET_A}, setup=no_main)
+    assert str(caught.value) == (
+        "localai configuration cannot be deployed: no subnet fits the host:\n"
+        f"  - {SUBNET_A} (us-east-1a): a public host needs a 0.0.0.0/0 route to an internet "
+        "gateway (no 0.0.0.0/0 route)\n"
+        "  Set localai:subnetId to a subnet that fits."
+    )
+
+
+def test_the_no_subnet_message_whole_for_each_reason() -> None:
+    def volume_in_c_and_nothing_in_a(mocks) -> None:
+        mocks.deployed_volumes["vol-0deployed000000001"] = (20, "us-east-1c")
+
+    with pytest.raises(ConfigError) as caught:
+        deploy(AWS, setup=volume_in_c_and_nothing_in_a)
+    assert str(caught.value) == (
+        "localai configuration cannot be deployed: no subnet fits the host:\n"
+        f"  - {SUBNET_A} (us-east-1a): the weights volume is in us-east-1c\n"
+        f"  - {SUBNET_B} (us-east-1b): the weights volume is in us-east-1c\n"
+        "  Set localai:vpcId or localai:subnetId to a subnet that fits."
+    )
+
+    def no_subnets(mocks) -> None:
+        mocks.vpc_subnets["vpc-0def000000000000a"] = []
+
+    with pytest.raises(ConfigError) as caught:
+        deploy({"target": "aws", "public": "false"}, setup=no_subnets)
+    assert str(caught.value) == (
+        "localai configuration cannot be deployed: no subnet fits the host:\n"
+        "  - no subnet found (create a default VPC, or set localai:subnetId)\n"
+        "  Set localai:vpcId or localai:subnetId to a subnet that fits (a private subnet "
+        "with a NAT route)."
+    )
+
+    def other_target(mocks) -> None:
+        mocks.route_tables["rtb-0main"] = [{**mocks.route_tables["rtb-0main"][0],
+                                            "gatewayId": "vgw-0vpn"}]  # fmt: skip
+
+    with pytest.raises(ConfigError) as caught:
+        deploy({**AWS, "subnetId": SUBNET_B}, setup=other_target)
+    assert (
+        f"  - {SUBNET_B} (us-east-1b): a public host needs a 0.0.0.0/0 route to an internet "
+        "gateway (0.0.0.0/0 goes to vgw-0vpn)\n"
+    ) in str(caught.value)
+
+
+def test_the_largest_of_several_deployed_volumes_is_the_one_kept_and_each_is_looked_up() -> None:
+    def two_volumes(mocks) -> None:
+        mocks.deployed_volumes["vol-0zzzz000000000002"] = (40, "us-east-1b")
+        mocks.deployed_volumes["vol-0aaaa000000000001"] = (20, "us-east-1a")
+
+    placed = deploy(AWS, setup=two_volumes)
+    looked_up = [a for t, a in placed.mocks.calls if t == "aws:ebs/getVolume:getVolume"]
+    assert looked_up[:2] == [
+        {"filters": [{"name": "volume-id", "values": ["vol-0aaaa000000000001"]}]},
+        {"filters": [{"name": "volume-id", "values": ["vol-0zzzz000000000002"]}]},
+    ]
+    assert placed.one(VOLUME).inputs["availabilityZone"] == "us-east-1b"
+    assert placed.one(INSTANCE).inputs["subnetId"] == SUBNET_B
+
+
+def test_a_named_volume_is_looked_up_by_its_id() -> None:
+    placed = deploy({**AWS, "weightsVolumeId": "vol-0123456789abcdef0"})
+    looked_up = [a for t, a in placed.mocks.calls if t == "aws:ebs/getVolume:getVolume"]
+    assert {"filters": [{"name": "volume-id", "values": ["vol-0123456789abcdef0"]}]} in looked_up
+
+
+def test_the_host_security_group_ingress_and_vpc_whole() -> None:
+    placed = deploy({**AWS, "sshKeyName": "k", "sshCidrs": '["198.51.100.7/32"]',
+                     "vpcId": "vpc-0def000000000000a"})  # fmt: skip
+    groups = {r.name: r for r in placed.mocks.of_type("aws:ec2/securityGroup:SecurityGroup")}
+    host_sg = groups["localai-sg"].inputs
+    assert host_sg["vpcId"] == "vpc-0def000000000000a"
+    assert host_sg["ingress"] == [
+        {"protocol": "tcp", "fromPort": 8080, "toPort": 8080, "cidrBlocks": ["203.0.113.0/24"],
+         "description": "LocalAI API"},
+        {"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["198.51.100.7/32"],
+         "description": "SSH (opted in)"},
+    ]  # fmt: skip
