@@ -942,3 +942,13 @@ def test_the_snapshot_lookup_takes_the_newest(pulumi_mocks: RecordingMocks) -> N
 def test_a_root_volume_below_the_ami_is_named_by_its_key(pulumi_mocks: RecordingMocks) -> None:
     with pytest.raises(ConfigError, match=r"localai:rootVolumeSizeGb = 10 GiB is smaller"):
         run_program({**fleet_config(), "rootVolumeSizeGb": "10"}, stack="prod")
+
+
+def test_the_hourly_costs_are_rounded_to_four_decimals(pulumi_mocks: RecordingMocks) -> None:
+    # c7a.2xlarge costs $0.41054 an hour: five decimals, so the rounding shows.
+    out = run_program(
+        {**fleet_config(instanceTypes=["c7a.2xlarge"]), "accelerator": "cpu", **ONE_MODEL},
+        stack="prod",
+    ).outputs
+    assert out["hourlyCostUsdAtMinSize"] == 0.433  # 0.41054 + the load balancer's 0.0225
+    assert out["hourlyCostUsdAtMaxSize"] == 1.6647  # 4 x 0.41054 + 0.0225 = 1.66466

@@ -366,3 +366,164 @@ def test_the_host_security_group_ingress_and_vpc_whole() -> None:
         {"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["198.51.100.7/32"],
          "description": "SSH (opted in)"},
     ]  # fmt: skip
+
+
+# -- the weights volume's cooldown and zone, judged by network.py itself ------------------
+
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+from components.aws.network import DeployedVolume, volume_modified_at  # noqa: E402
+
+NOW = datetime(2026, 12, 4, 12, 0, 30, 123456, tzinfo=UTC)
+STAMP = "2026-12-04T07:00:00+00:00"  # five hours before NOW
+
+
+def volume(size: int = 40, throughput: int | None = 250, stamp: str | None = STAMP):
+    return DeployedVolume("vol-0deployed000000001", size, "us-east-1a", throughput, stamp)
+
+
+def test_no_deployed_volume_has_no_modification_time() -> None:
+    assert volume_modified_at(None, 40, 250, now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("deployed", "size", "throughput"),
+    [(volume(), 40, 250), (volume(throughput=None), 40, 500)],
+    ids=["nothing changes", "unknown throughput is no change"],
+)
+def test_without_a_change_the_recorded_time_stays(deployed, size, throughput) -> None:
+    assert volume_modified_at(deployed, size, throughput, now=NOW) == STAMP
+
+
+def test_a_change_within_six_hours_is_refused_with_the_whole_story() -> None:
+    with pytest.raises(ConfigError) as caught:
+        volume_modified_at(volume(), 60, 500, now=NOW)
+    assert str(caught.value) == (
+        "localai configuration cannot be applied yet:\n  - localai:volumeSizeGb / "
+        "localai:volumeThroughput: the weights volume vol-0deployed000000001 was modified at "
+        "2026-12-04 07:00 UTC, and EBS accepts the next change 6 hours later: retry after "
+        "2026-12-04 13:00 UTC (size 40 -> 60 GiB, throughput 250 -> 500 MiB/s)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("deployed", "size", "throughput"),
+    [(volume(stamp="2026-12-04T06:00:30.123456+00:00"), 60, 250),  # exactly six hours
+     (volume(stamp=None), 60, 250), (volume(stamp="not a time"), 60, 250),
+     (volume(stamp="2026-12-04T00:00:00+00:00"), 40, 500)],
+    ids=["six hours on the dot", "never modified", "unreadable stamp", "throughput only"],
+)  # fmt: skip
+def test_a_change_that_may_go_ahead_records_now_to_the_second(deployed, size, throughput) -> None:
+    assert volume_modified_at(deployed, size, throughput, now=NOW) == "2026-12-04T12:00:30+00:00"
+
+
+def test_a_change_a_moment_before_six_hours_is_refused() -> None:
+    with pytest.raises(ConfigError, match="retry after 2026-12-04 13:00 UTC"):
+        volume_modified_at(
+            volume(stamp="2026-12-04T07:00:30.123457+00:00"), 60, 250, now=NOW + timedelta(hours=1)
+        )
+
+
+def test_a_named_volume_in_another_zone_than_the_subnet_is_refused_whole() -> None:
+    def in_b(mocks) -> None:
+        mocks.deployed_volumes["vol-0123456789abcdef0"] = (40, "us-east-1b")
+
+    with pytest.raises(ConfigError) as caught:
+        deploy({**AWS, "weightsVolumeId": "vol-0123456789abcdef0", "subnetId": SUBNET_A},
+               setup=in_b)  # fmt: skip
+    assert str(caught.value) == (
+        "localai configuration is invalid:\n  - localai:weightsVolumeId = "
+        f"'vol-0123456789abcdef0' is in us-east-1b but localai:subnetId {SUBNET_A} is in "
+        "us-east-1a: an EBS volume attaches only within its availability zone. Pick a subnet "
+        "in that zone, or unset localai:subnetId"
+    )
+
+
+# -- the fleet's subnets --------------------------------------------------------------------
+
+FLEET = {
+    "target": "aws", "allowedCidrs": '["203.0.113.0/24"]',
+    "models": '["qwen2.5-0.5b-instruct"]',
+}  # fmt: skip
+SUBNET_D, SUBNET_E = "subnet-0dddd000000000000", "subnet-0eeee000000000000"
+
+
+def fleet(**settings: object) -> dict[str, str]:
+    import json
+
+    return {**FLEET, "fleet": json.dumps({"instanceTypes": ["c7i.xlarge"], **settings})}
+
+
+def test_fleet_subnets_in_several_vpcs_are_refused_naming_them_sorted() -> None:
+    # Four VPCs: a set's own order would match the sorted one by chance in 1 of 24 runs.
+    vpcs = {"vpc-0zzz000000000000a": SUBNET_D, "vpc-0mmm000000000000a": SUBNET_E,
+            "vpc-0aaa000000000000a": "subnet-0ffff000000000000"}  # fmt: skip
+
+    def other_vpcs(mocks) -> None:
+        for vpc, subnet in vpcs.items():
+            mocks.vpc_subnets[vpc] = [subnet]
+
+    with pytest.raises(ConfigError) as caught:
+        deploy(fleet(subnetIds=[SUBNET_A, *vpcs.values()]), setup=other_vpcs)
+    assert str(caught.value) == (
+        "localai configuration is invalid:\n  - localai:fleet.subnetIds are in several VPCs "
+        "(vpc-0aaa000000000000a, vpc-0def000000000000a, vpc-0mmm000000000000a, "
+        "vpc-0zzz000000000000a): list subnets of one VPC"
+    )
+
+
+def test_fleet_subnets_without_a_way_out_are_named_with_their_route() -> None:
+    def no_route(mocks) -> None:
+        mocks.subnet_route_tables[SUBNET_B] = "rtb-0isolated"
+        mocks.route_tables["rtb-0isolated"] = []
+
+    with pytest.raises(ConfigError) as caught:
+        deploy(fleet(subnetIds=[SUBNET_A, SUBNET_B]), setup=no_route)
+    assert str(caught.value) == (
+        "localai configuration cannot be deployed: the fleet needs subnets in two zones:\n"
+        f"  - {SUBNET_B} (us-east-1b): no way out for downloads and SSM (no 0.0.0.0/0 route)\n"
+        "  - the instances can use 1 zone(s) and the load balancer 1 of the same zones; both "
+        "need at least 2\n"
+        "  Set localai:fleet.subnetIds (and loadBalancerSubnetIds) to subnets in two or more "
+        "zones"
+    )
+
+
+def test_an_internet_facing_load_balancer_refuses_subnets_without_an_internet_gateway() -> None:
+    with pytest.raises(ConfigError) as caught:
+        deploy(fleet(loadBalancerSubnetIds=[PRIVATE_SUBNET, SUBNET_B]))
+    assert (
+        f"  - {PRIVATE_SUBNET} (us-east-1a): an internet-facing load balancer needs a "
+        "0.0.0.0/0 route to an internet gateway (nat)\n"
+    ) in str(caught.value)
+
+
+def test_the_load_balancer_takes_its_own_subnets_one_per_zone_and_the_instances_follow() -> None:
+    from components.aws import network
+
+    def two_in_a(mocks) -> None:
+        mocks.vpc_subnets["vpc-0def000000000000a"].append(SUBNET_E)  # us-east-1a, igw
+
+    placed = deploy(fleet(loadBalancerSubnetIds=[SUBNET_E, SUBNET_B, SUBNET_A]), setup=two_in_a)
+    balancer = placed.one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert balancer["subnets"] == [SUBNET_A, SUBNET_B]
+    group = placed.one("aws:autoscaling/group:Group").inputs
+    assert group["vpcZoneIdentifiers"] == [SUBNET_A, SUBNET_B]
+    assert network.MIN_FLEET_ZONES == 2
+
+
+def test_an_internal_load_balancer_takes_listed_subnets_whatever_their_route() -> None:
+    placed = deploy(fleet(internal=True, loadBalancerSubnetIds=[PRIVATE_SUBNET, SUBNET_B]))
+    balancer = placed.one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert balancer["subnets"] == [PRIVATE_SUBNET, SUBNET_B]
+    assert balancer["internal"] is True
+
+
+def test_the_fleet_placement_zones_are_its_instance_subnets_zones() -> None:
+    from components.aws.network import FleetPlacement, Placement
+
+    a = Placement(SUBNET_A, "us-east-1a", "vpc-1")
+    b = Placement(SUBNET_B, "us-east-1b", "vpc-1")
+    assert FleetPlacement("vpc-1", "10.0.0.0/16", (b, a), (a,), False, {}).zones == (
+        "us-east-1b", "us-east-1a",
+    )  # fmt: skip
