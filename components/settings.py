@@ -406,10 +406,8 @@ class Settings(_Section):
     @field_validator("api_key")
     @classmethod
     def _key_is_usable(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return value
-        raw = value.get_secret_value()
-        if len(raw) < 16 or any(c.isspace() or c in "'\"\\$`," for c in raw):
+        raw = value.get_secret_value() if value is not None else None
+        if raw is not None and (len(raw) < 16 or any(c.isspace() or c in "'\"\\$`," for c in raw)):
             raise ValueError(
                 "must be at least 16 characters without spaces, quotes or commas (LocalAI "
                 "splits API_KEY on commas: a comma would add a second, weaker key; leave it "
@@ -492,11 +490,10 @@ class Settings(_Section):
     @field_validator("instance_type")
     @classmethod
     def _instance_type_is_supported(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
         from components.sizing.instance_types import lookup  # static catalog, no I/O
 
-        lookup(value)  # raises ValueError naming the supported families/sizes
+        if value is not None:
+            lookup(value)  # raises ValueError naming the supported families/sizes
         return value
 
     # -- cross-key checks -----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -1249,3 +1250,21 @@ def test_each_up_front_problem_is_a_line_of_its_own_in_key_order() -> None:
         "  - localai:ready_timeout_seconds: configuration keys are camelCase; use "
         "localai:readyTimeoutSeconds",
     ]
+
+
+def test_refused_extra_env_names_are_listed_in_sorted_order() -> None:
+    names = ["P2P", "GALLERIES", "TOKEN", "FEDERATED", "AUTOLOAD_GALLERIES"]
+    message = extra_env_error(dict.fromkeys(names, "1"))
+    listed = re.findall(r"\b(" + "|".join(names) + r") ", message.split("refused: ", 1)[1])
+    assert listed == sorted(names)
+
+
+@pytest.mark.parametrize("catalog", ["mapping", "names"])
+def test_an_embeddings_model_set_explicitly_is_kept(catalog: str) -> None:
+    from components.models.catalog import load_catalog
+
+    models = load_catalog()
+    given = models if catalog == "mapping" else set(models)
+    settings = load_settings({"embeddingModel": "nomic-embed-text-v1.5"}, catalog=given)
+    assert settings.embedding_model == "nomic-embed-text-v1.5"
+    assert settings.served_models == ["phi-3.5-mini-instruct", "nomic-embed-text-v1.5"]
