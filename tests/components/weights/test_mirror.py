@@ -181,3 +181,147 @@ def test_the_stack_manifest_is_the_one_its_hosts_use(stack: str) -> None:
 def test_an_unknown_stack_is_an_error(capsys) -> None:
     assert mirror.main(["--stack", "nope", "--bucket", "b-x"]) == 1
     assert "mirror-weights: error: no " in capsys.readouterr().err
+
+
+# -- issue 22: what the mirror decides, each pinned -----------------------------------------
+
+
+def test_the_values_are_immutable() -> None:
+    import dataclasses
+
+    line = mirror.ManifestLine(FILE, SHA, 1, "https://x")
+    done = mirror.Mirrored(FILE, "k", 1, uploaded=True)
+    for value, field in ((line, "size"), (done, "uploaded")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, 2)
+
+
+def test_the_manifest_skips_comments_and_blank_lines_only() -> None:
+    text = f"# header\n\n{FILE}\t{SHA}\t7\thttps://x/{FILE}\n#another\n"
+    assert mirror.parse_manifest(text) == [mirror.ManifestLine(FILE, SHA, 7, f"https://x/{FILE}")]
+    assert mirror.s3_manifest(text, "bucket-x").splitlines() == [
+        "# localai weights manifest (mirrored to S3): filename, sha256, size, url",
+        f"{FILE}\t{SHA}\t7\ts3://bucket-x/weights/{SHA}/{FILE}",
+    ]
+    assert mirror.DEFAULT_CACHE.parts[-3:] == (".cache", "localai", "mirror")
+
+
+def test_the_cache_is_the_operators_own_and_a_silent_failure_still_says_so(
+    tmp_path, monkeypatch
+) -> None:
+    silent = tmp_path / "fetcher.sh"
+    silent.write_text("exit 3\n")
+    monkeypatch.setattr(mirror, "FETCHER", silent)
+    cache = tmp_path / "cache" / "dev"
+    with pytest.raises(mirror.MirrorError) as caught:
+        mirror.fetch_into("x\n", cache)
+    assert str(caught.value) == "the fetcher could not get every file: (no output)"
+    assert (cache.stat().st_mode & 0o777, (cache / ".mirror-manifest.tsv").read_text()) == (
+        0o700, "x\n",
+    )  # fmt: skip
+    talking = tmp_path / "talking.sh"
+    talking.write_text("echo first >&2; echo 'last words' >&2; exit 1\n")
+    monkeypatch.setattr(mirror, "FETCHER", talking)
+    with pytest.raises(
+        mirror.MirrorError, match=r"^the fetcher could not get every file: last words$"
+    ):
+        mirror.fetch_into("x\n", cache)
+
+
+class HeadOnly:
+    """An S3 API stand-in that answers HEAD with one error code, or with ``head``."""
+
+    def __init__(self, code: str | None = None, head: dict | None = None) -> None:
+        self.code, self.head, self.uploads = code, head or {}, []
+
+    def head_object(self, **_: object) -> dict:
+        from botocore.exceptions import ClientError
+
+        if self.code is not None:
+            raise ClientError({"Error": {"Code": self.code}}, "HeadObject")
+        return self.head
+
+    def upload_file(self, *args: object, **kwargs: object) -> None:
+        self.uploads.append((args, kwargs))
+
+
+@pytest.mark.parametrize("code", ["404", "NoSuchKey", "NotFound"])
+def test_each_not_found_answer_means_absent(code: str) -> None:
+    line = mirror.ManifestLine(FILE, SHA, 1, "https://x")
+    assert mirror._present(HeadOnly(code), "b", "k", line, 1) is False
+
+
+def test_any_other_error_is_raised_not_taken_for_absent() -> None:
+    from botocore.exceptions import ClientError
+
+    line = mirror.ManifestLine(FILE, SHA, 1, "https://x")
+    with pytest.raises(ClientError):
+        mirror._present(HeadOnly("403"), "b", "k", line, 1)
+
+
+def test_an_upload_that_does_not_match_afterwards_is_an_error(tmp_path) -> None:
+    (tmp_path / FILE).write_bytes(b"12345")
+    line = mirror.ManifestLine(FILE, SHA, 5, "https://x")
+    s3 = HeadOnly(head={"ContentLength": 5, "Metadata": {"sha256": "0" * 64}})
+    with pytest.raises(mirror.MirrorError) as caught:
+        list(mirror.upload(s3, "bucket-x", [line], tmp_path))
+    assert str(caught.value) == (
+        f"{FILE}: s3://bucket-x/weights/{SHA}/{FILE} does not match after upload"
+    )
+    ((args, kwargs),) = s3.uploads
+    assert args == (str(tmp_path / FILE), "bucket-x", f"weights/{SHA}/{FILE}")
+    assert kwargs == {
+        "ExtraArgs": {"Metadata": {"sha256": SHA}, "ChecksumAlgorithm": "SHA256"},
+        "Config": None,
+    }
+
+
+def test_main_mirrors_the_stack_and_says_what_it_did(tmp_path, monkeypatch, capsys) -> None:
+    seen = {}
+
+    def fake_mirror(text, bucket, *, s3, cache):
+        seen.update(text=text, bucket=bucket, cache=cache, endpoint=s3.meta.endpoint_url)
+        return [mirror.Mirrored("a.gguf", "weights/x/a.gguf", 3, uploaded=True),
+                mirror.Mirrored("b.gguf", "weights/y/b.gguf", 4, uploaded=False)]  # fmt: skip
+
+    monkeypatch.setattr(mirror, "mirror", fake_mirror)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    argv = ["--stack", "dev", "--bucket", "bucket-x", "--cache", str(tmp_path),
+            "--endpoint-url", "https://127.0.0.1:9"]  # fmt: skip
+    assert mirror.main(argv) == 0
+    assert seen == {"text": mirror.stack_manifest("dev"), "bucket": "bucket-x",
+                    "cache": tmp_path / "dev", "endpoint": "https://127.0.0.1:9"}  # fmt: skip
+    assert capsys.readouterr().out.splitlines() == [
+        "a.gguf: uploaded (s3://bucket-x/weights/x/a.gguf, 3 bytes)",
+        "b.gguf: already there (s3://bucket-x/weights/y/b.gguf, 4 bytes)",
+    ]
+
+
+def test_main_needs_the_stack_and_the_bucket_and_documents_each_option(capsys) -> None:
+    for argv in (["--bucket", "b"], ["--stack", "dev"]):
+        with pytest.raises(SystemExit) as caught:
+            mirror.main(argv)
+        assert caught.value.code == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        mirror.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in (
+        "Mirror a stack's weights into an S3 bucket, from a machine that can reach the "
+        "models' sources (issue 20, part 3: the operator's side).",
+        "--stack STACK the stack whose models to mirror",
+        "--bucket BUCKET the stack's weights bucket",
+        "--cache CACHE local download cache",
+        "--endpoint-url ENDPOINT_URL another S3 endpoint (tests)",
+    ):
+        assert phrase in text
+
+
+def test_main_caches_under_the_default_directory_per_stack(monkeypatch) -> None:
+    seen = {}
+    monkeypatch.setattr(
+        mirror, "mirror", lambda text, bucket, *, s3, cache: seen.update(c=cache) or []
+    )
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert mirror.main(["--stack", "gpu", "--bucket", "b-x"]) == 0
+    assert seen["c"] == mirror.DEFAULT_CACHE / "gpu"
