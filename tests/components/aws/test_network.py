@@ -527,3 +527,23 @@ def test_the_fleet_placement_zones_are_its_instance_subnets_zones() -> None:
     assert FleetPlacement("vpc-1", "10.0.0.0/16", (b, a), (a,), False, {}).zones == (
         "us-east-1b", "us-east-1a",
     )  # fmt: skip
+
+
+def test_now_is_an_aware_utc_time() -> None:
+    from components.aws.network import utc_now
+
+    before = datetime.now(UTC)
+    now = utc_now()
+    assert now.tzinfo is UTC and before <= now <= datetime.now(UTC)
+
+
+def test_a_volume_change_is_recorded_in_the_volumes_modified_at_tag(monkeypatch) -> None:
+    from components.aws import network
+
+    monkeypatch.setattr(network, "utc_now", lambda: NOW)
+
+    def deployed(mocks) -> None:
+        mocks.deployed_volumes["vol-0deployed000000001"] = (40, "us-east-1a")
+
+    placed = deploy({**AWS, "volumeSizeGb": "60"}, setup=deployed)
+    assert placed.one(VOLUME).inputs["tags"]["localai:modified-at"] == "2026-12-04T12:00:30+00:00"
