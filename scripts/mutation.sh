@@ -22,7 +22,11 @@
 # and the score: killed / (all - equivalent), per operator set. Exit 0 when every score is
 # at least MUTATION_MIN_SCORE (default 95), 1 below it, 2 on a usage or setup error.
 # Env: MUTATION_JOBS (cosmic-ray workers, default: cores; bash mutants run one at a time:
-# loop devices and ports), MUTATION_KEEP=1 (keep the work dir).
+# loop devices and ports), MUTATION_KEEP=1 (keep the work dir: it is printed at the end).
+# MUTATION_RESCORE=DIR (Python modules): after tests were added for a run's survivors, run
+# again only the mutants that survived in DIR (a run kept with MUTATION_KEEP=1), against the
+# tests as they are now; refused when the module itself changed since (score it afresh).
+# It trusts that no test was weakened in between: a full run is the reference.
 # Slow (minutes per module on two cores): not part of CI; run it when you change a
 # module's logic or its tests (README, Tests).
 set -euo pipefail
@@ -51,7 +55,17 @@ fi
 for t in "${tests[@]}"; do [[ -e "$root/${t%%::*}" ]] || { echo "mutation: no such test: $t" >&2; exit 2; }; done
 
 jobs=${MUTATION_JOBS:-$(nproc)}
-work=$(mktemp -d "${TMPDIR:-/tmp}/localai-mutation.XXXXXX")
+rescore=${MUTATION_RESCORE:-}
+if [[ -n "$rescore" ]]; then
+    [[ "$module" == *.py ]] || { echo "mutation: MUTATION_RESCORE is for Python modules" >&2; exit 2; }
+    work=$(cd "$rescore" && pwd)
+    [[ -f "$work/session.sqlite" && -f "$work/ast.tsv" ]] || { echo "mutation: $rescore is not a kept run of both sets" >&2; exit 2; }
+    cmp -s "$work/tree0/$module" "$root/$module" || { echo "mutation: $module changed since $rescore was scored: run it afresh" >&2; exit 2; }
+    rm -rf -- "$work/tree0" "$work"/tree[0-9]* "$work"/ast-tree*
+    MUTATION_KEEP=1
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/localai-mutation.XXXXXX")
+fi
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -85,7 +99,9 @@ status=0
 case $module in
 *.py)
     if [[ " $sets " == *" ast "* ]]; then
-        "$py" "$here/ast_mutants.py" run "$module" "$work/ast.tsv" "$work" "$timeout" "$jobs" -- "${pytest_cmd[@]}" |
+        ast_command=run
+        [[ -z "$rescore" ]] || ast_command=rescore
+        "$py" "$here/ast_mutants.py" "$ast_command" "$module" "$work/ast.tsv" "$work" "$timeout" "$jobs" -- "${pytest_cmd[@]}" |
             grep -v '^ast: [0-9]*/[0-9]* .*: killed$' || true
         "$py" "$here/report.py" --module "$module" --equivalent "$here/equivalent.txt" \
             --source "$root/$module" --ast-results "$work/ast.tsv" --label " (ast operators)" || status=1
@@ -116,8 +132,18 @@ name = "http"
 [cosmic-ray.distributor.http]
 worker-urls = [$(IFS=,; echo "${urls[*]}")]
 TOML
-    (cd "$work/tree0" && "$py" -m cosmic_ray.cli init "$work/config.toml" "$work/session.sqlite")
-    (cd "$work/tree0" && "$py" "$here/skip_annotations.py" "$work/session.sqlite" "$root/$module")
+    if [[ -n "$rescore" ]]; then # the survivors go back to pending; the rest keep their result
+        "$py" - "$work/session.sqlite" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+gone = db.execute("DELETE FROM work_results WHERE lower(worker_outcome) = 'normal' AND lower(test_outcome) = 'survived'").rowcount
+db.commit()
+print(f"mutation: {gone} surviving cosmic-ray mutants run again")
+PY
+    else
+        (cd "$work/tree0" && "$py" -m cosmic_ray.cli init "$work/config.toml" "$work/session.sqlite")
+        (cd "$work/tree0" && "$py" "$here/skip_annotations.py" "$work/session.sqlite" "$root/$module")
+    fi
     for _ in $(seq 1 50); do # until every worker accepts connections
         ok=1
         for port in "${ports[@]}"; do

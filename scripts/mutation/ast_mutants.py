@@ -3,6 +3,7 @@ it is not a library.
 
     ast_mutants.py list MODULE                 print the mutants (for a look)
     ast_mutants.py run MODULE RESULTS WORKDIR TIMEOUT JOBS -- PYTEST...
+    ast_mutants.py rescore MODULE RESULTS WORKDIR TIMEOUT JOBS -- PYTEST...
 
 Operators (each applied to one place at a time, by replacing that node's source text, so
 the rest of the module is byte for byte the same):
@@ -19,6 +20,9 @@ the rest of the module is byte for byte the same):
 ``run`` copies WORKDIR/tree0 once per job, writes each mutant into a copy, runs the tests
 there (a mutant that runs over TIMEOUT seconds, or that fails to import, counts as killed)
 and writes RESULTS as TSV: operator, line, outcome, the mutated line before -> after.
+``rescore`` runs again only the mutants RESULTS has as survived, against the tests as they
+are now, and rewrites RESULTS; it refuses when the module's mutants are not the ones RESULTS
+lists (the module changed: score it afresh).
 """
 
 from __future__ import annotations
@@ -145,9 +149,25 @@ def describe(source: str, mutant: Mutant) -> str:
     return f"{before.strip()} -> {after.strip()}"
 
 
-def run(module: str, results: Path, work: Path, timeout: int, jobs: int, pytest: list[str]) -> None:
+def run(
+    module: str,
+    results: Path,
+    work: Path,
+    timeout: int,
+    jobs: int,
+    pytest: list[str],
+    *,
+    rescore: bool = False,
+) -> None:
     source = (work / "tree0" / module).read_text()
     todo = mutants(source)
+    kept: dict[Mutant, str] = {}  # rescore: the previous outcome of each mutant not rerun
+    if rescore:
+        previous = [raw.split("\t", 3) for raw in results.read_text().splitlines()]
+        listed = [(m.operator, str(m.line), describe(source, m).replace("\t", " ")) for m in todo]
+        if [(op, line, detail) for op, line, _, detail in previous] != listed:
+            sys.exit(f"ast: {module} is not the module {results} scored: run it afresh")
+        kept = {m: p[2] for m, p in zip(todo, previous, strict=True) if p[2] != "survived"}
     trees: queue.Queue[Path] = queue.Queue()
     for number in range(1, jobs + 1):
         tree = work / f"ast-tree{number}"
@@ -171,8 +191,14 @@ def run(module: str, results: Path, work: Path, timeout: int, jobs: int, pytest:
             (tree / module).write_text(source)
             trees.put(tree)
 
+    def outcome_of(mutant: Mutant) -> tuple[Mutant, str]:
+        return (mutant, kept[mutant]) if mutant in kept else one(mutant)
+
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        done = list(pool.map(outcome_of, todo)) if rescore else None
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool, results.open("w") as out:
-        for number, (mutant, outcome) in enumerate(pool.map(one, todo), start=1):
+        outcomes = iter(done) if done is not None else pool.map(one, todo)
+        for number, (mutant, outcome) in enumerate(outcomes, start=1):
             detail = describe(source, mutant).replace("\t", " ")
             out.write(f"{mutant.operator}\t{mutant.line}\t{outcome}\t{detail}\n")
             out.flush()
@@ -186,9 +212,10 @@ def main() -> int:
         for mutant in mutants(source):
             print(f"{mutant.operator}\tline {mutant.line}\t{describe(source, mutant)}")
         return 0
-    if len(sys.argv) > 8 and sys.argv[1] == "run" and sys.argv[7] == "--":
+    if len(sys.argv) > 8 and sys.argv[1] in ("run", "rescore") and sys.argv[7] == "--":
         module, results, work, timeout, jobs = sys.argv[2:7]
-        run(module, Path(results), Path(work), int(timeout), int(jobs), sys.argv[8:])
+        run(module, Path(results), Path(work), int(timeout), int(jobs), sys.argv[8:],
+            rescore=sys.argv[1] == "rescore")  # fmt: skip
         return 0
     print(__doc__, file=sys.stderr)
     return 2

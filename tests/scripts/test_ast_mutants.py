@@ -83,3 +83,43 @@ def test_every_mutant_is_valid_python_that_differs_from_the_source() -> None:
         text = mutant.apply(SOURCE)
         assert text != SOURCE
         ast.parse(text)
+
+
+TINY = 'def greet(name):\n    return "hello " + name\n'
+WEAK_TEST = "from tiny import greet\n\ndef test_it():\n    assert greet('x')\n"
+STRONG_TEST = "from tiny import greet\n\ndef test_it():\n    assert greet('x') == 'hello x'\n"
+
+
+def test_rescore_runs_only_the_survivors_again_and_refuses_a_changed_module(tmp_path) -> None:
+    import subprocess
+
+    tree = tmp_path / "tree0"
+    tree.mkdir()
+    (tree / "tiny.py").write_text(TINY)
+    (tree / "test_tiny.py").write_text(WEAK_TEST)
+    results = tmp_path / "ast.tsv"
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_tiny.py"]
+
+    def score(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(REPO / "scripts/mutation/ast_mutants.py"), command, "tiny.py",
+             str(results), str(tmp_path), "60", "1", "--", *pytest],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    assert score("run").returncode == 0
+    first = [line.split("\t")[:3] for line in results.read_text().splitlines()]
+    # "" + name is still truthy; `pass` and `return None` give None: killed.
+    assert first == [["ast/DeleteReturn", "2", "killed"], ["ast/ReturnNone", "2", "killed"],
+                     ["ast/StringLiteral", "2", "survived"]]  # fmt: skip
+    for copy in tmp_path.glob("ast-tree*"):
+        (copy / "test_tiny.py").write_text(STRONG_TEST)
+    (tree / "test_tiny.py").write_text(STRONG_TEST)
+    rescored = score("rescore")
+    assert rescored.returncode == 0, rescored.stderr
+    assert [line.split("\t")[2] for line in results.read_text().splitlines()] == ["killed"] * 3
+    assert "ast: 3/3 ast/StringLiteral line 2: killed" in rescored.stdout
+    (tree / "tiny.py").write_text(TINY.replace("hello ", "hi "))
+    refused = score("rescore")
+    assert refused.returncode != 0
+    assert "is not the module" in refused.stderr
