@@ -273,7 +273,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 ],
             }  # fmt: skip
         if token == "aws:ec2/getVpcEndpointService:getVpcEndpointService":
-            service = args.args["service"]
+            # As EC2 answers: S3 offers a Gateway and an Interface service (naming no type
+            # matches both, which the data source refuses); every other service Interface.
+            service, kind = args.args["service"], args.args.get("serviceType")
+            offered = {"s3": ("Gateway", "Interface")}.get(service, ("Interface",))
+            if (
+                not service
+                or (kind is None and len(offered) > 1)
+                or (kind is not None and kind not in offered)
+            ):
+                return {}, [("service", f"no single VPC endpoint service {service!r} {kind!r}")]
             return {"id": service, "serviceName": f"com.amazonaws.us-east-1.{service}"}
         if token == "aws:index/getPartition:getPartition":
             return {"id": self.partition, "partition": self.partition, "dnsSuffix": "amazonaws.com"}

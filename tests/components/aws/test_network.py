@@ -547,3 +547,40 @@ def test_a_volume_change_is_recorded_in_the_volumes_modified_at_tag(monkeypatch)
 
     placed = deploy({**AWS, "volumeSizeGb": "60"}, setup=deployed)
     assert placed.one(VOLUME).inputs["tags"]["localai:modified-at"] == "2026-12-04T12:00:30+00:00"
+
+
+def test_a_named_volume_places_the_host_in_its_zone() -> None:
+    def in_b(mocks) -> None:
+        mocks.deployed_volumes["vol-0123456789abcdef0"] = (40, "us-east-1b")
+
+    placed = deploy({**AWS, "weightsVolumeId": "vol-0123456789abcdef0"}, setup=in_b)
+    assert placed.one(INSTANCE).inputs["subnetId"] == SUBNET_B
+
+
+def test_the_s3_gateway_endpoint_is_s3s_gateway_service() -> None:
+    placed = deploy({**PRIVATE, "vpcEndpoints": "true"})
+    s3 = next(r for r in placed.mocks.of_type(ENDPOINT) if r.name == "localai-endpoint-s3")
+    assert s3.inputs["serviceName"] == "com.amazonaws.us-east-1.s3"
+
+
+def test_the_network_resources_are_the_hosts_children() -> None:
+    placed = deploy({**PRIVATE, "vpcEndpoints": "true"})
+    made = [
+        *placed.mocks.of_type(ENDPOINT),
+        *placed.mocks.of_type("aws:ec2/securityGroup:SecurityGroup"),
+    ]
+    assert len(made) == 7
+    for resource in made:
+        assert resource.parent.endswith("$localai:aws:Host::localai"), (
+            resource.name,
+            resource.parent,
+        )
+
+
+def test_the_fleet_takes_the_first_subnet_by_id_in_each_zone_whatever_the_listed_order() -> None:
+    def two_in_a(mocks) -> None:
+        mocks.vpc_subnets["vpc-0def000000000000a"].append(SUBNET_E)  # us-east-1a, igw
+
+    placed = deploy(fleet(subnetIds=[SUBNET_E, SUBNET_B, SUBNET_A]), setup=two_in_a)
+    group = placed.one("aws:autoscaling/group:Group").inputs
+    assert group["vpcZoneIdentifiers"] == [SUBNET_A, SUBNET_B]
