@@ -147,6 +147,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.vpc_subnets: dict[str, list[str]] = {DEFAULT_VPC: [*DEFAULT_SUBNETS, PRIVATE_SUBNET]}
         self.subnet_route_tables: dict[str, str] = {PRIVATE_SUBNET: "rtb-0private"}
         self.main_route_table: str | None = "rtb-0main"  # None: a VPC without one
+        self.vpc_cidrs: dict[str, str] = {DEFAULT_VPC: "172.31.0.0/16"}  # absent: 10.9.0.0/16
         self.route_tables: dict[str, list[dict[str, str]]] = {
             "rtb-0main": [_route(gatewayId="igw-0main")],
             "rtb-0private": [_route(natGatewayId="nat-0private")],
@@ -295,11 +296,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "endpoint": "ec2.us-east-1.amazonaws.com",
             }
         if token == "aws:ec2/getVpc:getVpc":
-            return {
-                "id": args.args.get("id") or "vpc-0def000000000000a",
-                "cidrBlock": "172.31.0.0/16",
-                "default": True,
-            }
+            # By id, or the default VPC; naming neither matches every VPC, which the data
+            # source refuses when there are several (as here).
+            vpc = args.args.get("id") or (DEFAULT_VPC if args.args.get("default") else None)
+            if vpc is None:
+                return {}, [("id", "multiple VPCs matched; use additional constraints")]
+            return {"id": vpc, "cidrBlock": self.vpc_cidrs.get(vpc, "10.9.0.0/16"),
+                    "default": vpc == DEFAULT_VPC}  # fmt: skip
         if token == "aws:ec2/getSubnets:getSubnets":
             filters = {f["name"]: f["values"] for f in args.args.get("filters", [])}
             ids = [i for vpc in filters["vpc-id"] for i in self.vpc_subnets.get(vpc, [])]

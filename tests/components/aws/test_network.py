@@ -584,3 +584,83 @@ def test_the_fleet_takes_the_first_subnet_by_id_in_each_zone_whatever_the_listed
     placed = deploy(fleet(subnetIds=[SUBNET_E, SUBNET_B, SUBNET_A]), setup=two_in_a)
     group = placed.one("aws:autoscaling/group:Group").inputs
     assert group["vpcZoneIdentifiers"] == [SUBNET_A, SUBNET_B]
+
+
+def test_fleet_refusals_name_the_subnets_in_id_order_whatever_the_listed_order() -> None:
+    def isolated(mocks) -> None:
+        mocks.vpc_subnets["vpc-0def000000000000a"].append(SUBNET_E)
+        for subnet in (SUBNET_A, SUBNET_E):
+            mocks.subnet_route_tables[subnet] = "rtb-0isolated"
+        mocks.route_tables["rtb-0isolated"] = []
+
+    with pytest.raises(ConfigError) as caught:
+        deploy(fleet(subnetIds=[SUBNET_E, SUBNET_B, SUBNET_A]), setup=isolated)
+    lines = str(caught.value).splitlines()
+    assert lines[1:3] == [
+        f"  - {SUBNET_A} (us-east-1a): no way out for downloads and SSM (no 0.0.0.0/0 route)",
+        f"  - {SUBNET_E} (us-east-1a): no way out for downloads and SSM (no 0.0.0.0/0 route)",
+    ]
+
+
+def test_an_internet_facing_load_balancer_names_each_unfit_subnet_in_id_order_alone() -> None:
+    def nat_everywhere(mocks) -> None:
+        mocks.vpc_subnets["vpc-0def000000000000a"].append(SUBNET_E)
+        mocks.subnet_route_tables[SUBNET_E] = "rtb-0private"
+
+    with pytest.raises(ConfigError) as caught:
+        deploy(fleet(loadBalancerSubnetIds=[SUBNET_E, PRIVATE_SUBNET, SUBNET_B]),
+               setup=nat_everywhere)  # fmt: skip
+    assert str(caught.value) == (
+        "localai configuration cannot be deployed: the fleet needs subnets in two zones:\n"
+        f"  - {PRIVATE_SUBNET} (us-east-1a): an internet-facing load balancer needs a "
+        "0.0.0.0/0 route to an internet gateway (nat)\n"
+        f"  - {SUBNET_E} (us-east-1a): an internet-facing load balancer needs a 0.0.0.0/0 "
+        "route to an internet gateway (nat)\n"
+        "  - the instances can use 1 zone(s) and the load balancer 1 of the same zones; both "
+        "need at least 2\n"
+        "  Set localai:fleet.subnetIds (and loadBalancerSubnetIds) to subnets in two or more "
+        "zones"
+    )
+
+
+def test_a_fleet_in_another_vpc_takes_that_vpcs_range() -> None:
+    other = "vpc-0other0000000000a"
+
+    def other_vpc(mocks) -> None:
+        mocks.vpc_subnets[other] = [SUBNET_D, SUBNET_E]
+        mocks.vpc_cidrs[other] = "10.42.0.0/16"
+        mocks.subnet_route_tables[SUBNET_D] = mocks.subnet_route_tables[SUBNET_E] = "rtb-0main"
+
+    from tests.support import pulumi_mocks as mocks_module
+
+    mocks_module.SUBNET_ZONES[SUBNET_D] = "us-east-1b"
+    try:
+        config = fleet(internal=True, subnetIds=[SUBNET_D, SUBNET_E])
+        del config["allowedCidrs"]  # an internal load balancer admits its VPC by default
+        placed = deploy(config, setup=other_vpc)
+    finally:
+        del mocks_module.SUBNET_ZONES[SUBNET_D]
+    asked = [a for t, a in placed.mocks.calls if t == "aws:ec2/getVpc:getVpc"]
+    assert asked == [{"id": other}]
+    rules = placed.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert {r.inputs.get("cidrIpv4") for r in rules if r.name.startswith("localai-lb-in-")} == {
+        "10.42.0.0/16"
+    }
+
+
+def test_the_fleet_placement_knows_which_types_each_zone_offers() -> None:
+    from components.aws.network import choose_fleet_subnets
+    from tests.support.pulumi_mocks import RecordingMocks, install_mocks
+
+    mocks = RecordingMocks()
+    mocks.offerings["g6.xlarge"] = ["us-east-1b", "us-east-1a"]
+    mocks.offerings["g5.xlarge"] = ["us-east-1b"]
+    install_mocks(mocks)
+    placement = choose_fleet_subnets(
+        instance_types=["g6.xlarge", "g5.xlarge"], subnet_ids=None,
+        load_balancer_subnet_ids=None, vpc_id=None, internal=False,
+    )  # fmt: skip
+    assert list(placement.types_by_zone.items()) == [
+        ("us-east-1a", ("g6.xlarge",)), ("us-east-1b", ("g6.xlarge", "g5.xlarge")),
+    ]  # fmt: skip
+    assert placement.vpc_cidr == "172.31.0.0/16" and placement.public_ips is True
