@@ -10,7 +10,12 @@ import pulumi
 import pytest
 import yaml
 
-from components.aws.bootstrap.cloud_init import CONF_PATH, FLEET_DIR, decode_write_file
+from components.aws.bootstrap.cloud_init import (
+    CONF_PATH,
+    EXTRA_ENV_PATH,
+    FLEET_DIR,
+    decode_write_file,
+)
 from components.aws.fleet import LIFECYCLE_HEARTBEAT_TIMEOUT_S
 from components.aws_limits import ALB_TLS_POLICY
 from components.errors import ConfigError
@@ -952,3 +957,63 @@ def test_the_hourly_costs_are_rounded_to_four_decimals(pulumi_mocks: RecordingMo
     ).outputs
     assert out["hourlyCostUsdAtMinSize"] == 0.433  # 0.41054 + the load balancer's 0.0225
     assert out["hourlyCostUsdAtMaxSize"] == 1.6647  # 4 x 0.41054 + 0.0225 = 1.66466
+
+
+# -- issue 22, second operator set: what the fleet program passes on, each pinned ----------
+
+TWO_CPU = ["c7a.2xlarge", "c7a.xlarge"]
+PHI_AND_LLAMA = {"models": '["phi-3.5-mini-instruct", "llama-3.1-8b-instruct"]',
+                 "embeddingModel": "none"}  # fmt: skip
+
+
+def cpu_fleet(types: list[str], **extra: str) -> dict[str, str]:
+    base = {k: v for k, v in PROD.items() if k not in ("accelerator", "models")}
+    return {**base, "fleet": json.dumps({"instanceTypes": types, "maxSize": 3}), **extra}
+
+
+def test_one_model_at_a_time_on_every_type_when_any_type_needs_it(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """c7a.2xlarge holds both models, c7a.xlarge only one at a time: one base settings file
+    serves both, so it must say one at a time."""
+    run_program(cpu_fleet(TWO_CPU, **PHI_AND_LLAMA), stack="prod")
+    assert "SINGLE_ACTIVE_BACKEND=true" in user_data_files(pulumi_mocks)[EXTRA_ENV_PATH]
+
+
+def test_a_fleet_whose_types_hold_every_model_loads_them_together(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    run_program(cpu_fleet(["c7a.2xlarge"], **PHI_AND_LLAMA), stack="prod")
+    assert "SINGLE_ACTIVE_BACKEND" not in user_data_files(pulumi_mocks).get(EXTRA_ENV_PATH, "")
+
+
+def test_each_types_model_files_carry_its_own_threads(pulumi_mocks: RecordingMocks) -> None:
+    run_program({**fleet_config(), **ONE_MODEL}, stack="prod")
+    files = user_data_files(pulumi_mocks)
+    for instance_type in GPU_TYPES:
+        conf = files[f"{FLEET_DIR}/{instance_type}.conf"]
+        threads = next(
+            li.split("=")[1] for li in conf.splitlines() if li.startswith("LOCALAI_THREADS=")
+        )
+        for accelerator in ("cpu", "gpu"):
+            model = yaml.safe_load(
+                files[
+                    f"/etc/localai/models/{instance_type}/{accelerator}/qwen2.5-0.5b-instruct.yaml"
+                ]
+            )
+            assert model["threads"] == int(threads), (instance_type, accelerator)
+
+
+def test_the_fleet_carries_the_stacks_manifest_retention_and_ssh_key(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    from components.weights.mirror import stack_manifest
+
+    config = {**PROD, "logRetentionDays": "14", "sshKeyName": "ops",
+              "sshCidrs": '["198.51.100.0/24"]'}  # fmt: skip
+    run_program(config, stack="prod")
+    assert user_data_files(pulumi_mocks)["/etc/localai/weights.tsv"] == stack_manifest("prod")
+    logs = pulumi_mocks.one("aws:cloudwatch/logGroup:LogGroup").inputs
+    assert logs["retentionInDays"] == 14
+    template = pulumi_mocks.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert template["keyName"] == "ops"
