@@ -664,3 +664,103 @@ def test_the_fleet_placement_knows_which_types_each_zone_offers() -> None:
         ("us-east-1a", ("g6.xlarge",)), ("us-east-1b", ("g6.xlarge", "g5.xlarge")),
     ]  # fmt: skip
     assert placement.vpc_cidr == "172.31.0.0/16" and placement.public_ips is True
+
+
+# -- cosmic-ray's survivors: comparisons at their edges, loops that must go on --------------
+
+
+def test_equal_sizes_made_apart_are_no_change_and_any_change_counts() -> None:
+    big = volume(size=int("1000"), throughput=int("1000"))
+    assert volume_modified_at(big, int("1000"), int("1000"), now=NOW) == STAMP
+    for size, throughput in ((30, 250), (40, 125)):  # smaller size, lower throughput
+        with pytest.raises(ConfigError, match="retry after 2026-12-04 13:00 UTC"):
+            volume_modified_at(volume(), size, throughput, now=NOW)
+
+
+def test_a_default_route_after_other_routes_is_found() -> None:
+    routes = [route("10.0.0.0/8", nat_gateway_id="nat-1"), route(gateway_id="igw-1")]
+    assert default_route_egress(routes) == ("igw", "igw-1")
+
+
+def test_a_host_goes_on_to_the_next_subnet_when_the_first_does_not_fit() -> None:
+    def first_is_private(mocks) -> None:
+        mocks.subnet_route_tables[SUBNET_A] = "rtb-0private"
+
+    placed = deploy({**AWS, "vpcId": "vpc-0def000000000000a"}, setup=first_is_private)
+    assert placed.one(INSTANCE).inputs["subnetId"] == SUBNET_B
+
+
+@pytest.mark.parametrize(
+    ("volume_zone", "subnet"), [("us-east-1b", SUBNET_B), ("us-east-1a", SUBNET_A)]
+)
+def test_a_named_volume_and_a_subnet_in_its_zone_are_accepted(
+    volume_zone: str, subnet: str
+) -> None:
+    def there(mocks) -> None:
+        mocks.deployed_volumes["vol-0123456789abcdef0"] = (40, volume_zone)
+
+    placed = deploy({**AWS, "weightsVolumeId": "vol-0123456789abcdef0", "subnetId": subnet},
+                    setup=there)  # fmt: skip
+    assert placed.one(INSTANCE).inputs["subnetId"] == subnet
+
+
+def test_a_named_volume_in_a_zone_before_the_subnets_is_refused_too() -> None:
+    def in_a(mocks) -> None:
+        mocks.deployed_volumes["vol-0123456789abcdef0"] = (40, "us-east-1a")
+
+    with pytest.raises(ConfigError, match="is in us-east-1a but localai:subnetId"):
+        deploy({**AWS, "weightsVolumeId": "vol-0123456789abcdef0", "subnetId": SUBNET_B},
+               setup=in_a)  # fmt: skip
+
+
+SUBNET_F = "subnet-0ffff000000000000"
+
+
+def nat_zones(count: int):
+    """``count`` NAT subnets in zones a, b (and c): PRIVATE_SUBNET, SUBNET_D, SUBNET_F."""
+
+    def setup(mocks) -> None:
+        from tests.support import pulumi_mocks as mocks_module
+
+        mocks.offerings["c7i.xlarge"] = ["us-east-1a", "us-east-1b", "us-east-1c"]
+        for subnet, zone in ((SUBNET_D, "us-east-1b"), (SUBNET_F, "us-east-1c"))[: count - 1]:
+            mocks.vpc_subnets["vpc-0def000000000000a"].append(subnet)
+            mocks.subnet_route_tables[subnet] = "rtb-0private"
+            mocks_module.SUBNET_ZONES[subnet] = zone
+
+    return setup
+
+
+@pytest.fixture
+def zones_restored():
+    from tests.support import pulumi_mocks as mocks_module
+
+    before = dict(mocks_module.SUBNET_ZONES)
+    yield
+    mocks_module.SUBNET_ZONES.clear()
+    mocks_module.SUBNET_ZONES.update(before)
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_fleet_with_nat_in_two_or_more_zones_runs_there_without_public_ips(
+    count: int, zones_restored
+) -> None:
+    placed = deploy(
+        {**fleet(internal=True), "vpcId": "vpc-0def000000000000a"}, setup=nat_zones(count)
+    )
+    group = placed.one("aws:autoscaling/group:Group").inputs
+    assert group["vpcZoneIdentifiers"] == [PRIVATE_SUBNET, SUBNET_D, SUBNET_F][:count]
+    template = placed.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert template["networkInterfaces"][0]["associatePublicIpAddress"] in (False, "false")
+
+
+def test_three_zones_are_accepted_and_one_zone_on_either_side_is_not(zones_restored) -> None:
+    three = fleet(internal=True, subnetIds=[PRIVATE_SUBNET, SUBNET_D, SUBNET_F])
+    placed = deploy(three, setup=nat_zones(3))
+    assert len(placed.one("aws:lb/loadBalancer:LoadBalancer").inputs["subnets"]) == 3
+    with pytest.raises(ConfigError, match=r"the instances can use 1 zone\(s\) and the load "
+                       r"balancer 2 of the same zones"):  # fmt: skip
+        deploy(fleet(subnetIds=[SUBNET_A], loadBalancerSubnetIds=[SUBNET_A, SUBNET_B]))
+    with pytest.raises(ConfigError, match=r"the instances can use 1 zone\(s\) and the load "
+                       r"balancer 1 of the same zones"):  # fmt: skip
+        deploy(fleet(loadBalancerSubnetIds=[SUBNET_A]))
