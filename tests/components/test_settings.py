@@ -1268,3 +1268,25 @@ def test_an_embeddings_model_set_explicitly_is_kept(catalog: str) -> None:
     settings = load_settings({"embeddingModel": "nomic-embed-text-v1.5"}, catalog=given)
     assert settings.embedding_model == "nomic-embed-text-v1.5"
     assert settings.served_models == ["phi-3.5-mini-instruct", "nomic-embed-text-v1.5"]
+
+
+def test_the_host_service_ports_are_these_and_each_above_1023_is_refused() -> None:
+    from components.settings import HOST_SERVICE_PORTS
+
+    assert frozenset({22, 53, 111, 2375, 2376, 2377, 4789, 7946}) == HOST_SERVICE_PORTS
+    for port in (4789, 2375):
+        with pytest.raises(ConfigError, match=rf"localai:port = '{port}': {port} is a port"):
+            load({**AWS_OK, "port": str(port)})
+
+
+def test_no_embeddings_model_given_as_null_is_none() -> None:
+    settings = Settings.model_validate({"embeddingModel": None}, context={"catalog": CATALOG})
+    assert settings.embedding_model is None
+
+
+def test_a_nested_value_of_a_key_set_as_secret_is_never_shown() -> None:
+    fleet = json.dumps({"instanceTypes": ["g6.xlarge"], "minSize": "s3cr3t"})
+    with pytest.raises(ConfigError) as info:
+        load({**AWS_OK, "fleet": fleet}, ("fleet",))
+    assert "s3cr3t" not in str(info.value)
+    assert "  - localai:fleet.minSize = '[secret]': " in str(info.value)
