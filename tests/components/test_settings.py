@@ -1290,3 +1290,8 @@ def test_a_nested_value_of_a_key_set_as_secret_is_never_shown() -> None:
         load({**AWS_OK, "fleet": fleet}, ("fleet",))
     assert "s3cr3t" not in str(info.value)
     assert "  - localai:fleet.minSize = '[secret]': " in str(info.value)
+
+
+def test_none_as_the_embeddings_model_is_read_by_value() -> None:
+    none = "".join(["no", "ne"])  # a string made at run time, as a config value is
+    assert load_settings({"embeddingModel": none}, catalog=CATALOG).embedding_model is None
