@@ -764,3 +764,52 @@ def test_three_zones_are_accepted_and_one_zone_on_either_side_is_not(zones_resto
     with pytest.raises(ConfigError, match=r"the instances can use 1 zone\(s\) and the load "
                        r"balancer 1 of the same zones"):  # fmt: skip
         deploy(fleet(loadBalancerSubnetIds=[SUBNET_A]))
+
+
+def test_a_deployed_volume_in_an_earlier_zone_keeps_the_host_out_of_later_ones() -> None:
+    def in_a(mocks) -> None:
+        mocks.deployed_volumes["vol-0deployed000000001"] = (40, "us-east-1a")
+
+    with pytest.raises(
+        ConfigError, match=rf"{SUBNET_B} \(us-east-1b\): the weights volume is in us-east-1a"
+    ):
+        deploy({**AWS, "subnetId": SUBNET_B}, setup=in_a)
+
+
+def test_a_private_host_in_a_subnet_with_no_route_is_refused() -> None:
+    def isolated(mocks) -> None:
+        mocks.subnet_route_tables[SUBNET_A] = "rtb-0isolated"
+        mocks.route_tables["rtb-0isolated"] = []
+
+    with pytest.raises(
+        ConfigError,
+        match=r"a private host needs a 0\.0\.0\.0/0 route through a NAT gateway.*\(no 0\.0\.0\.0/0 route\)",
+    ):
+        deploy({"target": "aws", "public": "false", "subnetId": SUBNET_A}, setup=isolated)
+
+
+def test_a_change_within_six_hours_of_the_tagged_one_is_refused_on_deploy(monkeypatch) -> None:
+    from components.aws import network
+
+    monkeypatch.setattr(network, "utc_now", lambda: NOW)
+
+    def tagged(mocks) -> None:
+        mocks.deployed_volumes["vol-0deployed000000001"] = (40, "us-east-1a")
+        mocks.deployed_volume_tags["vol-0deployed000000001"] = {"localai:modified-at": STAMP}
+
+    with pytest.raises(ConfigError, match="was modified at 2026-12-04 07:00 UTC"):
+        deploy({**AWS, "volumeSizeGb": "60"}, setup=tagged)
+
+
+def test_fleet_subnets_in_exactly_two_vpcs_are_refused_and_none_at_all_is_no_vpc_problem() -> None:
+    def other_vpc(mocks) -> None:
+        mocks.vpc_subnets["vpc-0zzz000000000000a"] = [SUBNET_D]
+
+    with pytest.raises(ConfigError, match=r"are in several VPCs \(vpc-0def000000000000a, vpc-0zzz"):
+        deploy(fleet(subnetIds=[SUBNET_A, SUBNET_D]), setup=other_vpc)
+
+    def empty(mocks) -> None:
+        mocks.vpc_subnets["vpc-0def000000000000a"] = []
+
+    with pytest.raises(ConfigError, match=r"the instances can use 0 zone\(s\)"):
+        deploy(fleet(), setup=empty)
