@@ -879,3 +879,20 @@ def test_a_gpu_profile_without_the_default_model_in_its_gpu_set_is_refused():
         match=r"^profile g6\.xlarge: default_model 'phi-3\.5-mini-instruct' is not among gpu_models",
     ):
         render_user_data(bad)
+
+
+def test_the_runcmd_of_a_fleet_host_step_by_step():
+    steps = yaml.safe_load(render_user_data(fleet_spec()))["runcmd"]
+    assert steps == [
+        "rc=0",
+        "/usr/local/sbin/localai-host-profile || { rc=1; "
+        "SERVICE_RESULT=host-profile-failed /usr/local/sbin/localai-lifecycle complete; }",
+        "sh -c '. /etc/localai/localai.conf && exec env PREPARE_VOLUME_WAIT_S=300 "
+        "PREPARE_VOLUME_NEVER_FORMAT=0 /usr/local/sbin/localai-prepare-volume "
+        '"$LOCALAI_VOLUME_DEVICE" "$LOCALAI_MOUNT_POINT"\' || rc=1',
+        "systemctl daemon-reload || rc=1",
+        "systemctl enable --now --no-block localai.service localai-warmup.service "
+        "localai-key-watch.timer localai-gpu-retry.timer localai-lifecycle-heartbeat.timer "
+        "|| rc=1",
+        'exit "$rc"',
+    ]
