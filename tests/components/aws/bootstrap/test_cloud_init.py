@@ -896,3 +896,17 @@ def test_the_runcmd_of_a_fleet_host_step_by_step():
         "|| rc=1",
         'exit "$rc"',
     ]
+
+
+def test_fleet_hosts_spread_key_restarts_over_two_minutes():
+    base = decoded_files(render_user_data(fleet_spec()))["/etc/localai/fleet/base.conf"]
+    assert "\nLOCALAI_KEY_RESTART_SPREAD_S=120\n" in base
+
+
+def test_the_docker_dropin_is_written_whole_comments_included():
+    files = decoded_files(render_user_data(make_spec(mount_point="/srv/models")))
+    assert files["/etc/systemd/system/docker.service.d/10-localai-weights-volume.conf"] == (
+        "# Docker's images live on the LocalAI weights volume (data-root /srv/models/docker):\n"
+        "# start only once it is mounted; localai.service starts Docker then.\n"
+        "[Unit]\nConditionPathIsMountPoint=/srv/models\n"
+    )
