@@ -194,16 +194,17 @@ def run(
     def outcome_of(mutant: Mutant) -> tuple[Mutant, str]:
         return (mutant, kept[mutant]) if mutant in kept else one(mutant)
 
-    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        done = list(pool.map(outcome_of, todo)) if rescore else None
-    with concurrent.futures.ThreadPoolExecutor(jobs) as pool, results.open("w") as out:
-        outcomes = iter(done) if done is not None else pool.map(one, todo)
-        for number, (mutant, outcome) in enumerate(outcomes, start=1):
+    # Written beside RESULTS and moved over it at the end: an interrupted run (or rescore)
+    # leaves the previous results whole.
+    partial = results.with_name(results.name + ".partial")
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool, partial.open("w") as out:
+        for number, (mutant, outcome) in enumerate(pool.map(outcome_of, todo), start=1):
             detail = describe(source, mutant).replace("\t", " ")
             out.write(f"{mutant.operator}\t{mutant.line}\t{outcome}\t{detail}\n")
             out.flush()
             where = f"{mutant.operator} line {mutant.line}"
             print(f"ast: {number}/{len(todo)} {where}: {outcome}", flush=True)
+    partial.replace(results)
 
 
 def main() -> int:
