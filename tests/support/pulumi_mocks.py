@@ -148,6 +148,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.subnet_route_tables: dict[str, str] = {PRIVATE_SUBNET: "rtb-0private"}
         self.main_route_table: str | None = "rtb-0main"  # None: a VPC without one
         self.vpc_cidrs: dict[str, str] = {DEFAULT_VPC: "172.31.0.0/16"}  # absent: 10.9.0.0/16
+        self.subnet_zones: dict[str, str] = dict(SUBNET_ZONES)  # absent: us-east-1a
         self.route_tables: dict[str, list[dict[str, str]]] = {
             "rtb-0main": [_route(gatewayId="igw-0main")],
             "rtb-0private": [_route(natGatewayId="nat-0private")],
@@ -331,7 +332,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if token == "aws:ec2/getSubnet:getSubnet":
             return {
                 "id": args.args["id"],
-                "availabilityZone": SUBNET_ZONES.get(args.args["id"], "us-east-1a"),
+                "availabilityZone": self.subnet_zones.get(args.args["id"], "us-east-1a"),
                 "vpcId": next(
                     (v for v, ids in self.vpc_subnets.items() if args.args["id"] in ids),
                     DEFAULT_VPC,

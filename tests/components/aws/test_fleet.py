@@ -544,14 +544,9 @@ def test_zones_that_offer_none_of_the_types_are_left_out(pulumi_mocks: Recording
     pulumi_mocks.vpc_subnets["vpc-0def000000000000a"].append("subnet-0dddd000000000000")
     for t in GPU_TYPES:
         pulumi_mocks.offerings[t] = ["us-east-1a", "us-east-1b"]
-    from tests.support import pulumi_mocks as mocks_module
-
-    mocks_module.SUBNET_ZONES["subnet-0dddd000000000000"] = "us-east-1c"
-    try:
-        config = fleet_config(subnetIds=[*DEFAULT_SUBNETS, "subnet-0dddd000000000000"])
-        run_program(config, stack="prod")
-    finally:
-        del mocks_module.SUBNET_ZONES["subnet-0dddd000000000000"]
+    pulumi_mocks.subnet_zones["subnet-0dddd000000000000"] = "us-east-1c"
+    config = fleet_config(subnetIds=[*DEFAULT_SUBNETS, "subnet-0dddd000000000000"])
+    run_program(config, stack="prod")
     group = pulumi_mocks.one("aws:autoscaling/group:Group").inputs
     assert sorted(group["vpcZoneIdentifiers"]) == sorted(DEFAULT_SUBNETS)
 

@@ -498,13 +498,17 @@ def test_an_internet_facing_load_balancer_refuses_subnets_without_an_internet_ga
     ) in str(caught.value)
 
 
+def subnet_e_in_zone_a(mocks) -> None:
+    """A second subnet in us-east-1a, routed to the internet gateway: a zone with two."""
+    mocks.vpc_subnets["vpc-0def000000000000a"].append(SUBNET_E)
+
+
 def test_the_load_balancer_takes_its_own_subnets_one_per_zone_and_the_instances_follow() -> None:
     from components.aws import network
 
-    def two_in_a(mocks) -> None:
-        mocks.vpc_subnets["vpc-0def000000000000a"].append(SUBNET_E)  # us-east-1a, igw
-
-    placed = deploy(fleet(loadBalancerSubnetIds=[SUBNET_E, SUBNET_B, SUBNET_A]), setup=two_in_a)
+    placed = deploy(
+        fleet(loadBalancerSubnetIds=[SUBNET_E, SUBNET_B, SUBNET_A]), setup=subnet_e_in_zone_a
+    )
     balancer = placed.one("aws:lb/loadBalancer:LoadBalancer").inputs
     assert balancer["subnets"] == [SUBNET_A, SUBNET_B]
     group = placed.one("aws:autoscaling/group:Group").inputs
@@ -578,10 +582,7 @@ def test_the_network_resources_are_the_hosts_children() -> None:
 
 
 def test_the_fleet_takes_the_first_subnet_by_id_in_each_zone_whatever_the_listed_order() -> None:
-    def two_in_a(mocks) -> None:
-        mocks.vpc_subnets["vpc-0def000000000000a"].append(SUBNET_E)  # us-east-1a, igw
-
-    placed = deploy(fleet(subnetIds=[SUBNET_E, SUBNET_B, SUBNET_A]), setup=two_in_a)
+    placed = deploy(fleet(subnetIds=[SUBNET_E, SUBNET_B, SUBNET_A]), setup=subnet_e_in_zone_a)
     group = placed.one("aws:autoscaling/group:Group").inputs
     assert group["vpcZoneIdentifiers"] == [SUBNET_A, SUBNET_B]
 
@@ -630,16 +631,11 @@ def test_a_fleet_in_another_vpc_takes_that_vpcs_range() -> None:
         mocks.vpc_subnets[other] = [SUBNET_D, SUBNET_E]
         mocks.vpc_cidrs[other] = "10.42.0.0/16"
         mocks.subnet_route_tables[SUBNET_D] = mocks.subnet_route_tables[SUBNET_E] = "rtb-0main"
+        mocks.subnet_zones[SUBNET_D] = "us-east-1b"
 
-    from tests.support import pulumi_mocks as mocks_module
-
-    mocks_module.SUBNET_ZONES[SUBNET_D] = "us-east-1b"
-    try:
-        config = fleet(internal=True, subnetIds=[SUBNET_D, SUBNET_E])
-        del config["allowedCidrs"]  # an internal load balancer admits its VPC by default
-        placed = deploy(config, setup=other_vpc)
-    finally:
-        del mocks_module.SUBNET_ZONES[SUBNET_D]
+    config = fleet(internal=True, subnetIds=[SUBNET_D, SUBNET_E])
+    del config["allowedCidrs"]  # an internal load balancer admits its VPC by default
+    placed = deploy(config, setup=other_vpc)
     asked = [a for t, a in placed.mocks.calls if t == "aws:ec2/getVpc:getVpc"]
     assert asked == [{"id": other}]
     rules = placed.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
@@ -720,31 +716,17 @@ def nat_zones(count: int):
     """``count`` NAT subnets in zones a, b (and c): PRIVATE_SUBNET, SUBNET_D, SUBNET_F."""
 
     def setup(mocks) -> None:
-        from tests.support import pulumi_mocks as mocks_module
-
         mocks.offerings["c7i.xlarge"] = ["us-east-1a", "us-east-1b", "us-east-1c"]
         for subnet, zone in ((SUBNET_D, "us-east-1b"), (SUBNET_F, "us-east-1c"))[: count - 1]:
             mocks.vpc_subnets["vpc-0def000000000000a"].append(subnet)
             mocks.subnet_route_tables[subnet] = "rtb-0private"
-            mocks_module.SUBNET_ZONES[subnet] = zone
+            mocks.subnet_zones[subnet] = zone
 
     return setup
 
 
-@pytest.fixture
-def zones_restored():
-    from tests.support import pulumi_mocks as mocks_module
-
-    before = dict(mocks_module.SUBNET_ZONES)
-    yield
-    mocks_module.SUBNET_ZONES.clear()
-    mocks_module.SUBNET_ZONES.update(before)
-
-
 @pytest.mark.parametrize("count", [2, 3])
-def test_a_fleet_with_nat_in_two_or_more_zones_runs_there_without_public_ips(
-    count: int, zones_restored
-) -> None:
+def test_a_fleet_with_nat_in_two_or_more_zones_runs_there_without_public_ips(count: int) -> None:
     placed = deploy(
         {**fleet(internal=True), "vpcId": "vpc-0def000000000000a"}, setup=nat_zones(count)
     )
@@ -754,7 +736,7 @@ def test_a_fleet_with_nat_in_two_or_more_zones_runs_there_without_public_ips(
     assert template["networkInterfaces"][0]["associatePublicIpAddress"] in (False, "false")
 
 
-def test_three_zones_are_accepted_and_one_zone_on_either_side_is_not(zones_restored) -> None:
+def test_three_zones_are_accepted_and_one_zone_on_either_side_is_not() -> None:
     three = fleet(internal=True, subnetIds=[PRIVATE_SUBNET, SUBNET_D, SUBNET_F])
     placed = deploy(three, setup=nat_zones(3))
     assert len(placed.one("aws:lb/loadBalancer:LoadBalancer").inputs["subnets"]) == 3
