@@ -206,6 +206,8 @@ def test_a_missing_object_fails_with_s3s_reason(
         ("s3://bucket/", 10, "not an s3://BUCKET/KEY URL"),
         ("s3://bucket//x.gguf", 10, "not an s3://BUCKET/KEY URL"),
         ("s3://b/x.gguf", 10, "not an s3://BUCKET/KEY URL"),
+        ("s3://ab/x.gguf", 10, "not an s3://BUCKET/KEY URL"),  # S3 names have 3 to 63
+        (f"s3://{'b' * 64}/x.gguf", 10, "not an s3://BUCKET/KEY URL"),
         ("s3://bucket/weights/x.gguf", 0, "an s3:// file needs its size in the manifest"),
     ],
 )

@@ -178,6 +178,21 @@ def test_the_stack_manifest_is_the_one_its_hosts_use(stack: str) -> None:
     assert len(mirror.parse_manifest(expected)) >= 2
 
 
+def test_a_stack_file_with_secrets_gives_the_manifest_without_them() -> None:
+    """``pulumi config set --secret`` writes ``{secure: ...}``: never a model setting, and
+    never read (a secret is no plain value the settings could take)."""
+    stacks = Path(mirror.__file__).resolve().parents[2] / "stacks"
+    path = stacks / f"Pulumi.mirror-secret-{os.getpid()}.yaml"
+    plain = (stacks / "Pulumi.dev.yaml").read_text()
+    path.write_text(plain + "  localai:hfToken:\n    secure: v1:AAAABBBBCCCC\n")
+    try:
+        assert mirror.stack_manifest(path.stem.removeprefix("Pulumi.")) == (
+            mirror.stack_manifest("dev")
+        )
+    finally:
+        path.unlink()
+
+
 def test_an_unknown_stack_is_an_error(capsys) -> None:
     assert mirror.main(["--stack", "nope", "--bucket", "b-x"]) == 1
     assert "mirror-weights: error: no " in capsys.readouterr().err
