@@ -146,6 +146,20 @@ def test_a_stalled_transfer_is_reported_within_the_stall_limit_and_resumed(
     assert [r for _p, r, _a in file_server.requests][1] == "bytes=50000-"
 
 
+def test_a_trickle_under_1_kib_per_second_counts_as_a_stall(serve, models, file_server) -> None:
+    """Not only silence: 500 bytes a second (curl alone would accept 1) is a stall too, and
+    the next attempt resumes where the trickle stopped."""
+    file_server.script[f"/{FILE}"] = [("slow", 250, 0.5)]
+    started = time.monotonic()
+    result = serve(FETCH_STALL_S="2")
+    assert result.returncode == 0, result.stderr
+    assert f"download of {FILE} stalled (under 1 KiB/s for 2s" in result.stderr
+    assert time.monotonic() - started < 20
+    assert (models / FILE).read_bytes() == BODY
+    second = [r for _p, r, _a in file_server.requests][1]
+    assert second is not None and second.startswith("bytes=")
+
+
 def test_a_transfer_that_keeps_stalling_fails_with_the_reason(serve, models, file_server) -> None:
     file_server.script[f"/{FILE}"] = [("stall", 1000, 30)] * 3
     result = serve(FETCH_ATTEMPTS="3", FETCH_STALL_S="1")

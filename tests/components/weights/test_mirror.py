@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -340,3 +341,68 @@ def test_main_caches_under_the_default_directory_per_stack(monkeypatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     assert mirror.main(["--stack", "gpu", "--bucket", "b-x"]) == 0
     assert seen["c"] == mirror.DEFAULT_CACHE / "gpu"
+
+
+# -- issue 22, the mirror's own mutation run ------------------------------------------------
+
+
+def test_a_negative_size_is_no_known_size() -> None:
+    negative = f"{FILE}\t{SHA}\t-5\thttps://example.test/{FILE}\n"
+    with pytest.raises(ValueError, match=rf"^{FILE}: its size is unknown; mirror it first$"):
+        mirror.s3_manifest(negative, "bucket-x")
+
+
+def test_a_fetcher_killed_by_a_signal_is_a_failure_and_the_last_line_is_what_it_says(
+    tmp_path, monkeypatch
+) -> None:
+    killed = tmp_path / "killed.sh"
+    killed.write_text("kill -9 $$\n")
+    monkeypatch.setattr(mirror, "FETCHER", killed)
+    with pytest.raises(mirror.MirrorError, match=r": \(no output\)$"):
+        mirror.fetch_into("x\n", tmp_path / "cache")
+    three = tmp_path / "three.sh"
+    three.write_text("printf 'one\\ntwo\\nthree\\n' >&2; exit 2\n")
+    monkeypatch.setattr(mirror, "FETCHER", three)
+    with pytest.raises(mirror.MirrorError, match=r"^the fetcher could not get every file: three$"):
+        mirror.fetch_into("x\n", tmp_path / "cache")
+
+
+def test_an_object_larger_than_the_file_is_not_taken_for_it() -> None:
+    line = mirror.ManifestLine(FILE, SHA, 5, "https://x")
+    bigger = HeadOnly(head={"ContentLength": 6, "Metadata": {"sha256": SHA}})
+    assert mirror._present(bigger, "b", "k", line, 5) is False
+    same = HeadOnly(head={"ContentLength": 5, "Metadata": {"sha256": SHA}})
+    assert mirror._present(same, "b", "k", line, 5) is True
+
+
+def test_a_file_already_there_does_not_stop_the_next_ones_upload(tmp_path) -> None:
+    class FirstThere(HeadOnly):
+        def head_object(self, **kw: object) -> dict:
+            key = str(kw["Key"])
+            there = key.endswith("/a.gguf") or any(a[2] == key for a, _ in self.uploads)
+            return {"ContentLength": 1, "Metadata": {"sha256": key.split("/")[1]}} if there else {}
+
+    for name in ("a.gguf", "b.gguf"):
+        (tmp_path / name).write_bytes(b"x")
+    lines = [mirror.ManifestLine(n, s * 64, 1, "https://x") for n, s in (("a.gguf", "a"),
+                                                                         ("b.gguf", "b"))]  # fmt: skip
+    s3 = FirstThere()
+    done = list(mirror.upload(s3, "bucket-x", lines, tmp_path))
+    assert [(m.filename, m.uploaded) for m in done] == [("a.gguf", False), ("b.gguf", True)]
+
+
+def test_the_options_are_keyword_only() -> None:
+    import inspect
+
+    for function, names in ((mirror.fetch_into, ["env"]), (mirror.upload, ["transfer"]),
+                            (mirror.mirror, ["s3", "cache", "fetch", "transfer"])):  # fmt: skip
+        parameters = inspect.signature(function).parameters
+        assert [n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY] == names
+
+
+def test_the_module_runs_as_a_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "components.weights.mirror", "--help"],
+        capture_output=True, text=True, timeout=60, cwd=Path(mirror.__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert result.returncode == 0 and "--bucket" in result.stdout, result.stderr
