@@ -222,12 +222,25 @@ def test_the_manifest_skips_comments_and_blank_lines_only() -> None:
     assert mirror.DEFAULT_CACHE.parts[-3:] == (".cache", "localai", "mirror")
 
 
+@pytest.fixture
+def fetcher_script(tmp_path, monkeypatch):
+    """Make ``mirror.fetch_into`` run a bash script of the test's own instead of the fetcher."""
+    count = 0
+
+    def use(body: str) -> None:
+        nonlocal count
+        count += 1
+        script = tmp_path / f"fetcher-{count}.sh"
+        script.write_text(body)
+        monkeypatch.setattr(mirror, "FETCHER", script)
+
+    return use
+
+
 def test_the_cache_is_the_operators_own_and_a_silent_failure_still_says_so(
-    tmp_path, monkeypatch
+    tmp_path, fetcher_script
 ) -> None:
-    silent = tmp_path / "fetcher.sh"
-    silent.write_text("exit 3\n")
-    monkeypatch.setattr(mirror, "FETCHER", silent)
+    fetcher_script("exit 3\n")
     cache = tmp_path / "cache" / "dev"
     with pytest.raises(mirror.MirrorError) as caught:
         mirror.fetch_into("x\n", cache)
@@ -235,9 +248,7 @@ def test_the_cache_is_the_operators_own_and_a_silent_failure_still_says_so(
     assert (cache.stat().st_mode & 0o777, (cache / ".mirror-manifest.tsv").read_text()) == (
         0o700, "x\n",
     )  # fmt: skip
-    talking = tmp_path / "talking.sh"
-    talking.write_text("echo first >&2; echo 'last words' >&2; exit 1\n")
-    monkeypatch.setattr(mirror, "FETCHER", talking)
+    fetcher_script("echo first >&2; echo 'last words' >&2; exit 1\n")
     with pytest.raises(
         mirror.MirrorError, match=r"^the fetcher could not get every file: last words$"
     ):
@@ -353,16 +364,12 @@ def test_a_negative_size_is_no_known_size() -> None:
 
 
 def test_a_fetcher_killed_by_a_signal_is_a_failure_and_the_last_line_is_what_it_says(
-    tmp_path, monkeypatch
+    tmp_path, fetcher_script
 ) -> None:
-    killed = tmp_path / "killed.sh"
-    killed.write_text("kill -9 $$\n")
-    monkeypatch.setattr(mirror, "FETCHER", killed)
+    fetcher_script("kill -9 $$\n")
     with pytest.raises(mirror.MirrorError, match=r": \(no output\)$"):
         mirror.fetch_into("x\n", tmp_path / "cache")
-    three = tmp_path / "three.sh"
-    three.write_text("printf 'one\\ntwo\\nthree\\n' >&2; exit 2\n")
-    monkeypatch.setattr(mirror, "FETCHER", three)
+    fetcher_script("printf 'one\\ntwo\\nthree\\n' >&2; exit 2\n")
     with pytest.raises(mirror.MirrorError, match=r"^the fetcher could not get every file: three$"):
         mirror.fetch_into("x\n", tmp_path / "cache")
 
