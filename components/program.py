@@ -382,9 +382,17 @@ def _build_aws(
     if settings.fleet is not None:
         return _build_fleet(settings, env, models, facts)
     instance = lookup(settings.aws_instance_type)
-    image = host_image(instance)
+    sealed = settings.egress == "none"
+    image = host_image(instance, sealed=sealed)
+    if sealed and image.install_docker:
+        raise ConfigError(
+            f"localai configuration is invalid:\n  - localai:egress = 'none': "
+            f"{instance.name} is {instance.arch}, and the only AMI this package knows that "
+            "ships Docker and the aws CLI (a sealed host cannot install them) is the x86_64 "
+            "NVIDIA DLAMI; use an x86_64 instance type (e.g. c7a.xlarge)"
+        )
     ami = resolve_host_ami(image, settings.ami_id)
-    root_gb = root_volume_size_gb(instance, settings.root_volume_size_gb)
+    root_gb = root_volume_size_gb(instance, settings.root_volume_size_gb, gpu_ami=image.gpu_ami)
     check_root_volume(root_gb, ami, explicit=settings.root_volume_size_gb is not None)
     gpu_capable = instance.gpu_count > 0 and settings.accelerator != "cpu"
     host = HostResources.from_instance_type(instance)
@@ -405,6 +413,8 @@ def _build_aws(
         subnet_id=settings.subnet_id,
         vpc_id=settings.vpc_id,
         zone=zone,
+        sealed=sealed,
+        allow_route_out=settings.allow_route_out,
     )
     volume_gb = _weights_volume_size(settings, facts, deployed)
     modified_at = volume_modified_at(
@@ -415,13 +425,28 @@ def _build_aws(
         for key in sorted(ignored):
             pulumi.log.warn(f"localai:{key} has no effect with localai:weightsVolumeId")
     wait = settings.wait_for_ready if settings.wait_for_ready is not None else settings.public
+    manifest = weights_manifest(models, dict(facts))
+    stores = None
+    if sealed:
+        from components.aws.stores import find_mirrored
+
+        if settings.vpc_endpoints:
+            pulumi.log.warn("localai:vpcEndpoints has no effect with localai:egress none")
+        stores = find_mirrored(
+            prefix,
+            stack=env.stack,
+            cpu_image=settings.cpu_image,
+            gpu_image=settings.cuda_image if gpu_capable else None,
+            manifest=manifest,
+        )
     host_args = AwsHostArgs(
         serving=_serving(settings, sizing, wait_for_ready=wait),
         instance=instance,
         image=image,
         ami=ami,
-        cpu_image=settings.cpu_image,
-        gpu_image=settings.cuda_image,
+        cpu_image=stores.cpu_image if stores else settings.cpu_image,
+        # A host without a GPU never pulls its GPU image (its conf leaves it empty).
+        gpu_image=(stores.gpu_image or stores.cpu_image) if stores else settings.cuda_image,
         gpu_capable=gpu_capable,
         cpu_model_files=_render(
             settings, models, threads=sizing.threads, gpu_layers={m.name: 0 for m in models}
@@ -442,10 +467,12 @@ def _build_aws(
         ssh_cidrs=settings.ssh_cidrs,
         existing_volume_id=settings.weights_volume_id,
         placement=placement,
-        weights_manifest=weights_manifest(models, dict(facts)),
+        weights_manifest=stores.weights_manifest if stores else manifest,
         create_vpc_endpoints=settings.vpc_endpoints,
         tags=settings.tags,
         volume_modified_at=modified_at,
+        sealed=stores,
+        vpc_cidr=network.vpc_cidr(placement.vpc_id) if stores else "",
     )
     check_user_data(host_args)
     target = AwsHost(STACK_RESOURCE_NAME, host_args)
@@ -463,6 +490,9 @@ def _build_aws(
         # Stack outputs must be single shell words: `export $(pulumi stack output
         # --shell)` splits on whitespace. The script prints and runs the full command.
         "ssmPortForwardCommand": "scripts/port-forward.sh",
+        **(
+            {"imageRepository": stores.repository, "weightsBucket": stores.bucket} if stores else {}
+        ),
         **_estimates(sizing),
         **_coldstart(
             settings,

@@ -73,6 +73,8 @@ _AWS_ONLY_KEYS = (
     "weightsVolumeId",
     "amiId",
     "vpcEndpoints",
+    "egress",
+    "allowRouteOut",
 )
 _DOCKER_ONLY_KEYS = ("bindAddress", "allowNetworkBind")
 _VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
@@ -348,6 +350,12 @@ class Settings(_Section):
     weights_volume_id: str | None = Field(default=None, pattern=r"^vol-[0-9a-f]{8,17}$")
     ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]{8,17}$")
     vpc_endpoints: bool = False
+    egress: Literal["internet", "none"] = "internet"
+    """``none``: the host reaches only the VPC endpoints and the stack's S3 bucket (README
+    "Zero egress"); image and weights come from the stack's own ECR repository and bucket."""
+    allow_route_out: bool = False
+    """With egress none: accept a subnet whose 0.0.0.0/0 route leads to an internet or NAT
+    gateway (the security group still blocks it)."""
     log_retention_days: int = 30
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -532,6 +540,7 @@ class Settings(_Section):
                     "remove 'localai:fleet' for the local Docker target"
                 )
             return self
+        self._egress_is_sealed()
         if self.fleet is not None:
             self._fleet_fits(self.fleet)
         elif self.public and not self.allowed_cidrs:
@@ -576,6 +585,32 @@ class Settings(_Section):
                     "or set accelerator to 'auto' or 'cpu'"
                 )
         return self
+
+    def _egress_is_sealed(self) -> None:
+        if self.egress != "none":
+            if self.allow_route_out:
+                raise ValueError(
+                    "[allowRouteOut] accepts a route out for a host with 'localai:egress none' "
+                    "only; with the default egress the host uses that route"
+                )
+            return
+        if self.fleet is not None:
+            raise ValueError(
+                "[egress] 'none' is built for the single VM in this version; a fleet's hosts "
+                "still need a route out (remove localai:egress, or deploy one VM)"
+            )
+        if self.public:
+            raise ValueError(
+                "[public] a host with 'localai:egress none' has no public address and is "
+                "reached through an SSM port forward: set 'localai:public false'"
+            )
+        outside = public_ipv4_addresses(self.ssh_cidrs)
+        if outside:
+            raise ValueError(
+                f"[sshCidrs] admit {outside:,} public IPv4 addresses, but a host with "
+                "'localai:egress none' answers nothing outside the VPC: list private "
+                "networks (a bastion's), or use SSM Session Manager"
+            )
 
     def _fleet_fits(self, fleet: FleetSettings) -> None:
         single = [k for k in SINGLE_VM_ONLY_KEYS if k in self.model_fields_set_aliases()]

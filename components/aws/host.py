@@ -19,6 +19,7 @@ from components.aws.access import (
     moved_from,
 )
 from components.aws.bootstrap.cloud_init import BootstrapSpec, render_user_data_base64
+from components.aws.egress import sealed_network
 from components.aws.launch import (
     HostIdentity,
     HostImage,
@@ -31,6 +32,7 @@ from components.aws.network import (
     endpoint_security_group,
     vpc_endpoints,
 )
+from components.aws.stores import MirroredStores, store_access
 from components.aws_limits import gp3_iops_for
 from components.errors import ConfigError
 from components.readiness.command import wait_for_endpoint
@@ -82,6 +84,12 @@ class AwsHostArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     volume_modified_at: str | None = None
     """The weights volume's localai:modified-at tag (components/aws/network.py)."""
+    sealed: MirroredStores | None = None
+    """``egress none``: the mirrored stores the host reads (``cpu_image``, ``gpu_image`` and
+    ``weights_manifest`` then point into them); the host reaches nothing but the VPC's
+    endpoints (components/aws/egress.py)."""
+    vpc_cidr: str = ""
+    """The VPC's CIDR (a sealed host's endpoints admit HTTPS from it)."""
 
 
 class AwsHost(pulumi.ComponentResource):
@@ -111,6 +119,13 @@ class AwsHost(pulumi.ComponentResource):
         self.api_key = endpoint_api_key(name, serving.api_key, parent=self, aliases=moved)
 
         placement = args.placement
+        sealed = (
+            sealed_network(
+                name, placement=placement, vpc_cidr=args.vpc_cidr, tags=tags, parent=self
+            )
+            if args.sealed is not None
+            else None
+        )
         security_group = endpoint_security_group(
             name,
             port=serving.port,
@@ -120,6 +135,7 @@ class AwsHost(pulumi.ComponentResource):
             resource_prefix=args.resource_prefix,
             tags=tags,
             parent=self,
+            egress=sealed.host_egress() if sealed is not None else None,
         )
         key_parameter, log_group, identity = host_access(
             name,
@@ -131,17 +147,28 @@ class AwsHost(pulumi.ComponentResource):
             parent=self,
             aliases=moved,
         )
-        endpoints = (
-            vpc_endpoints(
-                name,
-                placement=placement,
-                host_security_group=security_group,
-                tags=tags,
-                parent=self,
-            )
-            if args.create_vpc_endpoints
-            else []
-        )
+        endpoints: list[pulumi.Resource] = []
+        if sealed is not None and args.sealed is not None:
+            endpoints = [
+                *sealed.endpoints,
+                *store_access(
+                    name,
+                    args.sealed,
+                    role_name=identity.role_name,
+                    s3_endpoint=sealed.s3_endpoint,
+                    parent=self,
+                ),
+            ]
+        elif args.create_vpc_endpoints:
+            endpoints = [
+                *vpc_endpoints(
+                    name,
+                    placement=placement,
+                    host_security_group=security_group,
+                    tags=tags,
+                    parent=self,
+                )
+            ]
         volume_id = self._weights_volume(name, args, tags)
         instance = self._create_instance(
             name,
@@ -396,6 +423,7 @@ def shared_spec_fields(
     region: str,
     log_group: str,
     key_parameter: str,
+    ecr_registry: str = "",
 ) -> dict[str, object]:
     """The BootstrapSpec fields the single host and every fleet host have in common."""
     return {
@@ -415,6 +443,7 @@ def shared_spec_fields(
         "hf_token_parameter": (
             hf_token_parameter_name(resource_prefix) if serving.hf_token is not None else ""
         ),
+        "ecr_registry": ecr_registry,
     }
 
 
@@ -442,5 +471,6 @@ def bootstrap_spec(
             region=region,
             log_group=log_group,
             key_parameter=key_parameter,
+            ecr_registry=args.sealed.registry if args.sealed is not None else "",
         ),
     )

@@ -88,9 +88,11 @@ class ResolvedAmi:
     """Where the AMI's root snapshot maps (a launch template's root mapping must name it)."""
 
 
-def host_image(instance: InstanceType) -> HostImage:
-    """Ubuntu 24.04 for CPU types (amd64 or arm64); the NVIDIA DLAMI for GPU types."""
-    if instance.gpu_count > 0:
+def host_image(instance: InstanceType, *, sealed: bool = False) -> HostImage:
+    """Ubuntu 24.04 for CPU types (amd64 or arm64); the NVIDIA DLAMI for GPU types, and for
+    x86_64 CPU types of a sealed host (``egress none``), which cannot install Docker or the
+    aws CLI at boot: the DLAMI ships both (it boots on CPU types; the driver stays idle)."""
+    if instance.gpu_count > 0 or (sealed and instance.arch == "x86_64"):
         if instance.arch != "x86_64":
             raise ConfigError(
                 f"localai configuration is invalid:\n  - localai:instanceType = "
@@ -156,10 +158,12 @@ def metadata_options() -> dict[str, object]:
     }
 
 
-def root_volume_size_gb(instance: InstanceType, override: int | None) -> int:
+def root_volume_size_gb(
+    instance: InstanceType, override: int | None, *, gpu_ami: bool = False
+) -> int:
     if override is not None:
         return override
-    return GPU_ROOT_VOLUME_GB if instance.gpu_count > 0 else CPU_ROOT_VOLUME_GB
+    return GPU_ROOT_VOLUME_GB if instance.gpu_count > 0 or gpu_ami else CPU_ROOT_VOLUME_GB
 
 
 def managed_policy_arn(partition: str, name: str) -> str:

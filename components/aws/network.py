@@ -135,6 +135,11 @@ def _route_table(subnet_id: str, vpc_id: str) -> tuple[str | None, Sequence[obje
     return table_id, aws.ec2.get_route_table(route_table_id=table_id).routes
 
 
+def vpc_cidr(vpc_id: str) -> str:
+    """The VPC's primary IPv4 CIDR block."""
+    return aws.ec2.get_vpc(id=vpc_id).cidr_block
+
+
 def _offered_zones(instance_type: str) -> list[str]:
     """The zones of this region where EC2 offers ``instance_type``."""
     return aws.ec2.get_instance_type_offerings(
@@ -156,6 +161,20 @@ def _vpc_subnet_ids(vpc_id: str | None) -> list[str]:
     return sorted(aws.ec2.get_subnets(filters=filters).ids)
 
 
+def check_route_out(where: str, kind: str, detail: str, *, allow_route_out: bool) -> str | None:
+    """Why a sealed host cannot go into this subnet (None: it can). A 0.0.0.0/0 route to
+    an internet or NAT gateway is refused unless ``allowRouteOut`` says it is intended:
+    the security group still blocks it, but one rule then stands between the host and
+    the internet."""
+    if kind in ("igw", "nat") and not allow_route_out:
+        return (
+            f"{where}: its 0.0.0.0/0 route goes to {detail}, a way out for a host with "
+            "egress none; pick a subnet without one, or set 'localai:allowRouteOut true' "
+            "if it is intended (the security group still allows only the VPC endpoints)"
+        )
+    return None
+
+
 def choose_subnet(
     *,
     instance_type: str,
@@ -163,12 +182,15 @@ def choose_subnet(
     subnet_id: str | None,
     vpc_id: str | None,
     zone: str | None,
+    sealed: bool = False,
+    allow_route_out: bool = False,
 ) -> Placement:
     """The subnet a host goes into, with plain invokes before any resource: the
     configured one, or the first (by id) of the VPC's candidates (the default VPC's
     default subnets unless ``vpc_id``) whose zone offers ``instance_type`` (and is
     ``zone``, where the weights volume is) and whose default route fits ``public``: an
-    internet gateway for a public host, a NAT path for a private one. Raises ConfigError
+    internet gateway for a public host, a NAT path for a private one; no way out at all for
+    a ``sealed`` one (``egress none``) unless ``allow_route_out``. Raises ConfigError
     naming every candidate and what it lacks."""
     offered = set(_offered_zones(instance_type))
     candidates = [subnet_id] if subnet_id is not None else _vpc_subnet_ids(vpc_id)
@@ -185,6 +207,12 @@ def choose_subnet(
         table_id, routes = _route_table(candidate, subnet.vpc_id)
         kind, target = default_route_egress(routes)
         detail = target if kind == "none" else f"0.0.0.0/0 goes to {target}"
+        if sealed:
+            refused = check_route_out(where, kind, target, allow_route_out=allow_route_out)
+            if refused is not None:
+                reasons.append(refused)
+                continue
+            return Placement(candidate, subnet.availability_zone, subnet.vpc_id, table_id)
         if public and kind != "igw":
             reasons.append(
                 f"{where}: a public host needs a 0.0.0.0/0 route to an internet gateway ({detail})"
@@ -205,7 +233,7 @@ def choose_subnet(
         "localai configuration cannot be deployed: no subnet fits the host:\n"
         + "\n".join(f"  - {reason}" for reason in reasons)
         + f"\n  Set {key} to a subnet that fits"
-        + (" (a private subnet with a NAT route)." if not public else ".")
+        + (" (a private subnet with a NAT route)." if not (public or sealed) else ".")
     )
 
 
@@ -264,8 +292,10 @@ def endpoint_security_group(
     resource_prefix: str,
     tags: dict[str, str],
     parent: pulumi.Resource,
+    egress: list[aws.ec2.SecurityGroupEgressArgs] | None = None,
 ) -> aws.ec2.SecurityGroup:
-    """The API port from ``allowed_cidrs`` only (and SSH when opted in); all egress."""
+    """The API port from ``allowed_cidrs`` only (and SSH when opted in); all egress, or
+    only ``egress`` (a sealed host's: components/aws/egress.py)."""
     ingress = [_ingress_rule(port, cidr, "LocalAI API") for cidr in allowed_cidrs]
     ingress += [_ingress_rule(22, cidr, "SSH (opted in)") for cidr in ssh_cidrs]
     return aws.ec2.SecurityGroup(
@@ -273,7 +303,9 @@ def endpoint_security_group(
         description="LocalAI endpoint: API port from allowedCidrs only",
         vpc_id=vpc_id,
         ingress=ingress,
-        egress=[
+        egress=egress
+        if egress is not None
+        else [
             aws.ec2.SecurityGroupEgressArgs(
                 protocol="-1",
                 from_port=0,

@@ -411,7 +411,8 @@ DEFAULTS = {
         "instanceType": None, "volumeSizeGb": None, "volumeThroughput": 250,
         "rootVolumeSizeGb": None, "allowedCidrs": [], "allowAnywhere": False, "public": True,
         "fleet": None, "sshKeyName": None, "sshCidrs": [], "vpcId": None, "subnetId": None,
-        "weightsVolumeId": None, "amiId": None, "vpcEndpoints": False, "logRetentionDays": 30,
+        "weightsVolumeId": None, "amiId": None, "vpcEndpoints": False, "egress": "internet",
+        "allowRouteOut": False, "logRetentionDays": 30,
         "tags": {},
     },
     SpotSettings: {"onDemandBaseCapacity": 1, "onDemandPercentageAboveBase": 0},
@@ -1295,3 +1296,58 @@ def test_a_nested_value_of_a_key_set_as_secret_is_never_shown() -> None:
 def test_none_as_the_embeddings_model_is_read_by_value() -> None:
     none = "".join(["no", "ne"])  # a string made at run time, as a config value is
     assert load_settings({"embeddingModel": none}, catalog=CATALOG).embedding_model is None
+
+
+# -- localai:egress none (issue 20) ------------------------------------------------------
+
+SEALED_OK = {"target": "aws", "public": "false", "egress": "none"}
+
+
+def test_egress_defaults_to_internet_without_route_out() -> None:
+    settings = load({})
+    assert (settings.egress, settings.allow_route_out) == ("internet", False)
+
+
+def test_a_sealed_private_host_is_accepted_with_or_without_route_out() -> None:
+    assert load(SEALED_OK).egress == "none"
+    assert load({**SEALED_OK, "allowRouteOut": "true"}).allow_route_out is True
+
+
+def test_egress_takes_internet_or_none_only() -> None:
+    with pytest.raises(
+        ConfigError, match=r"localai:egress = 'off': Input should be 'internet' or 'none'"
+    ):
+        load({**SEALED_OK, "egress": "off"})
+
+
+def test_a_sealed_host_cannot_be_public() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"target": "aws", "egress": "none", "allowedCidrs": '["203.0.113.0/24"]'})
+    assert "localai:public = (not set): a host with 'localai:egress none' has no public" in str(
+        caught.value
+    )
+
+
+def test_a_sealed_fleet_is_refused_for_now() -> None:
+    fleet = json.dumps({"instanceTypes": ["c7a.xlarge"], "internal": True})
+    with pytest.raises(
+        ConfigError, match=r"localai:egress = 'none': 'none' is built for the single VM"
+    ):
+        load({"target": "aws", "egress": "none", "fleet": fleet})
+
+
+def test_a_sealed_host_refuses_ssh_from_public_networks_only() -> None:
+    ssh = {"sshKeyName": "ops"}
+    with pytest.raises(ConfigError, match=r"admit 1 public IPv4 addresses.*egress none"):
+        load({**SEALED_OK, **ssh, "sshCidrs": '["10.0.0.0/8", "198.51.99.7/32"]'})
+    assert load({**SEALED_OK, **ssh, "sshCidrs": '["10.0.0.0/8"]'}).ssh_cidrs == ["10.0.0.0/8"]
+
+
+def test_allow_route_out_means_nothing_without_egress_none() -> None:
+    with pytest.raises(ConfigError, match=r"localai:allowRouteOut = 'true': accepts a route out"):
+        load({**AWS_OK, "allowRouteOut": "true"})
+
+
+def test_egress_keys_are_ignored_on_the_docker_target() -> None:
+    settings = load({"egress": "none", "allowRouteOut": "true"})
+    assert settings.ignored_keys() == ["egress", "allowRouteOut"]

@@ -164,6 +164,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         # The stack's deployed Auto Scaling group by name: {"types": [...] (mixed-instances
         # overrides, empty for one type), "warm_pool": bool, "port": int, "tags": {...}}.
         self.deployed_groups: dict[str, dict[str, Any]] = {}
+        # A sealed stack's stores (egress none), as the mirror scripts leave them:
+        # repository name -> {"mutability": ..., "images": {tag: digest}}, and
+        # bucket -> {key: (bytes, the sha256 metadata)}.
+        self.ecr_repositories: dict[str, dict[str, Any]] = {}
+        self.buckets: dict[str, dict[str, tuple[int, str]]] = {}
 
     # -- helpers for tests ------------------------------------------------------------------
 
@@ -192,6 +197,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(publicIp="198.51.100.7", allocationId=rid)
         elif typ == "aws:ec2/securityGroup:SecurityGroup":
             rid = "sg-0123456789abcdef0"
+            if name.endswith("-sealed-endpoints-sg"):
+                rid = "sg-0e0d000000000000e"
+        elif typ == "aws:ec2/vpcEndpoint:VpcEndpoint":
+            rid = f"vpce-{name}"
+            if args.inputs.get("vpcEndpointType") == "Gateway":
+                outputs.update(prefixListId="pl-63a5400a")  # S3's in us-east-1
         elif typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
             outputs.update(name=f"{name}-physical", arn=f"arn:aws:iam::123456789012:{name}")
         elif typ == "aws:ssm/parameter:Parameter":
@@ -392,6 +403,40 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "tags": [{"key": k, "value": v, "propagateAtLaunch": True}
                          for k, v in group["tags"].items()],
             }  # fmt: skip
+        if token == "aws:ecr/getRepository:getRepository":
+            name = args.args["name"]
+            repo = self.ecr_repositories.get(name)
+            if repo is None:  # ECR: RepositoryNotFoundException
+                return {}, [("name", f"repository {name!r} not found")]
+            return {
+                "id": name,
+                "name": name,
+                "arn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{name}",
+                "registryId": ACCOUNT,
+                "repositoryUrl": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{name}",
+                "imageTagMutability": repo["mutability"],
+                "imageScanningConfigurations": [{"scanOnPush": True}],
+            }
+        if token == "aws:ecr/getImage:getImage":
+            name, tag = args.args["repositoryName"], args.args.get("imageTag")
+            digest = self.ecr_repositories.get(name, {}).get("images", {}).get(tag)
+            if digest is None:  # ECR: ImageNotFoundException
+                return {}, [("imageTag", f"image {tag!r} not found in {name!r}")]
+            return {"id": digest, "imageDigest": digest, "imageTag": tag,
+                    "repositoryName": name}  # fmt: skip
+        if token == "aws:s3/getBucket:getBucket":
+            bucket = args.args["bucket"]
+            if bucket not in self.buckets:  # S3: NotFound
+                return {}, [("bucket", f"bucket {bucket!r} not found")]
+            return {"id": bucket, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
+                    "region": "us-east-1"}  # fmt: skip
+        if token == "aws:s3/getObject:getObject":
+            bucket, key = args.args["bucket"], args.args["key"]
+            found = self.buckets.get(bucket, {}).get(key)
+            if found is None:  # S3: NoSuchKey
+                return {}, [("key", f"s3://{bucket}/{key} not found")]
+            return {"id": key, "bucket": bucket, "key": key, "contentLength": found[0],
+                    "metadata": {"sha256": found[1]}}  # fmt: skip
         if token == "aws:lb/getTargetGroup:getTargetGroup":
             port = int(args.args["arn"].rsplit(":", 1)[1])
             return {"id": args.args["arn"], "arn": args.args["arn"], "port": port}

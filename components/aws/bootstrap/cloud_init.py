@@ -71,6 +71,10 @@ SHARED_SCRIPTS: dict[str, Path] = {
     f"{SBIN_DIR}/localai-fetch-weights": WEIGHTS_FETCHER,
     f"{SBIN_DIR}/localai-sync-configs": CONFIG_SYNC,
 }
+S3_FETCHER = WEIGHTS_FETCHER.with_name("localai-fetch-s3.sh")
+S3_GET_PATH = f"{SBIN_DIR}/s3_get"
+"""The fetcher's ``s3://`` path (components/weights/localai-fetch-s3.sh), on PATH as
+``s3_get``; only hosts whose manifest names an ``s3://`` URL carry it."""
 WEIGHTS_MANIFEST_PATH = "/etc/localai/weights.tsv"
 KEY_RESTART_SPREAD_S = 120
 """Fleet hosts restart LocalAI for a rotated key after a random 0-120 s delay, so the whole
@@ -134,6 +138,7 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]+")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 _ASG_NAME = re.compile(r"[A-Za-z0-9_/-]+")
+_ECR_REGISTRY = re.compile(r"\d{12}\.dkr\.ecr\.[a-z]{2}(-[a-z]+)+-\d+\.amazonaws\.com(\.cn)?")
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,10 @@ class BootstrapSpec:
     """Non-secret LocalAI env vars for the container."""
     volume_wait_s: int = 300
     """How long to wait for the weights volume to be attached."""
+    ecr_registry: str = ""
+    """``egress none``: the stack's private registry (``<account>.dkr.ecr.<region>.
+    amazonaws.com``), logged into with the role's token before a pull; the images are
+    ``<registry>/<repository>@sha256:...``. Empty: images come from their public registry."""
     fleet: FleetBoot | None = None
     """An Auto Scaling group's host: the weights volume (``volume_device`` empty) and the
     profile are found at boot, and the warm-up completes the launch lifecycle hook."""
@@ -293,6 +302,8 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
         files[path] = (read_file(name), "0755")
     for path, source in SHARED_SCRIPTS.items():
         files[path] = (source.read_text(encoding="utf-8"), "0755")
+    if "\ts3://" in spec.weights_manifest:
+        files[S3_GET_PATH] = (S3_FETCHER.read_text(encoding="utf-8"), "0755")
     files[WEIGHTS_MANIFEST_PATH] = (spec.weights_manifest, "0644")
     files[DOCKER_DROPIN_PATH] = (_docker_dropin(spec.mount_point), "0644")
     for path, name in UNITS.items():
@@ -444,6 +455,8 @@ def _conf(spec: BootstrapSpec) -> str:
         "LOCALAI_HF_TOKEN_PARAMETER": spec.hf_token_parameter,
         "LOCALAI_KEEP_REMOVED_WEIGHTS": "1" if spec.keep_removed_weights else "0",
     }
+    if spec.ecr_registry:  # absent otherwise: an open host's conf (and user data) unchanged
+        values["LOCALAI_ECR_REGISTRY"] = spec.ecr_registry
     if spec.fleet is not None:
         for key in (*PROFILE_KEYS, *DISCOVERED_KEYS):
             values.pop(key, None)
@@ -551,6 +564,21 @@ def _validate(spec: BootstrapSpec) -> None:
     for name in ("cpu_image", "gpu_image", "api_key_parameter"):
         if not getattr(spec, name):
             raise ValueError(f"{name} must not be empty")
+    if spec.ecr_registry:
+        if not _ECR_REGISTRY.fullmatch(spec.ecr_registry):
+            raise ValueError(
+                f"ecr_registry {spec.ecr_registry!r} is not a private ECR registry name like "
+                "'123456789012.dkr.ecr.us-east-1.amazonaws.com'"
+            )
+        if spec.install_docker:
+            raise ValueError(
+                "install_docker with ecr_registry: a host with egress none cannot install "
+                "packages; its AMI must ship Docker"
+            )
+        for name in ("cpu_image", "gpu_image"):
+            image = getattr(spec, name)
+            if image and not image.startswith(f"{spec.ecr_registry}/"):
+                raise ValueError(f"{name} {image!r} is not in {spec.ecr_registry}")
     if not 1 <= spec.port <= 65535:
         raise ValueError(f"port must be between 1 and 65535, got {spec.port}")
     if not _REGION.fullmatch(spec.region):

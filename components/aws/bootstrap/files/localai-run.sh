@@ -63,11 +63,17 @@ accelerator_file="$LOCALAI_RUN_DIR/accelerator"
 
 timeline() { localai-timeline "$@" || true; } # the boot timeline (coldstart-report.sh)
 image_source=kept
+ecr_login() { # egress none: the stack's own registry, with a 12-hour token for the role
+    [[ -n "${LOCALAI_ECR_REGISTRY:-}" ]] || return 0
+    aws ecr get-login-password --region "$LOCALAI_REGION" |
+        docker login --username AWS --password-stdin "$LOCALAI_ECR_REGISTRY" >/dev/null
+}
+pull() { ecr_login && timeout "$pull_timeout_s" docker pull --quiet "$1" >/dev/null; }
 ensure_image() { # IMAGE: use the local copy; pull only when missing, each attempt bounded
     docker image inspect "$1" >/dev/null 2>&1 && return 0
     image_source=pulled
     log "pulling $1"
-    retry "$pull_attempts" timeout "$pull_timeout_s" docker pull --quiet "$1" >/dev/null
+    retry "$pull_attempts" pull "$1"
 }
 gpu_reason=""
 gpu_usable() { # the probe container decides: --gpus all needs no nvidia entry in `docker info`
@@ -191,6 +197,8 @@ timeline docker_ready
 # 3. API key: SSM SecureString -> 0600 files in a 0700 directory. printf is a builtin, so
 #    the key is never in any process's argv. Its version goes beside it for watch-key.
 if ! command -v aws >/dev/null; then
+    [[ -z "${LOCALAI_ECR_REGISTRY:-}" ]] ||
+        die "no aws CLI on this AMI, and a host with egress none cannot install one"
     command -v snap >/dev/null || die "no aws CLI and no snap to install it"
     log "installing the aws CLI snap"
     timeout 600 snap wait system seed.loaded || true # snapd may still be seeding at first boot

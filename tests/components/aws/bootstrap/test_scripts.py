@@ -233,6 +233,9 @@ if argv[:1] == ["info"]:
         out = os.environ.get("STUB_DOCKER_RUNTIMES", '{"io.containerd.runc.v2":{},"runc":{}}')
 elif argv[:1] == ["pull"]:
     rc = 1 if argv[-1] in os.environ.get("STUB_DOCKER_PULL_FAIL", "").split(",") else 0
+elif argv[:1] == ["login"]:
+    record["stdin"] = sys.stdin.read()
+    rc = 0 if record["stdin"] else 1  # docker login refuses an empty password
 elif argv[:2] == ["image", "inspect"]:
     rc = 0 if argv[-1] in os.environ.get("STUB_DOCKER_IMAGES", "").split(",") else 1
 elif argv[:1] == ["run"] and "--entrypoint" in argv:
@@ -255,6 +258,9 @@ import json, os, sys
 argv = sys.argv[1:]
 with open(os.environ["STUB_LOG"], "a") as log:
     log.write(json.dumps({"cmd": "aws", "argv": argv}) + "\n")
+if argv[:2] == ["ecr", "get-login-password"] and not os.environ.get("STUB_AWS_ECR_FAIL"):
+    print(os.environ.get("STUB_AWS_ECR_TOKEN", "ecr-token-for-the-role"))
+    sys.exit(0)
 if os.environ.get("STUB_AWS_FAIL") or argv[:2] != ["ssm", "get-parameter"]:
     print("An error occurred (AccessDeniedException)", file=sys.stderr)
     sys.exit(254)

@@ -1,0 +1,125 @@
+"""``localai:egress none``: a host that reaches only AWS's regional services, through the
+VPC's own endpoints, and nothing on the internet.
+
+What the host calls, read from its scripts (components/aws/bootstrap/files/ and
+components/weights/): ``aws ssm get-parameter`` (the key), Session Manager (ssm,
+ssmmessages, ec2messages), ``aws logs`` and Docker's awslogs driver (logs), ``aws ecr
+get-login-password`` (ecr.api), the image's manifest (ecr.dkr) and its layers (S3, behind
+ECR), and the weights (``s3_get``: S3). Everything else is on the link-local and VPC
+addresses that security groups do not filter (IMDS, the Amazon DNS resolver, Time Sync:
+VPC User Guide, "Security group rules", the list of traffic security groups ignore).
+
+So the host's security group allows out only HTTPS to the interface endpoints' security
+group and HTTPS to S3's prefix list (the gateway endpoint on the subnet's route table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.network import Placement
+from components.errors import ConfigError
+
+SEALED_INTERFACE_SERVICES = ("ssm", "ssmmessages", "ec2messages", "logs", "ecr.api", "ecr.dkr")
+"""Interface endpoints a sealed host needs (see the module's docstring for each)."""
+HTTPS = 443
+
+
+@dataclass(frozen=True)
+class SealedNetwork:
+    """The endpoints a sealed host reaches, and what its security group may send to."""
+
+    endpoint_security_group: aws.ec2.SecurityGroup
+    interface_endpoints: list[aws.ec2.VpcEndpoint]
+    s3_endpoint: aws.ec2.VpcEndpoint
+
+    @property
+    def endpoints(self) -> list[aws.ec2.VpcEndpoint]:
+        return [*self.interface_endpoints, self.s3_endpoint]
+
+    def host_egress(self) -> list[aws.ec2.SecurityGroupEgressArgs]:
+        """The host's only egress rules: HTTPS to the endpoints, HTTPS to S3's prefix list."""
+        return [
+            aws.ec2.SecurityGroupEgressArgs(
+                protocol="tcp",
+                from_port=HTTPS,
+                to_port=HTTPS,
+                security_groups=[self.endpoint_security_group.id],
+                description="VPC interface endpoints (SSM, logs, ECR)",
+            ),
+            aws.ec2.SecurityGroupEgressArgs(
+                protocol="tcp",
+                from_port=HTTPS,
+                to_port=HTTPS,
+                prefix_list_ids=[self.s3_endpoint.prefix_list_id],
+                description="S3 through the gateway endpoint (weights, image layers)",
+            ),
+        ]
+
+
+def sealed_network(
+    name: str,
+    *,
+    placement: Placement,
+    vpc_cidr: str,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+) -> SealedNetwork:
+    """The interface endpoints (private DNS) in the host's subnet behind a security group
+    that admits HTTPS from the VPC, and the S3 gateway endpoint on its route table. The
+    endpoints' group admits the VPC's CIDR rather than the host's group, so the host's
+    group can name this one in its egress without a cycle. The host boots after all of
+    them (its ``depends_on``)."""
+    if placement.route_table_id is None:
+        raise ConfigError(
+            f"localai configuration cannot be deployed: subnet {placement.subnet_id} has no "
+            "route table (neither its own nor the VPC's main one) for the S3 gateway endpoint"
+        )
+    endpoint_sg = aws.ec2.SecurityGroup(
+        f"{name}-sealed-endpoints-sg",
+        description="LocalAI VPC endpoints: HTTPS from the VPC",
+        vpc_id=placement.vpc_id,
+        ingress=[
+            aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp",
+                from_port=HTTPS,
+                to_port=HTTPS,
+                cidr_blocks=[vpc_cidr],
+                description="the VPC (the LocalAI host)",
+            )
+        ],
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    invoke = pulumi.InvokeOutputOptions(parent=parent)
+    interface = [
+        aws.ec2.VpcEndpoint(
+            f"{name}-endpoint-{service.replace('.', '-')}",
+            vpc_id=placement.vpc_id,
+            service_name=aws.ec2.get_vpc_endpoint_service_output(
+                service=service, service_type="Interface", opts=invoke
+            ).service_name,
+            vpc_endpoint_type="Interface",
+            subnet_ids=[placement.subnet_id],
+            security_group_ids=[endpoint_sg.id],
+            private_dns_enabled=True,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for service in SEALED_INTERFACE_SERVICES
+    ]
+    s3 = aws.ec2.VpcEndpoint(
+        f"{name}-endpoint-s3",
+        vpc_id=placement.vpc_id,
+        service_name=aws.ec2.get_vpc_endpoint_service_output(
+            service="s3", service_type="Gateway", opts=invoke
+        ).service_name,
+        vpc_endpoint_type="Gateway",
+        route_table_ids=[placement.route_table_id],
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return SealedNetwork(endpoint_sg, interface, s3)

@@ -1,0 +1,366 @@
+"""``localai:egress none`` on the single VM (issue 20): the rendered stack has no path out.
+
+The proof is over what the program declares: every security group rule the host has,
+every route it can use, every endpoint, and where its image and weights come from. The
+cloud is mocked (tests/support/pulumi_mocks.py); our code runs for real.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import ipaddress
+import json
+
+import pytest
+import yaml
+
+from components.aws.store_names import bucket_name, mirror_tag, repository_name
+from components.errors import ConfigError
+from components.models.catalog import load_catalog
+from components.models.facts import load_facts_for
+from components.settings import DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL
+from components.weights.manifest import weights_manifest
+from components.weights.mirror import object_key, parse_manifest
+from tests.components.aws.day_two import deploy, touched
+from tests.support.pulumi_mocks import ACCOUNT, DEFAULT_VPC, PRIVATE_SUBNET, RecordingMocks
+
+SEALED_SUBNET = "subnet-0dddd0000000000aa"
+SEALED_TABLE = "rtb-0sealed"
+VPC_CIDR = "172.31.0.0/16"
+PREFIX = "localai-test"
+REPOSITORY = repository_name(PREFIX)
+BUCKET = bucket_name(PREFIX, ACCOUNT, "us-east-1")
+REGISTRY = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
+CPU_IMAGE = "localai/localai:v2.24.0-ffmpeg-core"
+GPU_IMAGE = "localai/localai:v2.24.0-cublas-cuda12-core"
+DIGESTS = {CPU_IMAGE: "sha256:" + "c" * 64, GPU_IMAGE: "sha256:" + "9" * 64}
+SEALED = {"target": "aws", "public": "false", "egress": "none", "subnetId": SEALED_SUBNET}
+SG = "aws:ec2/securityGroup:SecurityGroup"
+ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
+INSTANCE = "aws:ec2/instance:Instance"
+
+
+def manifest_for(models: list[str]) -> str:
+    catalog = load_catalog()
+    return weights_manifest([catalog[m] for m in models], dict(load_facts_for(models)))
+
+
+DEFAULT_MANIFEST = manifest_for([DEFAULT_MODEL, DEFAULT_EMBEDDING_MODEL])
+
+
+def sealed_subnet(mocks: RecordingMocks) -> None:
+    """A private subnet of the default VPC whose table has no 0.0.0.0/0 route at all."""
+    mocks.vpc_subnets[DEFAULT_VPC].append(SEALED_SUBNET)
+    mocks.subnet_route_tables[SEALED_SUBNET] = SEALED_TABLE
+    mocks.route_tables[SEALED_TABLE] = []
+
+
+def mirrored(
+    mocks: RecordingMocks,
+    *,
+    images: tuple[str, ...] = (CPU_IMAGE,),
+    manifest: str = DEFAULT_MANIFEST,
+    mutability: str = "IMMUTABLE",
+) -> None:
+    """The stores as the mirror scripts leave them, and the sealed subnet."""
+    sealed_subnet(mocks)
+    mocks.ecr_repositories[REPOSITORY] = {
+        "mutability": mutability,
+        "images": {mirror_tag(i): DIGESTS[i] for i in images},
+    }
+    mocks.buckets[BUCKET] = {
+        object_key(line): (line.size or 4096, line.sha256) for line in parse_manifest(manifest)
+    }
+
+
+def user_data(instance) -> dict:
+    raw = gzip.decompress(base64.b64decode(instance.inputs["userDataBase64"])).decode()
+    return yaml.safe_load(raw)
+
+
+def files_of(instance) -> dict[str, str]:
+    return {f["path"]: f["content"] for f in user_data(instance)["write_files"]}
+
+
+def conf_of(instance) -> dict[str, str]:
+    text = files_of(instance)["/etc/localai/localai.conf"]
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def stores_read(placed):
+    return {r.name: r for r in placed.mocks.of_type("aws:iam/rolePolicy:RolePolicy")}[
+        "localai-stores-read"
+    ]
+
+
+# -- the proof: nothing lets the host reach outside the VPC and AWS's regional services --
+
+
+def assert_no_path_out(placed) -> None:
+    groups = {r.name: r for r in placed.mocks.of_type(SG)}
+    host = groups["localai-sg"].inputs
+    endpoints_sg = groups["localai-sealed-endpoints-sg"].inputs
+    # Egress: HTTPS to the endpoints' group and to S3's prefix list, nothing else.
+    assert host["egress"] == [
+        {"protocol": "tcp", "fromPort": 443, "toPort": 443,
+         "securityGroups": ["sg-0e0d000000000000e"],
+         "description": "VPC interface endpoints (SSM, logs, ECR)"},
+        {"protocol": "tcp", "fromPort": 443, "toPort": 443, "prefixListIds": ["pl-63a5400a"],
+         "description": "S3 through the gateway endpoint (weights, image layers)"},
+    ]  # fmt: skip
+    for rule in host["egress"]:
+        assert not rule.get("cidrBlocks") and not rule.get("ipv6CidrBlocks")
+    # Ingress: nothing from outside the VPC (no API port, no SSH from the internet).
+    for rule in host.get("ingress", []):
+        for cidr in rule.get("cidrBlocks", []):
+            assert ipaddress.ip_network(cidr).is_private, rule
+    assert endpoints_sg["ingress"] == [
+        {"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": [VPC_CIDR],
+         "description": "the VPC (the LocalAI host)"},
+    ]  # fmt: skip
+    assert "egress" not in endpoints_sg or not endpoints_sg["egress"]
+    # Every endpoint is one of AWS's regional services, in the host's subnet or table.
+    endpoints = {r.name: r.inputs for r in placed.mocks.of_type(ENDPOINT)}
+    assert sorted(endpoints) == sorted(
+        f"localai-endpoint-{s}"
+        for s in ("ssm", "ssmmessages", "ec2messages", "logs", "ecr-api", "ecr-dkr", "s3")
+    )
+    for name, inputs in endpoints.items():
+        service = name.removeprefix("localai-endpoint-").replace("-", ".")
+        assert inputs["serviceName"] == f"com.amazonaws.us-east-1.{service}"
+        assert inputs["vpcId"] == DEFAULT_VPC
+        if service == "s3":
+            assert inputs["vpcEndpointType"] == "Gateway"
+            assert inputs["routeTableIds"] == [SEALED_TABLE]
+        else:
+            assert inputs["vpcEndpointType"] == "Interface"
+            assert inputs["subnetIds"] == [SEALED_SUBNET]
+            assert inputs["securityGroupIds"] == ["sg-0e0d000000000000e"]
+            assert inputs["privateDnsEnabled"] is True
+    # No address on the internet, and a subnet whose table has no way out.
+    instance = placed.one(INSTANCE).inputs
+    assert instance["associatePublicIpAddress"] is False
+    assert instance["subnetId"] == SEALED_SUBNET
+    assert placed.mocks.of_type("aws:ec2/eip:Eip") == []
+    assert placed.mocks.route_tables[SEALED_TABLE] == []
+    # Nothing the host is told to fetch is outside its own stores.
+    conf = conf_of(placed.one(INSTANCE))
+    for key in ("LOCALAI_CPU_IMAGE", "LOCALAI_GPU_IMAGE"):
+        assert conf[key] == "" or conf[key].startswith(f"{REGISTRY}/{REPOSITORY}@sha256:")
+    for line in parse_manifest(files_of(placed.one(INSTANCE))["/etc/localai/weights.tsv"]):
+        assert line.url == f"s3://{BUCKET}/{object_key(line)}"
+    cloud = user_data(placed.one(INSTANCE))
+    assert "packages" not in cloud and "package_update" not in cloud
+
+
+def test_dev_renders_with_no_path_out() -> None:
+    placed = deploy(SEALED, setup=mirrored)
+    assert_no_path_out(placed)
+    conf = conf_of(placed.one(INSTANCE))
+    assert conf["LOCALAI_CPU_IMAGE"] == f"{REGISTRY}/{REPOSITORY}@{DIGESTS[CPU_IMAGE]}"
+    assert conf["LOCALAI_ECR_REGISTRY"] == REGISTRY
+    assert conf["LOCALAI_INSTALL_DOCKER"] == "0"
+    assert placed.result.outputs["imageRepository"] == REPOSITORY
+    assert placed.result.outputs["weightsBucket"] == BUCKET
+
+
+def test_gpu_renders_with_no_path_out_and_both_images_by_digest() -> None:
+    placed = deploy(
+        {**SEALED, "accelerator": "gpu"},
+        setup=lambda m: mirrored(m, images=(CPU_IMAGE, GPU_IMAGE)),
+    )
+    assert_no_path_out(placed)
+    conf = conf_of(placed.one(INSTANCE))
+    assert conf["LOCALAI_GPU_IMAGE"] == f"{REGISTRY}/{REPOSITORY}@{DIGESTS[GPU_IMAGE]}"
+    assert conf["LOCALAI_GPU_CAPABLE"] == "1"
+
+
+def test_prod_models_render_with_no_path_out() -> None:
+    from tests.support.pulumi_mocks import stack_config
+
+    prod = stack_config("prod")
+    models = json.loads(prod["localai:models"]) if "localai:models" in prod else [DEFAULT_MODEL]
+    served = [*models, DEFAULT_EMBEDDING_MODEL]
+    manifest = manifest_for(served)
+    placed = deploy(
+        {**SEALED, "models": json.dumps(models), "instanceType": "c7a.2xlarge"},
+        setup=lambda m: mirrored(m, manifest=manifest),
+    )
+    assert_no_path_out(placed)
+    assert len(parse_manifest(files_of(placed.one(INSTANCE))["/etc/localai/weights.tsv"])) == len(
+        parse_manifest(manifest)
+    )
+
+
+def test_the_host_boots_after_every_endpoint_and_its_store_access() -> None:
+    placed = deploy(SEALED, setup=mirrored)
+    instance = placed.one(INSTANCE)
+    needed = [r.urn for r in placed.mocks.of_type(ENDPOINT)]
+    needed += [stores_read(placed).urn]
+    needed += [placed.one("aws:s3/bucketPolicy:BucketPolicy").urn]
+    assert set(needed) <= set(instance.dependencies)
+
+
+def test_the_host_reads_only_its_own_stores() -> None:
+    placed = deploy(SEALED, setup=mirrored)
+    read = stores_read(placed).inputs
+    assert json.loads(read["policy"])["Statement"] == [
+        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {"Effect": "Allow",
+         "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer"],
+         "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{REPOSITORY}"},
+        {"Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{BUCKET}/weights/*"},
+    ]  # fmt: skip
+    assert read["role"] == "localai-identity-role-physical"
+    bucket = placed.one("aws:s3/bucketPolicy:BucketPolicy").inputs
+    assert bucket["bucket"] == BUCKET
+    statements = json.loads(bucket["policy"])["Statement"]
+    assert statements[0]["Effect"] == "Deny"
+    assert statements[0]["Action"] == "s3:GetObject"
+    assert statements[0]["Condition"] == {
+        "StringNotEquals": {"aws:SourceVpce": "vpce-localai-endpoint-s3"},
+        "ArnLike": {
+            "aws:PrincipalArn": f"arn:*:iam::{ACCOUNT}:role/localai-identity-role-physical"
+        },
+    }
+    assert statements[1]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statements[1]["Action"] == "s3:*"
+
+
+def test_the_s3_fetcher_is_on_the_sealed_host_only() -> None:
+    sealed = files_of(deploy(SEALED, setup=mirrored).one(INSTANCE))
+    assert sealed["/usr/local/sbin/s3_get"].startswith("#!/usr/bin/env bash")
+    open_host = files_of(
+        deploy({**SEALED, "egress": "internet", "subnetId": PRIVATE_SUBNET}).one(INSTANCE)
+    )
+    assert "/usr/local/sbin/s3_get" not in open_host
+
+
+# -- preview says what is missing, and what to run -------------------------------------
+
+
+def test_nothing_mirrored_yet_names_both_commands() -> None:
+    with pytest.raises(ConfigError) as caught:
+        deploy(SEALED, setup=sealed_subnet)
+    message = str(caught.value)
+    assert f"the ECR repository {REPOSITORY} does not exist" in message
+    assert f"the weights bucket {BUCKET} does not exist" in message
+    assert "scripts/mirror-image.sh test" in message
+    assert ".venv/bin/python -m components.weights.mirror --stack test" in message
+
+
+def test_a_missing_image_and_a_missing_file_are_named() -> None:
+    def half(mocks: RecordingMocks) -> None:
+        mirrored(mocks, images=())
+        key = next(iter(mocks.buckets[BUCKET]))
+        del mocks.buckets[BUCKET][key]
+
+    with pytest.raises(ConfigError) as caught:
+        deploy(SEALED, setup=half)
+    message = str(caught.value)
+    assert f"{CPU_IMAGE} is not in {REGISTRY}/{REPOSITORY} (tag {mirror_tag(CPU_IMAGE)})" in message
+    assert message.count(" is not in s3://") == 1
+
+
+def test_a_gpu_host_needs_its_gpu_image_mirrored() -> None:
+    with pytest.raises(ConfigError, match=f"{GPU_IMAGE} is not in"):
+        deploy({**SEALED, "accelerator": "gpu"}, setup=mirrored)
+
+
+def test_mutable_tags_are_refused() -> None:
+    with pytest.raises(ConfigError, match="has mutable tags"):
+        deploy(SEALED, setup=lambda m: mirrored(m, mutability="MUTABLE"))
+
+
+def test_an_object_without_its_sha256_is_refused() -> None:
+    def tampered(mocks: RecordingMocks) -> None:
+        mirrored(mocks)
+        key, (size, _) = next(iter(mocks.buckets[BUCKET].items()))
+        mocks.buckets[BUCKET][key] = (size, "0" * 64)
+
+    with pytest.raises(ConfigError, match="has no SHA-256"):
+        deploy(SEALED, setup=tampered)
+
+
+def test_sizes_come_from_the_bucket() -> None:
+    placed = deploy(SEALED, setup=mirrored)
+    lines = parse_manifest(files_of(placed.one(INSTANCE))["/etc/localai/weights.tsv"])
+    bucket = placed.mocks.buckets[BUCKET]
+    assert [line.size for line in lines] == [bucket[object_key(line)][0] for line in lines]
+
+
+# -- subnets and keys ------------------------------------------------------------------
+
+
+def test_a_subnet_with_a_route_out_is_refused_unless_allowed() -> None:
+    def nat_only(mocks: RecordingMocks) -> None:
+        mirrored(mocks)
+
+    with pytest.raises(ConfigError) as caught:
+        deploy({**SEALED, "subnetId": PRIVATE_SUBNET}, setup=nat_only)
+    assert "its 0.0.0.0/0 route goes to nat-0private" in str(caught.value)
+    assert "localai:allowRouteOut true" in str(caught.value)
+    placed = deploy({**SEALED, "subnetId": PRIVATE_SUBNET, "allowRouteOut": "true"}, setup=nat_only)
+    host = {r.name: r for r in placed.mocks.of_type(SG)}["localai-sg"].inputs
+    assert all(not r.get("cidrBlocks") for r in host["egress"])
+
+
+def test_the_default_vpcs_default_subnets_are_refused_for_their_route_out() -> None:
+    with pytest.raises(ConfigError) as caught:
+        deploy({k: v for k, v in SEALED.items() if k != "subnetId"}, setup=mirrored)
+    message = str(caught.value)
+    assert message.count("its 0.0.0.0/0 route goes to igw-0main") == 2
+    assert "Set localai:vpcId or localai:subnetId to a subnet that fits." in message
+
+
+def test_an_arm64_type_is_refused_naming_the_reason() -> None:
+    with pytest.raises(ConfigError, match=r"is arm64.*x86_64 NVIDIA DLAMI"):
+        deploy({**SEALED, "instanceType": "c7g.xlarge"}, setup=mirrored)
+
+
+def test_a_cpu_host_boots_the_dlami_with_its_root_size() -> None:
+    placed = deploy(SEALED, setup=mirrored)
+    instance = placed.one(INSTANCE)
+    assert instance.inputs["ami"] == "ami-0dlaminvidia000001"
+    assert instance.inputs["rootBlockDevice"]["volumeSize"] == 100
+
+
+# -- day two ---------------------------------------------------------------------------
+
+
+def test_sealing_a_deployed_private_host_replaces_only_what_it_must() -> None:
+    """internet -> none on a private CPU host: the AMI family changes (DLAMI), so the host
+    is a new instance; the weights volume, key and log group stay."""
+    before = deploy({**SEALED, "egress": "internet", "subnetId": PRIVATE_SUBNET})
+    after = deploy({**SEALED, "subnetId": PRIVATE_SUBNET, "allowRouteOut": "true"}, setup=mirrored)
+    changes = touched(before, after)
+    assert changes.get("aws:ebs/volume:Volume::localai-weights") is None
+    assert changes.get("aws:ssm/parameter:Parameter::localai-api-key") is None
+    assert changes.get("aws:cloudwatch/logGroup:LogGroup::localai-logs") is None
+    assert changes["aws:ec2/securityGroup:SecurityGroup::localai-sg"] == "changed"
+    assert changes["aws:ec2/instance:Instance::localai-instance-nvidia-dlami-24.04-x86_64"] == (
+        "created"
+    )
+
+
+def test_the_same_sealed_config_changes_nothing() -> None:
+    first = deploy(SEALED, setup=mirrored)
+    second = deploy(SEALED, setup=mirrored)
+    assert touched(first, second) == {}
+
+
+def test_a_new_mirrored_image_is_a_new_host() -> None:
+    first = deploy(SEALED, setup=mirrored)
+
+    def newer(mocks: RecordingMocks) -> None:
+        mirrored(mocks)
+        mocks.ecr_repositories[REPOSITORY]["images"][mirror_tag(CPU_IMAGE)] = "sha256:" + "d" * 64
+
+    second = deploy(SEALED, setup=newer)
+    changes = touched(first, second)
+    assert changes == {
+        "aws:ec2/instance:Instance::localai-instance-nvidia-dlami-24.04-x86_64": "changed"
+    }
