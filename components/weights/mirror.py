@@ -10,7 +10,10 @@ SHA-256 recorded and the file's size is left alone, so a second run uploads noth
 :func:`s3_manifest` gives the manifest a host reads from the bucket with the fetcher's
 ``s3://`` path, which verifies the SHA-256 again.
 
-Run it as ``python -m components.weights.mirror --stack STACK --bucket BUCKET``.
+Run it as ``python -m components.weights.mirror --stack STACK``: the bucket is the stack's
+own (``components/aws/store_names.py``: ``<project>-<stack>-<account>-<region>``), created
+when missing (SSE-S3, public access blocked, versioning off), which ``localai:egress none``
+reads; ``--bucket BUCKET`` names another one, which must exist.
 """
 
 from __future__ import annotations
@@ -163,6 +166,55 @@ def stack_manifest(stack: str) -> str:
     return weights_manifest(models, dict(load_facts_for(settings.served_models)))
 
 
+PROJECT = "localai"
+"""Pulumi.yaml's ``name``: a stack's resource prefix is ``<project>-<stack>``."""
+
+
+def stack_bucket(stack: str, *, sts: Any, region: str | None) -> str:
+    """The stack's own weights bucket: the name the program looks it up by."""
+    from components.aws.store_names import bucket_name
+
+    if not region:
+        raise MirrorError("no AWS region: set AWS_REGION (the stack's localai region)")
+    account = sts.get_caller_identity()["Account"]
+    try:
+        return bucket_name(f"{PROJECT}-{stack}", account, region)
+    except ValueError as exc:
+        raise MirrorError(str(exc)) from None
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str) -> bool:
+    """Create ``bucket`` unless it exists: encrypted at rest (SSE-S3), every kind of public
+    access blocked, versioning left off (a key is a SHA-256, never overwritten). True when
+    it was created."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    location = {} if region == "us-east-1" else {"LocationConstraint": region}
+    s3.create_bucket(Bucket=bucket, **({"CreateBucketConfiguration": location} if location else {}))
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    return True
+
+
 def mirror(
     manifest_text: str,
     bucket: str,
@@ -181,21 +233,28 @@ def mirror(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="the stack whose models to mirror")
-    parser.add_argument("--bucket", required=True, help="the stack's weights bucket")
+    parser.add_argument("--bucket", help="another bucket than the stack's own (it must exist)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="local download cache")
     parser.add_argument("--endpoint-url", help="another S3 endpoint (tests)")
     args = parser.parse_args(argv)
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=args.endpoint_url)
+    bucket = args.bucket
     try:
-        done = mirror(stack_manifest(args.stack), args.bucket, s3=s3, cache=args.cache / args.stack)
+        if bucket is None:
+            region = boto3.session.Session().region_name
+            sts = boto3.client("sts", endpoint_url=args.endpoint_url)
+            bucket = stack_bucket(args.stack, sts=sts, region=region)
+            if ensure_bucket(s3, bucket, region):
+                print(f"created s3://{bucket} (SSE-S3, public access blocked)")
+        done = mirror(stack_manifest(args.stack), bucket, s3=s3, cache=args.cache / args.stack)
     except MirrorError as exc:
         print(f"mirror-weights: error: {exc}", file=sys.stderr)
         return 1
     for item in done:
         verb = "uploaded" if item.uploaded else "already there"
-        print(f"{item.filename}: {verb} (s3://{args.bucket}/{item.key}, {item.size} bytes)")
+        print(f"{item.filename}: {verb} (s3://{bucket}/{item.key}, {item.size} bytes)")
     return 0
 
 

@@ -324,11 +324,10 @@ def test_main_mirrors_the_stack_and_says_what_it_did(tmp_path, monkeypatch, caps
     ]
 
 
-def test_main_needs_the_stack_and_the_bucket_and_documents_each_option(capsys) -> None:
-    for argv in (["--bucket", "b"], ["--stack", "dev"]):
-        with pytest.raises(SystemExit) as caught:
-            mirror.main(argv)
-        assert caught.value.code == 2
+def test_main_needs_the_stack_and_documents_each_option(capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        mirror.main(["--bucket", "b"])
+    assert caught.value.code == 2
     capsys.readouterr()
     with pytest.raises(SystemExit):
         mirror.main(["--help"])
@@ -337,7 +336,7 @@ def test_main_needs_the_stack_and_the_bucket_and_documents_each_option(capsys) -
         "Mirror a stack's weights into an S3 bucket, from a machine that can reach the "
         "models' sources (issue 20, part 3: the operator's side).",
         "--stack STACK the stack whose models to mirror",
-        "--bucket BUCKET the stack's weights bucket",
+        "--bucket BUCKET another bucket than the stack's own (it must exist)",
         "--cache CACHE local download cache",
         "--endpoint-url ENDPOINT_URL another S3 endpoint (tests)",
     ):
@@ -413,3 +412,70 @@ def test_the_module_runs_as_a_command() -> None:
         capture_output=True, text=True, timeout=60, cwd=Path(mirror.__file__).resolve().parents[2],
     )  # fmt: skip
     assert result.returncode == 0 and "--bucket" in result.stdout, result.stderr
+
+
+# -- the stack's own bucket (egress none: the name the program looks it up by) -----------
+
+
+def test_without_a_bucket_the_stacks_own_is_created_once_and_used(
+    tmp_path, s3_server, monkeypatch, capsys
+) -> None:
+    from components.aws.store_names import bucket_name
+
+    own = bucket_name("localai-dev", "123456789012", "eu-west-1")
+    with s3_server.setup():
+        writer = s3_server.writer_key(own)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", writer["key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", writer["secret"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_CA_BUNDLE", s3_server.ca_bundle)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    seen = []
+    monkeypatch.setattr(
+        mirror, "mirror", lambda text, bucket, *, s3, cache: seen.append(bucket) or []
+    )
+    argv = ["--stack", "dev", "--cache", str(tmp_path), "--endpoint-url", s3_server.endpoint_url]
+    assert mirror.main(argv) == 0
+    assert capsys.readouterr().out == f"created s3://{own} (SSE-S3, public access blocked)\n"
+    assert mirror.main(argv) == 0
+    assert capsys.readouterr().out == ""
+    assert seen == [own, own]
+    with s3_server.setup():
+        admin = s3_server.client("s3")
+        block = admin.get_public_access_block(Bucket=own)["PublicAccessBlockConfiguration"]
+        rules = admin.get_bucket_encryption(Bucket=own)["ServerSideEncryptionConfiguration"]
+        location = admin.get_bucket_location(Bucket=own)["LocationConstraint"]
+        versioning = admin.get_bucket_versioning(Bucket=own).get("Status")
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
+    assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert (location, versioning) == ("eu-west-1", None)
+
+
+def test_a_bucket_in_us_east_1_has_no_location_constraint(s3_server) -> None:
+    with s3_server.setup():
+        admin = s3_server.client("s3")
+        assert mirror.ensure_bucket(admin, "localai-x-123456789012-us-east-1", "us-east-1")
+        assert admin.get_bucket_location(Bucket="localai-x-123456789012-us-east-1")[
+            "LocationConstraint"
+        ] in (None, "us-east-1")
+
+
+def test_an_error_other_than_not_found_is_raised_not_taken_for_absent() -> None:
+    from botocore.exceptions import ClientError
+
+    class Denied:
+        def head_bucket(self, **_):
+            raise ClientError({"Error": {"Code": "403"}}, "HeadBucket")
+
+    with pytest.raises(ClientError):
+        mirror.ensure_bucket(Denied(), "b-x", "eu-west-1")
+
+
+def test_without_a_region_the_mirror_says_so() -> None:
+    with pytest.raises(mirror.MirrorError, match="no AWS region: set AWS_REGION"):
+        mirror.stack_bucket("dev", sts=None, region=None)
+    sts = type("Sts", (), {"get_caller_identity": lambda self: {"Account": "12"}})()
+    with pytest.raises(mirror.MirrorError, match="not a 12-digit AWS account id"):
+        mirror.stack_bucket("dev", sts=sts, region="eu-west-1")
