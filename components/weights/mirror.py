@@ -141,25 +141,41 @@ def upload(
         yield Mirrored(line.filename, key, size, uploaded=True)
 
 
-def stack_manifest(stack: str) -> str:
-    """The manifest the stack's hosts use, from its stack file (stacks/Pulumi.STACK.yaml)."""
-    import yaml
-
+def stack_images(stack: str) -> list[str]:
+    """The images the stack's host pulls: the CPU image, and the CUDA image when its
+    instance type has a GPU it may use (``scripts/mirror-image.sh`` mirrors these)."""
     from components.models.catalog import load_catalog
-    from components.models.facts import load_facts_for
     from components.settings import load_settings
-    from components.weights.manifest import weights_manifest
+    from components.sizing.instance_types import lookup
+
+    settings = load_settings(_stack_values(stack), catalog=load_catalog())
+    gpu = lookup(settings.aws_instance_type).gpu_count > 0 and settings.accelerator != "cpu"
+    return [settings.cpu_image, *([settings.cuda_image] if gpu else [])]
+
+
+def _stack_values(stack: str) -> dict[str, Any]:
+    import yaml
 
     path = Path(__file__).resolve().parents[2] / "stacks" / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise MirrorError(f"no {path}")
     config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    raw = {
+    return {
         key.removeprefix("localai:"): value
         for key, value in config.items()
-        # secrets ({secure: ...}) stay out: the models never depend on them
+        # secrets ({secure: ...}) stay out: the models and images never depend on them
         if key.startswith("localai:") and not (isinstance(value, dict) and "secure" in value)
     }
+
+
+def stack_manifest(stack: str) -> str:
+    """The manifest the stack's hosts use, from its stack file (stacks/Pulumi.STACK.yaml)."""
+    from components.models.catalog import load_catalog
+    from components.models.facts import load_facts_for
+    from components.settings import load_settings
+    from components.weights.manifest import weights_manifest
+
+    raw = _stack_values(stack)
     catalog = load_catalog()
     settings = load_settings(raw, catalog=catalog)
     models = [catalog[name] for name in settings.served_models]
