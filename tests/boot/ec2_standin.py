@@ -19,6 +19,7 @@ Every file goes into the machine's root before it boots; units are enabled by sy
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -118,13 +119,14 @@ def registry_storage(root: Path, image: str, names: list[str]) -> Path:
         ["docker", "image", "inspect", "--format", "{{.Id}}", image],
         check=True, capture_output=True, text=True,
     ).stdout.strip().removeprefix("sha256:")[:16]  # fmt: skip
-    storage = CACHE / f"registry-{image_id}"
+    names_key = hashlib.sha256("|".join(names).encode()).hexdigest()[:8]
+    storage = CACHE / f"registry-{image_id}-{names_key}"
     if (storage / ".complete").exists():
         return storage
     shutil.rmtree(storage, ignore_errors=True)
     storage.mkdir(parents=True)
     port = free_port()
-    config = storage.parent / f"registry-{image_id}.yml"
+    config = storage.parent / f"registry-{image_id}-{names_key}.yml"
     config.write_text(
         "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + str(storage) + "\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
