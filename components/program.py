@@ -516,6 +516,7 @@ def _build_fleet(
     return build_fleet(
         settings,
         prefix=f"{env.project}-{env.stack}",
+        stack=env.stack,
         models=models,
         facts=facts,
         plan=_plan,

@@ -594,12 +594,7 @@ class Settings(_Section):
                     "only; with the default egress the host uses that route"
                 )
             return
-        if self.fleet is not None:
-            raise ValueError(
-                "[egress] 'none' is built for the single VM in this version; a fleet's hosts "
-                "still need a route out (remove localai:egress, or deploy one VM)"
-            )
-        if self.public:
+        if self.public and self.fleet is None:
             raise ValueError(
                 "[public] a host with 'localai:egress none' has no public address and is "
                 "reached through an SSM port forward: set 'localai:public false'"

@@ -15,6 +15,7 @@ group and HTTPS to S3's prefix list (the gateway endpoint on the subnet's route 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -25,6 +26,9 @@ from components.errors import ConfigError
 
 SEALED_INTERFACE_SERVICES = ("ssm", "ssmmessages", "ec2messages", "logs", "ecr.api", "ecr.dkr")
 """Interface endpoints a sealed host needs (see the module's docstring for each)."""
+FLEET_INTERFACE_SERVICES = (*SEALED_INTERFACE_SERVICES, "autoscaling")
+"""A fleet host also completes its launch lifecycle action and sends heartbeats
+(``aws autoscaling complete-lifecycle-action``, localai-lifecycle.sh)."""
 HTTPS = 443
 
 
@@ -39,6 +43,37 @@ class SealedNetwork:
     @property
     def endpoints(self) -> list[aws.ec2.VpcEndpoint]:
         return [*self.interface_endpoints, self.s3_endpoint]
+
+    def fleet_egress_rules(
+        self, name: str, security_group: aws.ec2.SecurityGroup, tags: dict[str, str]
+    ) -> list[aws.vpc.SecurityGroupEgressRule]:
+        """The same two rules as separate resources, for the fleet's instances' group
+        (whose rules are all separate resources)."""
+        opts = pulumi.ResourceOptions(parent=security_group)
+        return [
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-instances-out-endpoints",
+                security_group_id=security_group.id,
+                ip_protocol="tcp",
+                from_port=HTTPS,
+                to_port=HTTPS,
+                referenced_security_group_id=self.endpoint_security_group.id,
+                description="VPC interface endpoints (SSM, logs, ECR, Auto Scaling)",
+                tags=tags,
+                opts=opts,
+            ),
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-instances-out-s3",
+                security_group_id=security_group.id,
+                ip_protocol="tcp",
+                from_port=HTTPS,
+                to_port=HTTPS,
+                prefix_list_id=self.s3_endpoint.prefix_list_id,
+                description="S3 through the gateway endpoint (weights, image layers)",
+                tags=tags,
+                opts=opts,
+            ),
+        ]
 
     def host_egress(self) -> list[aws.ec2.SecurityGroupEgressArgs]:
         """The host's only egress rules: HTTPS to the endpoints, HTTPS to S3's prefix list."""
@@ -63,32 +98,35 @@ class SealedNetwork:
 def sealed_network(
     name: str,
     *,
-    placement: Placement,
+    subnets: Sequence[Placement],
     vpc_cidr: str,
     tags: dict[str, str],
     parent: pulumi.Resource,
+    services: Sequence[str] = SEALED_INTERFACE_SERVICES,
 ) -> SealedNetwork:
-    """The interface endpoints (private DNS) in the host's subnet behind a security group
-    that admits HTTPS from the VPC, and the S3 gateway endpoint on its route table. The
-    endpoints' group admits the VPC's CIDR rather than the host's group, so the host's
-    group can name this one in its egress without a cycle. The host boots after all of
-    them (its ``depends_on``)."""
-    if placement.route_table_id is None:
+    """The interface endpoints (private DNS) in the hosts' subnets (one per zone) behind a
+    security group that admits HTTPS from the VPC, and the S3 gateway endpoint on their
+    route tables. The endpoints' group admits the VPC's CIDR rather than the hosts' group,
+    so the hosts' group can name this one in its egress without a cycle. The hosts boot
+    after all of them (their ``depends_on``)."""
+    no_table = [p.subnet_id for p in subnets if p.route_table_id is None]
+    if no_table:
         raise ConfigError(
-            f"localai configuration cannot be deployed: subnet {placement.subnet_id} has no "
+            f"localai configuration cannot be deployed: subnet {', '.join(no_table)} has no "
             "route table (neither its own nor the VPC's main one) for the S3 gateway endpoint"
         )
+    vpc_id = subnets[0].vpc_id
     endpoint_sg = aws.ec2.SecurityGroup(
         f"{name}-sealed-endpoints-sg",
         description="LocalAI VPC endpoints: HTTPS from the VPC",
-        vpc_id=placement.vpc_id,
+        vpc_id=vpc_id,
         ingress=[
             aws.ec2.SecurityGroupIngressArgs(
                 protocol="tcp",
                 from_port=HTTPS,
                 to_port=HTTPS,
                 cidr_blocks=[vpc_cidr],
-                description="the VPC (the LocalAI host)",
+                description="the VPC (the LocalAI hosts)",
             )
         ],
         tags=tags,
@@ -98,27 +136,27 @@ def sealed_network(
     interface = [
         aws.ec2.VpcEndpoint(
             f"{name}-endpoint-{service.replace('.', '-')}",
-            vpc_id=placement.vpc_id,
+            vpc_id=vpc_id,
             service_name=aws.ec2.get_vpc_endpoint_service_output(
                 service=service, service_type="Interface", opts=invoke
             ).service_name,
             vpc_endpoint_type="Interface",
-            subnet_ids=[placement.subnet_id],
+            subnet_ids=[p.subnet_id for p in subnets],
             security_group_ids=[endpoint_sg.id],
             private_dns_enabled=True,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=parent),
         )
-        for service in SEALED_INTERFACE_SERVICES
+        for service in services
     ]
     s3 = aws.ec2.VpcEndpoint(
         f"{name}-endpoint-s3",
-        vpc_id=placement.vpc_id,
+        vpc_id=vpc_id,
         service_name=aws.ec2.get_vpc_endpoint_service_output(
             service="s3", service_type="Gateway", opts=invoke
         ).service_name,
         vpc_endpoint_type="Gateway",
-        route_table_ids=[placement.route_table_id],
+        route_table_ids=sorted({str(p.route_table_id) for p in subnets}),
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -15,6 +15,7 @@ EC2 Auto Scaling and ELB do all the work (no scheduler, proxy or health daemon o
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -30,17 +31,21 @@ from components.aws.access import (
     log_group_name,
     moved_from,
 )
+from components.aws.bootstrap.bundle import bundle_key
 from components.aws.bootstrap.cloud_init import (
     KEY_RESTART_SPREAD_S,
     BootstrapSpec,
     FleetBoot,
     HostProfile,
+    render_bundle,
     render_user_data_base64,
 )
+from components.aws.egress import FLEET_INTERFACE_SERVICES, sealed_network
 from components.aws.host import KEY_RELOAD_GRACE_S, shared_spec_fields
 from components.aws.launch import HostImage, ResolvedAmi, metadata_options
 from components.aws.load_balancer import FleetLoadBalancer, LoadBalancerArgs, TlsChoice
 from components.aws.network import FleetPlacement
+from components.aws.stores import MirroredStores, store_access
 from components.aws_limits import gp3_iops_for
 from components.readiness.command import wait_for_endpoint, wait_for_rollout
 from components.serving import ServingArgs
@@ -125,6 +130,9 @@ class AwsFleetArgs:
     ssh_key_name: str | None = None
     ssh_cidrs: Sequence[str] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    sealed: MirroredStores | None = None
+    """``egress none``: the stores the hosts read (``cpu_image``, ``gpu_image`` and
+    ``weights_manifest`` point into them); the hosts reach only the VPC's endpoints."""
 
 
 def autoscaling_group_name(resource_prefix: str) -> str:
@@ -198,7 +206,9 @@ def fleet_bootstrap_spec(
             region=region,
             log_group=log_group,
             key_parameter=key_parameter,
+            ecr_registry=args.sealed.registry if args.sealed is not None else "",
         ),
+        bundle_bucket=args.sealed.bucket if args.sealed is not None else "",
         fleet=FleetBoot(
             profiles={t: args.profiles[t] for t in args.instance_types},
             autoscaling_group=autoscaling_group_name(args.resource_prefix),
@@ -254,6 +264,31 @@ class AwsFleet(pulumi.ComponentResource):
             lifecycle_group=group_name,
             aliases=moved,
         )
+        sealed = (
+            sealed_network(
+                name,
+                subnets=args.placement.instance_subnets,
+                vpc_cidr=args.placement.vpc_cidr,
+                tags=tags,
+                parent=self,
+                services=FLEET_INTERFACE_SERVICES,
+            )
+            if args.sealed is not None
+            else None
+        )
+        boot_after: list[pulumi.Resource] = []
+        if sealed is not None and args.sealed is not None:
+            boot_after = [
+                *sealed.endpoints,
+                *store_access(
+                    name,
+                    args.sealed,
+                    role_name=identity.role_name,
+                    s3_endpoint=sealed.s3_endpoint,
+                    parent=self,
+                    bundles=True,
+                ),
+            ]
         front = FleetLoadBalancer(
             name,
             LoadBalancerArgs(
@@ -267,12 +302,16 @@ class AwsFleet(pulumi.ComponentResource):
                 resource_prefix=args.resource_prefix,
                 tags=tags,
                 ssh_cidrs=args.ssh_cidrs,
+                sealed=sealed,
             ),
             parent=self,
         )
-        user_data = pulumi.Output.all(self.region, log_group.name, key_parameter.name).apply(
-            lambda v: render_user_data_base64(fleet_bootstrap_spec(args, *v))
+        spec = pulumi.Output.all(self.region, log_group.name, key_parameter.name).apply(
+            lambda v: fleet_bootstrap_spec(args, *v)
         )
+        user_data = spec.apply(render_user_data_base64)
+        if args.sealed is not None:
+            boot_after.append(self._bundle(name, args.sealed, spec, tags))
         template = self._launch_template(
             name, args, tags, user_data, identity.instance_profile_name, front
         )
@@ -283,7 +322,7 @@ class AwsFleet(pulumi.ComponentResource):
             tags,
             template,
             front,
-            depends_on=[*identity.policies, *front.listeners, *grants],
+            depends_on=[*identity.policies, *front.listeners, *grants, *boot_after],
         )
         hook = aws.autoscaling.LifecycleHook(
             f"{name}-model-ready-hook",
@@ -336,6 +375,26 @@ class AwsFleet(pulumi.ComponentResource):
                 "region": self.region,
                 "ami_id": self.ami_id,
             }
+        )
+
+    def _bundle(
+        self,
+        name: str,
+        stores: MirroredStores,
+        spec: pulumi.Output[BootstrapSpec],
+        tags: dict[str, str],
+    ) -> aws.s3.BucketObjectv2:
+        """The hosts' files, fetched by their first boot step (bundle.py): a new key for
+        new content, so a launch never reads a bundle that another change replaced."""
+        bundle = spec.apply(render_bundle)
+        return aws.s3.BucketObjectv2(
+            f"{name}-bootstrap-bundle",
+            bucket=stores.bucket,
+            key=bundle.apply(bundle_key),
+            content_base64=bundle.apply(lambda b: base64.b64encode(b).decode("ascii")),
+            content_type="application/gzip",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _snapshot_key_grant(self, name: str, args: AwsFleetArgs) -> list[pulumi.Resource]:

@@ -62,7 +62,8 @@ def fleet_types(settings: Settings, fleet: FleetSettings) -> list[InstanceType]:
             f"one launch template boots one AMI, so its types must share an architecture; "
             f"got {listing}. Use x86_64 or arm64 types only",
         )
-    families = {host_image(t).family for t in types}
+    sealed = settings.egress == "none"
+    families = {host_image(t, sealed=sealed).family for t in types}
     if len(families) > 1:
         gpu = [t.name for t in types if t.gpu_count]
         cpu = [t.name for t in types if not t.gpu_count]
@@ -111,6 +112,7 @@ def build_fleet(
     settings: Settings,
     *,
     prefix: str,
+    stack: str,
     models: list[ModelConfig],
     facts: Facts,
     plan: PlanFn,
@@ -122,10 +124,20 @@ def build_fleet(
 ) -> dict[str, Any]:
     fleet = settings.fleet
     assert fleet is not None
+    sealed = settings.egress == "none"
     types = fleet_types(settings, fleet)
-    image = host_image(types[0])
+    image = host_image(types[0], sealed=sealed)
+    if sealed and image.install_docker:
+        raise _invalid(
+            "instanceTypes",
+            f"{types[0].name} is {types[0].arch}, and with localai:egress none the hosts boot "
+            "the x86_64 NVIDIA DLAMI (it ships Docker and the aws CLI, which a sealed host "
+            "cannot install); use x86_64 types",
+        )
     ami = resolve_host_ami(image, settings.ami_id)
-    root_gb = max(root_volume_size_gb(t, settings.root_volume_size_gb) for t in types)
+    root_gb = max(
+        root_volume_size_gb(t, settings.root_volume_size_gb, gpu_ami=image.gpu_ami) for t in types
+    )
     check_root_volume(root_gb, ami, explicit=settings.root_volume_size_gb is not None)
     plans = plan_each_type(settings, types, models, facts, plan)
     for name, sizing in plans.items():
@@ -169,7 +181,21 @@ def build_fleet(
         load_balancer_subnet_ids=fleet.load_balancer_subnet_ids,
         vpc_id=settings.vpc_id,
         internal=fleet.internal,
+        sealed=sealed,
+        allow_route_out=settings.allow_route_out,
     )
+    manifest = weights_manifest(models, dict(facts))
+    stores = None
+    if sealed:
+        from components.aws.stores import find_mirrored
+
+        stores = find_mirrored(
+            prefix,
+            stack=stack,
+            cpu_image=settings.cpu_image,
+            gpu_image=settings.cuda_image if any(p.use_gpu for p in plans.values()) else None,
+            manifest=manifest,
+        )
     snapshot = (
         aws.ebs.get_snapshot(snapshot_ids=[fleet.weights_snapshot_id], most_recent=True)
         if fleet.weights_snapshot_id is not None
@@ -192,10 +218,11 @@ def build_fleet(
         profiles=profiles,
         image=image,
         ami=ami,
-        cpu_image=settings.cpu_image,
-        gpu_image=settings.cuda_image,
+        cpu_image=stores.cpu_image if stores else settings.cpu_image,
+        # Hosts without a GPU never pull their GPU image (their profile leaves it empty).
+        gpu_image=(stores.gpu_image or stores.cpu_image) if stores else settings.cuda_image,
         placement=placement,
-        weights_manifest=weights_manifest(models, dict(facts)),
+        weights_manifest=stores.weights_manifest if stores else manifest,
         volume_size_gb=volume_gb,
         volume_throughput=settings.volume_throughput,
         root_volume_size_gb=root_gb,
@@ -232,6 +259,7 @@ def build_fleet(
         ssh_key_name=settings.ssh_key_name,
         ssh_cidrs=settings.ssh_cidrs,
         tags=settings.tags,
+        sealed=stores,
     )
     try:
         check_fleet_user_data(args)
@@ -247,6 +275,9 @@ def build_fleet(
         "instanceTypes": ",".join(t.name for t in types),
         "amiId": target.ami_id,
         "amiParameter": image.ami_parameter,
+        **(
+            {"imageRepository": stores.repository, "weightsBucket": stores.bucket} if stores else {}
+        ),
         "logGroup": target.log_group_name,
         "region": target.region,
         "targetRequestsPerMinute": timings.target_requests_per_minute,

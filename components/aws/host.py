@@ -121,7 +121,7 @@ class AwsHost(pulumi.ComponentResource):
         placement = args.placement
         sealed = (
             sealed_network(
-                name, placement=placement, vpc_cidr=args.vpc_cidr, tags=tags, parent=self
+                name, subnets=[placement], vpc_cidr=args.vpc_cidr, tags=tags, parent=self
             )
             if args.sealed is not None
             else None

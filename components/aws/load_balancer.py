@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.egress import SealedNetwork
 from components.aws.network import FleetPlacement
 from components.aws_limits import ALB_TLS_POLICY
 
@@ -79,6 +80,8 @@ class LoadBalancerArgs:
     resource_prefix: str
     tags: dict[str, str]
     ssh_cidrs: Sequence[str] = ()
+    sealed: SealedNetwork | None = None
+    """``egress none``: the instances may reach these endpoints and S3 only."""
 
 
 class FleetLoadBalancer:
@@ -133,15 +136,18 @@ class FleetLoadBalancer:
                 "SSH (opted in)",
                 tags,
             )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-instances-out",
-            security_group_id=self.instance_security_group.id,
-            ip_protocol="-1",
-            cidr_ipv4="0.0.0.0/0",
-            description="image pulls, model downloads, SSM, CloudWatch, Auto Scaling",
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self.instance_security_group),
-        )
+        if args.sealed is not None:
+            args.sealed.fleet_egress_rules(name, self.instance_security_group, tags)
+        else:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-instances-out",
+                security_group_id=self.instance_security_group.id,
+                ip_protocol="-1",
+                cidr_ipv4="0.0.0.0/0",
+                description="image pulls, model downloads, SSM, CloudWatch, Auto Scaling",
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self.instance_security_group),
+            )
         # The provider revokes a new group's default allow-all egress (terraform-provider-
         # aws, resource aws_security_group, Create): the load balancer may reach the
         # instances' API port and nothing else.

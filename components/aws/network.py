@@ -447,6 +447,8 @@ def choose_fleet_subnets(
     load_balancer_subnet_ids: list[str] | None,
     vpc_id: str | None,
     internal: bool,
+    sealed: bool = False,
+    allow_route_out: bool = False,
 ) -> FleetPlacement:
     """The fleet's subnets, with plain invokes before any resource. Instances go to the
     candidates (``fleet.subnetIds``, else the VPC's subnets: the default VPC's default
@@ -454,7 +456,9 @@ def choose_fleet_subnets(
     whose default route leads out: NAT subnets if two zones have them, else internet-
     gateway subnets with public IPs. The load balancer goes to ``loadBalancerSubnetIds``,
     else to the instance subnets (internal) or the internet-gateway subnets (internet-
-    facing) in the same zones. Raises ConfigError naming every subnet and what it lacks."""
+    facing) in the same zones. ``sealed`` (``egress none``) instances go to subnets with no
+    way out (or any, with ``allow_route_out``) and never get public IPs. Raises ConfigError
+    naming every subnet and what it lacks."""
     offered: dict[str, list[str]] = {}
     for instance_type in instance_types:
         for zone in _offered_zones(instance_type):
@@ -468,11 +472,20 @@ def choose_fleet_subnets(
             "localai configuration is invalid:\n  - localai:fleet.subnetIds are in "
             f"several VPCs ({', '.join(sorted(vpcs))}): list subnets of one VPC"
         )
-    usable: dict[str, list[Placement]] = {"igw": [], "nat": []}
+    usable: dict[str, list[Placement]] = {"igw": [], "nat": [], "sealed": []}
     for placement, kind in described:
         where = f"{placement.subnet_id} ({placement.availability_zone})"
         if placement.availability_zone not in offered:
             reasons.append(f"{where}: none of {', '.join(instance_types)} is offered there")
+        elif sealed:
+            if kind == "igw":
+                usable["igw"].append(placement)  # for an internet-facing load balancer
+            detail = {"igw": "an internet gateway", "nat": "a NAT path"}.get(kind, "")
+            refused = check_route_out(where, kind, detail, allow_route_out=allow_route_out)
+            if refused is None:
+                usable["sealed"].append(placement)
+            else:
+                reasons.append(refused)
         elif kind not in usable:
             reasons.append(
                 f"{where}: no way out for downloads and SSM ({kind.removeprefix('none: ')})"
@@ -481,6 +494,8 @@ def choose_fleet_subnets(
             usable[kind].append(placement)
     nat, igw = _one_per_zone(usable["nat"]), _one_per_zone(usable["igw"])
     instances, public_ips = (nat, False) if len(nat) >= MIN_FLEET_ZONES else (igw, True)
+    if sealed:
+        instances, public_ips = _one_per_zone(usable["sealed"]), False
     if load_balancer_subnet_ids is not None:
         lb_described = _describe(sorted(load_balancer_subnet_ids))
         if not internal:

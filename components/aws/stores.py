@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.bootstrap.bundle import BUNDLE_PREFIX
 from components.aws.store_names import bucket_name, mirror_tag, registry_host, repository_name
 from components.errors import ConfigError
 from components.weights.mirror import WEIGHTS_PREFIX, object_key, parse_manifest, s3_manifest
@@ -135,9 +136,12 @@ def find_mirrored(
     )
 
 
-def host_read_policy(stores: MirroredStores) -> str:
+def host_read_policy(stores: MirroredStores, *, bundles: bool = False) -> str:
     """What a sealed host may read: a registry token, pulls from the stack's repository,
-    and the weights in the stack's bucket (nothing else of either)."""
+    and the weights in the stack's bucket (and a fleet's bootstrap bundles: nothing else
+    of either)."""
+    prefixes = [WEIGHTS_PREFIX, *([BUNDLE_PREFIX] if bundles else [])]
+    objects = [f"{stores.bucket_arn}/{prefix}/*" for prefix in prefixes]
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -147,7 +151,7 @@ def host_read_policy(stores: MirroredStores) -> str:
                 {
                     "Effect": "Allow",
                     "Action": "s3:GetObject",
-                    "Resource": f"{stores.bucket_arn}/{WEIGHTS_PREFIX}/*",
+                    "Resource": objects[0] if len(objects) == 1 else objects,
                 },
             ],
         }
@@ -158,7 +162,7 @@ def bucket_policy(stores: MirroredStores, endpoint_id: str, role_name: str) -> s
     """The host's role reads the weights only through the stack's S3 gateway endpoint, and
     nobody uses plain HTTP. The operator's own principal (the mirror: uploads, and HEADs
     that check them) stays governed by its IAM policy."""
-    objects = f"{stores.bucket_arn}/{WEIGHTS_PREFIX}/*"
+    objects = f"{stores.bucket_arn}/*"
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -196,12 +200,13 @@ def store_access(
     role_name: pulumi.Input[str],
     s3_endpoint: aws.ec2.VpcEndpoint,
     parent: pulumi.Resource,
+    bundles: bool = False,
 ) -> list[pulumi.Resource]:
     """The host role's read access and the bucket's policy; the host boots after both."""
     read = aws.iam.RolePolicy(
         f"{name}-stores-read",
         role=role_name,
-        policy=host_read_policy(stores),
+        policy=host_read_policy(stores, bundles=bundles),
         opts=pulumi.ResourceOptions(parent=parent),
     )
     policy = aws.s3.BucketPolicy(

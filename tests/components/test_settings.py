@@ -1328,12 +1328,9 @@ def test_a_sealed_host_cannot_be_public() -> None:
     )
 
 
-def test_a_sealed_fleet_is_refused_for_now() -> None:
+def test_a_sealed_fleet_is_accepted_without_public() -> None:
     fleet = json.dumps({"instanceTypes": ["c7a.xlarge"], "internal": True})
-    with pytest.raises(
-        ConfigError, match=r"localai:egress = 'none': 'none' is built for the single VM"
-    ):
-        load({"target": "aws", "egress": "none", "fleet": fleet})
+    assert load({"target": "aws", "egress": "none", "fleet": fleet}).egress == "none"
 
 
 def test_a_sealed_host_refuses_ssh_from_public_networks_only() -> None:

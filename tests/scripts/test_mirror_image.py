@@ -21,9 +21,11 @@ CPU = "localai/localai:v2.24.0-ffmpeg-core"
 GPU = "localai/localai:v2.24.0-cublas-cuda12-core"
 
 STUB_AWS = r"""
-import json, os, sys
+import fcntl, json, os, sys
 argv = sys.argv[1:]
 state_path = os.environ["STUB_STATE"]
+lock = open(state_path + ".lock", "w")  # a pipe runs aws and docker at once
+fcntl.flock(lock, fcntl.LOCK_EX)
 state = json.load(open(state_path))
 state["calls"].append(argv)
 def opt(name):
@@ -63,14 +65,17 @@ sys.exit(rc)
 """
 
 STUB_DOCKER = r"""
-import hashlib, json, os, sys
+import fcntl, hashlib, json, os, sys
 argv = sys.argv[1:]
 state_path = os.environ["STUB_STATE"]
+stdin = sys.stdin.read() if argv[0] == "login" else ""  # before the lock: aws writes it
+lock = open(state_path + ".lock", "w")  # a pipe runs aws and docker at once
+fcntl.flock(lock, fcntl.LOCK_EX)
 state = json.load(open(state_path))
 record = list(argv)
 rc = 0
 if argv[0] == "login":
-    record.append("stdin=" + sys.stdin.read().strip())
+    record.append("stdin=" + stdin.strip())
 elif argv[0] == "pull":
     rc = 1 if argv[-1] in os.environ.get("STUB_PULL_FAIL", "") else 0
 elif argv[0] == "push":

@@ -43,6 +43,7 @@ from pathlib import Path
 import yaml
 import zopfli.gzip
 
+from components.aws.bootstrap.bundle import fetch_step, pack
 from components.aws_limits import USER_DATA_LIMIT_BYTES
 from components.serving import CONTAINER_ENV
 from components.weights.manifest import CONFIG_SYNC
@@ -138,6 +139,7 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]+")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 _ASG_NAME = re.compile(r"[A-Za-z0-9_/-]+")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ECR_REGISTRY = re.compile(r"\d{12}\.dkr\.ecr\.[a-z]{2}(-[a-z]+)+-\d+\.amazonaws\.com(\.cn)?")
 
 
@@ -210,6 +212,10 @@ class BootstrapSpec:
     """``egress none``: the stack's private registry (``<account>.dkr.ecr.<region>.
     amazonaws.com``), logged into with the role's token before a pull; the images are
     ``<registry>/<repository>@sha256:...``. Empty: images come from their public registry."""
+    bundle_bucket: str = ""
+    """Ship every file but Docker's drop-in in a bundle (components/aws/bootstrap/bundle.py)
+    at ``bootstrap/<sha256>.tar.gz`` in this bucket, fetched by the first runcmd step: a
+    sealed fleet's files exceed EC2's 16 KiB. Empty: every file in the user data."""
     fleet: FleetBoot | None = None
     """An Auto Scaling group's host: the weights volume (``volume_device`` empty) and the
     profile are found at boot, and the warm-up completes the launch lifecycle hook."""
@@ -221,7 +227,24 @@ def render_user_data(spec: BootstrapSpec) -> str:
     Raises ValueError for a bad spec. EC2 gets it gzipped: :func:`render_user_data_base64`.
     """
     _validate(spec)
-    return _dump(_cloud_config(spec, _files(spec)))
+    files = _files(spec)
+    if not spec.bundle_bucket:
+        return _dump(_cloud_config(spec, files))
+    bundle = pack(_bundled(files))
+    first = fetch_step(spec.bundle_bucket, spec.region, bundle)
+    kept = {DOCKER_DROPIN_PATH: files[DOCKER_DROPIN_PATH]}
+    return _dump(_cloud_config(spec, kept, first_line=first))
+
+
+def render_bundle(spec: BootstrapSpec) -> bytes:
+    """The bundle ``spec``'s user data fetches (the same bytes for the same spec)."""
+    _validate(spec)
+    return pack(_bundled(_files(spec)))
+
+
+def _bundled(files: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    # Docker's drop-in stays in write_files: it must be there before docker.service starts.
+    return {path: entry for path, entry in files.items() if path != DOCKER_DROPIN_PATH}
 
 
 def render_user_data_base64(spec: BootstrapSpec) -> str:
@@ -354,7 +377,9 @@ def _model_files(
     }
 
 
-def _cloud_config(spec: BootstrapSpec, files: dict[str, tuple[str, str]]) -> dict[str, object]:
+def _cloud_config(
+    spec: BootstrapSpec, files: dict[str, tuple[str, str]], *, first_line: str = ""
+) -> dict[str, object]:
     config: dict[str, object] = {}
     if spec.install_docker:
         config["package_update"] = True
@@ -390,19 +415,20 @@ def _cloud_config(spec: BootstrapSpec, files: dict[str, tuple[str, str]]) -> dic
     # --no-block: the warm-up is a oneshot that may wait hours for downloads.
     services = [*SERVICES, *(FLEET_SERVICES if spec.fleet is not None else ())]
     steps.append(["systemctl", "enable", "--now", "--no-block", *services])
-    config["runcmd"] = _runcmd(steps, fleet=spec.fleet is not None)
+    config["runcmd"] = _runcmd(steps, fleet=spec.fleet is not None, first_line=first_line)
     return config
 
 
 RUNCMD_FAILED = " || rc=1"
 
 
-def _runcmd(steps: list[list[str]], *, fleet: bool) -> list[str]:
+def _runcmd(steps: list[list[str]], *, fleet: bool, first_line: str = "") -> list[str]:
     """cloud-init runs runcmd as one /bin/sh script and reports the stage failed (``cloud-
     init status``: error) only if the script exits non-zero: every step runs (the units
     retry what failed), and a failed step makes the script exit 1. A fleet host whose
-    profile step failed abandons its launch at once (the group replaces it)."""
-    lines = ["rc=0"]
+    profile step failed abandons its launch at once (the group replaces it). A
+    ``first_line`` (the bundle's fetch) runs before them and ends the script on failure."""
+    lines = ["rc=0", *([first_line] if first_line else [])]
     for step in steps:
         line = shlex.join(step) + RUNCMD_FAILED
         if fleet and step == [HOST_PROFILE]:
@@ -564,6 +590,8 @@ def _validate(spec: BootstrapSpec) -> None:
     for name in ("cpu_image", "gpu_image", "api_key_parameter"):
         if not getattr(spec, name):
             raise ValueError(f"{name} must not be empty")
+    if spec.bundle_bucket and not _BUCKET.fullmatch(spec.bundle_bucket):
+        raise ValueError(f"bundle_bucket {spec.bundle_bucket!r} is not an S3 bucket name")
     if spec.ecr_registry:
         if not _ECR_REGISTRY.fullmatch(spec.ecr_registry):
             raise ValueError(

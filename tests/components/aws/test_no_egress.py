@@ -117,7 +117,7 @@ def assert_no_path_out(placed) -> None:
             assert ipaddress.ip_network(cidr).is_private, rule
     assert endpoints_sg["ingress"] == [
         {"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": [VPC_CIDR],
-         "description": "the VPC (the LocalAI host)"},
+         "description": "the VPC (the LocalAI hosts)"},
     ]  # fmt: skip
     assert "egress" not in endpoints_sg or not endpoints_sg["egress"]
     # Every endpoint is one of AWS's regional services, in the host's subnet or table.
@@ -364,3 +364,197 @@ def test_a_new_mirrored_image_is_a_new_host() -> None:
     assert changes == {
         "aws:ec2/instance:Instance::localai-instance-nvidia-dlami-24.04-x86_64": "changed"
     }
+
+
+# -- the fleet (prod's shape: GPU types behind an HTTPS load balancer) -------------------
+
+SEALED_SUBNET_B = "subnet-0eeee0000000000bb"
+SEALED_TABLE_B = "rtb-0sealedb"
+LB_SUBNETS = ["subnet-0aaaa000000000000", "subnet-0bbbb000000000000"]  # igw, zones a and b
+PROD_MODELS = ["llama-3.1-8b-instruct"]
+PROD_MANIFEST = manifest_for([*PROD_MODELS, DEFAULT_EMBEDDING_MODEL])
+FLEET = {
+    "instanceTypes": ["g6.xlarge", "g5.xlarge", "g4dn.xlarge"], "minSize": 1, "maxSize": 4,
+    "domainName": "llm.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ",
+    "subnetIds": [SEALED_SUBNET, SEALED_SUBNET_B], "loadBalancerSubnetIds": LB_SUBNETS,
+}  # fmt: skip
+SEALED_FLEET = {
+    "target": "aws", "egress": "none", "accelerator": "gpu", "models": json.dumps(PROD_MODELS),
+    "volumeThroughput": "500", "allowedCidrs": '["203.0.113.0/24"]', "fleet": json.dumps(FLEET),
+}  # fmt: skip
+RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+GROUP = "aws:autoscaling/group:Group"
+
+
+def sealed_fleet_network(mocks: RecordingMocks) -> None:
+    mirrored(mocks, images=(CPU_IMAGE, GPU_IMAGE), manifest=PROD_MANIFEST)
+    mocks.vpc_subnets[DEFAULT_VPC].append(SEALED_SUBNET_B)
+    mocks.subnet_zones[SEALED_SUBNET_B] = "us-east-1b"
+    mocks.subnet_route_tables[SEALED_SUBNET_B] = SEALED_TABLE_B
+    mocks.route_tables[SEALED_TABLE_B] = []
+
+
+def template_user_data(placed) -> dict:
+    raw = gzip.decompress(base64.b64decode(placed.one(TEMPLATE).inputs["userData"])).decode()
+    return yaml.safe_load(raw)
+
+
+def bundle_files(placed) -> dict[str, str]:
+    """The files of the bundle object the stack uploads, by installed path."""
+    import io
+    import tarfile
+
+    obj = placed.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(obj["contentBase64"]))) as tar:
+        return {"/" + m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
+
+
+def test_a_sealed_fleet_has_no_path_out() -> None:
+    placed = deploy(SEALED_FLEET, setup=sealed_fleet_network)
+    rules = {r.name: r.inputs for r in placed.mocks.of_type(RULE)}
+    instance_rules = {n: i for n, i in rules.items() if n.startswith("localai-instances-out")}
+    assert instance_rules == {
+        "localai-instances-out-endpoints": {
+            "securityGroupId": "sg-0123456789abcdef0", "ipProtocol": "tcp", "fromPort": 443,
+            "toPort": 443, "referencedSecurityGroupId": "sg-0e0d000000000000e",
+            "description": "VPC interface endpoints (SSM, logs, ECR, Auto Scaling)",
+            "tags": {"localai:stack": "localai-test"}},
+        "localai-instances-out-s3": {
+            "securityGroupId": "sg-0123456789abcdef0", "ipProtocol": "tcp", "fromPort": 443,
+            "toPort": 443, "prefixListId": "pl-63a5400a",
+            "description": "S3 through the gateway endpoint (weights, image layers)",
+            "tags": {"localai:stack": "localai-test"}},
+    }  # fmt: skip
+    endpoints = {r.name: r.inputs for r in placed.mocks.of_type(ENDPOINT)}
+    assert sorted(endpoints) == sorted(
+        f"localai-endpoint-{s}"
+        for s in ("ssm", "ssmmessages", "ec2messages", "logs", "ecr-api", "ecr-dkr",
+                  "autoscaling", "s3")
+    )  # fmt: skip
+    for name, inputs in endpoints.items():
+        if name.endswith("-s3"):
+            assert inputs["routeTableIds"] == [SEALED_TABLE, SEALED_TABLE_B]
+        else:
+            assert inputs["subnetIds"] == [SEALED_SUBNET, SEALED_SUBNET_B]
+    group = placed.one(GROUP)
+    assert sorted(group.inputs["vpcZoneIdentifiers"]) == [SEALED_SUBNET, SEALED_SUBNET_B]
+    needed = {r.urn for r in placed.mocks.of_type(ENDPOINT)} | {stores_read(placed).urn}
+    assert needed <= set(group.dependencies)
+    template = placed.one(TEMPLATE).inputs
+    assert template["networkInterfaces"][0]["associatePublicIpAddress"] == "false"
+    assert template["imageId"] == "ami-0dlaminvidia000001"
+    cloud = template_user_data(placed)
+    assert "packages" not in cloud
+    assert [f["path"] for f in cloud["write_files"]] == [
+        "/etc/systemd/system/docker.service.d/10-localai-weights-volume.conf"
+    ]
+    files = bundle_files(placed)
+    base = dict(
+        line.split("=", 1) for line in files["/etc/localai/fleet/base.conf"].splitlines()
+        if "=" in line
+    )  # fmt: skip
+    assert base["LOCALAI_ECR_REGISTRY"] == REGISTRY
+    assert base["LOCALAI_CPU_IMAGE"] == f"{REGISTRY}/{REPOSITORY}@{DIGESTS[CPU_IMAGE]}"
+    gpu = dict(
+        line.split("=", 1) for line in files["/etc/localai/fleet/g6.xlarge.conf"].splitlines()
+        if "=" in line
+    )  # fmt: skip
+    assert gpu["LOCALAI_GPU_IMAGE"] == f"{REGISTRY}/{REPOSITORY}@{DIGESTS[GPU_IMAGE]}"
+    for line in parse_manifest(files["/etc/localai/weights.tsv"]):
+        assert line.url == f"s3://{BUCKET}/{object_key(line)}"
+    assert "/usr/local/sbin/s3_get" in files
+    assert placed.result.outputs["weightsBucket"] == BUCKET
+
+
+def test_a_sealed_fleets_user_data_fits_ec2() -> None:
+    from components.aws_limits import USER_DATA_LIMIT_BYTES
+
+    placed = deploy(SEALED_FLEET, setup=sealed_fleet_network)
+    packed = base64.b64decode(placed.one(TEMPLATE).inputs["userData"])
+    assert len(packed) <= USER_DATA_LIMIT_BYTES
+
+
+def test_an_internal_sealed_fleet_puts_its_balancer_in_the_sealed_subnets() -> None:
+    fleet = {k: v for k, v in FLEET.items() if k != "loadBalancerSubnetIds"}
+    placed = deploy(
+        {**SEALED_FLEET, "fleet": json.dumps({**fleet, "internal": True})},
+        setup=sealed_fleet_network,
+    )
+    balancer = placed.one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert sorted(balancer["subnets"]) == [SEALED_SUBNET, SEALED_SUBNET_B]
+    assert balancer["internal"] is True
+
+
+def test_fleet_subnets_with_a_route_out_are_refused_unless_allowed() -> None:
+    fleet = {**FLEET, "subnetIds": LB_SUBNETS}
+    with pytest.raises(ConfigError) as caught:
+        deploy({**SEALED_FLEET, "fleet": json.dumps(fleet)}, setup=sealed_fleet_network)
+    assert str(caught.value).count("its 0.0.0.0/0 route goes to an internet gateway") == 2
+    placed = deploy(
+        {**SEALED_FLEET, "fleet": json.dumps(fleet), "allowRouteOut": "true"},
+        setup=sealed_fleet_network,
+    )
+    template = placed.one(TEMPLATE).inputs
+    assert template["networkInterfaces"][0]["associatePublicIpAddress"] == "false"
+
+
+def test_an_arm64_sealed_fleet_is_refused() -> None:
+    fleet = {"instanceTypes": ["c7g.xlarge"], "internal": True,
+             "subnetIds": [SEALED_SUBNET, SEALED_SUBNET_B]}  # fmt: skip
+    config = {"target": "aws", "egress": "none", "fleet": json.dumps(fleet)}
+    with pytest.raises(ConfigError, match=r"c7g.xlarge is arm64.*use x86_64 types"):
+        deploy(config, setup=sealed_fleet_network)
+
+
+def test_sealing_a_deployed_fleet_swaps_its_egress_rule_and_keeps_the_rest() -> None:
+    """internet -> none on an internet-facing GPU fleet: the allow-all egress rule goes,
+    the two sealed rules and the endpoints come; the key, logs and balancer stay."""
+    open_fleet = {**FLEET, "subnetIds": None}
+    open_fleet.pop("subnetIds")
+    open_fleet.pop("loadBalancerSubnetIds")
+    before = deploy(
+        {**SEALED_FLEET, "egress": "internet", "fleet": json.dumps(open_fleet)},
+        setup=sealed_fleet_network,
+    )
+    after = deploy(SEALED_FLEET, setup=sealed_fleet_network)
+    changes = touched(before, after)
+    rule = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule::"
+    assert changes[rule + "localai-instances-out"] == "deleted"
+    assert changes[rule + "localai-instances-out-endpoints"] == "created"
+    assert changes[rule + "localai-instances-out-s3"] == "created"
+    for kept in ("aws:ssm/parameter:Parameter::localai-api-key",
+                 "aws:cloudwatch/logGroup:LogGroup::localai-logs",
+                 "aws:lb/loadBalancer:LoadBalancer::localai-lb"):  # fmt: skip
+        assert changes.get(kept) in (None, "changed"), (kept, changes.get(kept))
+
+
+def test_the_fleet_uploads_its_bundle_and_boots_after_it() -> None:
+    from components.aws.bootstrap.bundle import bundle_key
+
+    placed = deploy(SEALED_FLEET, setup=sealed_fleet_network)
+    obj = placed.one("aws:s3/bucketObjectv2:BucketObjectv2")
+    content = base64.b64decode(obj.inputs["contentBase64"])
+    assert obj.inputs["bucket"] == BUCKET
+    assert obj.inputs["key"] == bundle_key(content)
+    assert obj.inputs["contentType"] == "application/gzip"
+    assert obj.urn in placed.one(GROUP).dependencies
+    first = template_user_data(placed)["runcmd"][1]
+    assert f"--bucket {BUCKET} --key {bundle_key(content)} " in first
+    read = json.loads(stores_read(placed).inputs["policy"])["Statement"][2]
+    assert read["Resource"] == [
+        f"arn:aws:s3:::{BUCKET}/weights/*",
+        f"arn:aws:s3:::{BUCKET}/bootstrap/*",
+    ]
+    bucket = json.loads(placed.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
+    assert bucket["Statement"][0]["Resource"] == f"arn:aws:s3:::{BUCKET}/*"
+
+
+def test_the_same_sealed_fleet_changes_nothing_and_a_new_setting_a_new_bundle() -> None:
+    first = deploy(SEALED_FLEET, setup=sealed_fleet_network)
+    assert touched(first, deploy(SEALED_FLEET, setup=sealed_fleet_network)) == {}
+    other = deploy({**SEALED_FLEET, "port": "9000"}, setup=sealed_fleet_network)
+    key = "aws:s3/bucketObjectv2:BucketObjectv2::localai-bootstrap-bundle"
+    assert touched(first, other)[key] == "changed"
+    before = first.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["key"]
+    assert other.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["key"] != before
