@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from components.aws.bootstrap.cloud_init import BootstrapSpec, render_user_data
+from components.aws.bootstrap.bundle import bundle_key
+from components.aws.bootstrap.cloud_init import BootstrapSpec, render_bundle, render_user_data
 from tests.boot import ec2_standin
 from tests.boot.machine import Machine
 from tests.boot.test_serving_boot import (  # noqa: F401 (fixtures)
@@ -36,7 +37,7 @@ from tests.boot.test_serving_boot import (  # noqa: F401 (fixtures)
     loop_volume,
     serving_spec,
 )
-from tests.components.aws.bootstrap.cloud_init_support import make_spec
+from tests.components.aws.bootstrap.cloud_init_support import FLEET_GROUP, fleet_spec, make_spec
 from tests.docker.conftest import docker_engine, standin_image  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -75,7 +76,10 @@ elif argv[:2] == ["s3api", "get-object"]:
     except FileNotFoundError:
         print("An error occurred (NoSuchKey) when calling the GetObject operation", file=sys.stderr)
         sys.exit(254)
-    start, _, end = opt("--range").removeprefix("bytes=").partition("-")
+    if opt("--range") is None:  # the whole object (a fleet's bootstrap bundle)
+        start, end = "0", str(len(body) - 1)
+    else:
+        start, _, end = opt("--range").removeprefix("bytes=").partition("-")
     with open(argv[-1], "wb") as out:
         out.write(body[int(start): int(end) + 1])
     print('{{"ContentLength": %d}}' % (min(int(end) + 1, len(body)) - int(start)))
@@ -145,11 +149,13 @@ def install_sealed(
         target.write_bytes(body)
 
 
-def sealed_spec(tiny_gguf: Path, digest: str) -> BootstrapSpec:
+def sealed_spec(tiny_gguf: Path, digest: str, *, fleet: bool = False) -> BootstrapSpec:
     body = tiny_gguf.read_bytes()
     sha = hashlib.sha256(body).hexdigest()
     image = f"{ECR_HOST}/{REPOSITORY}@{digest}"
-    base = serving_spec(make_spec(volume_device=VOLUME_DEVICE), tiny_gguf)
+    base = serving_spec(
+        fleet_spec() if fleet else make_spec(volume_device=VOLUME_DEVICE), tiny_gguf
+    )
     return dataclasses.replace(
         base,
         cpu_image=image,
@@ -157,6 +163,7 @@ def sealed_spec(tiny_gguf: Path, digest: str) -> BootstrapSpec:
         install_docker=False,
         ecr_registry=ECR_HOST,
         weights_manifest=f"{WEIGHTS}\t{sha}\t{len(body)}\ts3://{BUCKET}/weights/{sha}/{WEIGHTS}\n",
+        bundle_bucket=BUCKET if fleet else "",
     )
 
 
@@ -170,9 +177,9 @@ def sealed_host(
     loop_volume: Path,  # noqa: F811
     machines: list[Machine],
 ) -> Callable[[], tuple[Host, BootstrapSpec]]:
-    def boot() -> tuple[Host, BootstrapSpec]:
+    def boot(*, fleet: bool = False) -> tuple[Host, BootstrapSpec]:
         storage, digest = ecr_registry
-        spec = sealed_spec(tiny_gguf, digest)
+        spec = sealed_spec(tiny_gguf, digest, fleet=fleet)
         directory = tmp_path / "sealed"
         binds = ec2_standin.volume_binds(loop_volume, serial=SERIAL, scratch=directory)
         machine = Machine(
@@ -181,7 +188,8 @@ def sealed_host(
         )  # fmt: skip
         ec2_standin.install(
             machine.root,
-            meta_data={"instance-type": "c7a.xlarge", "instance-id": INSTANCE_ID,
+            meta_data={"instance-type": "g6.xlarge" if fleet else "c7a.xlarge",
+                       "instance-id": INSTANCE_ID,
                        "placement/region": "eu-west-1"},
             hub_files={},  # nothing on the hub: a download from it would fail
             hub_certificate=hub_certificate,
@@ -189,9 +197,11 @@ def sealed_host(
             ebs_serial=SERIAL,
         )  # fmt: skip
         sha = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
-        install_sealed(
-            machine.root, ecr_certificate, {f"weights/{sha}/{WEIGHTS}": tiny_gguf.read_bytes()}
-        )
+        objects = {f"weights/{sha}/{WEIGHTS}": tiny_gguf.read_bytes()}
+        if fleet:
+            bundle = render_bundle(spec)
+            objects[bundle_key(bundle)] = bundle
+        install_sealed(machine.root, ecr_certificate, objects)
         machines.append(machine)
         machine.boot()
         return Host(machine), spec
@@ -237,3 +247,25 @@ def test_a_sealed_host_serves_from_its_own_stores_with_no_route_out(sealed_host)
     new = aws_calls(host)[len(before) :]
     assert not [c for c in new if c.startswith(("aws s3api", "aws ecr"))], new
     assert host.chat()["choices"]
+
+
+def test_a_sealed_fleet_host_boots_from_its_bundle_and_completes_its_hook(sealed_host) -> None:
+    host, spec = sealed_host(fleet=True)
+    host.wait_for_warm_up()
+    assert host.machine.run("cloud-init", "status").stdout.strip() == "status: done"
+    assert host.sh("ip -4 route show default").strip() == ""
+    calls = aws_calls(host)
+    (fetch,) = [c for c in calls if c.startswith("aws s3api get-object") and "bootstrap/" in c]
+    assert f"--bucket {BUCKET} --key {bundle_key(render_bundle(spec))} " in fetch + " "
+    # Only Docker's drop-in came inline; the bundle brought the rest, the profile found g6.
+    conf = host.sh("cat /etc/localai/localai.conf")
+    assert "LOCALAI_INSTANCE_TYPE=g6.xlarge" in conf and f"LOCALAI_ECR_REGISTRY={ECR_HOST}" in conf
+    assert host.sh("stat -c %a /usr/local/sbin/localai-run /usr/local/sbin/s3_get").split() == [
+        "755",
+        "755",
+    ]
+    assert host.sh("test -e /run/localai-bootstrap.tar.gz && echo left").strip() == ""
+    assert host.timeline()["image_present"]["source"] == "pulled"
+    assert host.chat()["choices"]
+    completed = [c for c in aws_calls(host) if "complete-lifecycle-action" in c]
+    assert completed and FLEET_GROUP in completed[-1] and "CONTINUE" in completed[-1], calls
