@@ -35,7 +35,7 @@ def test_bucket_names_carry_account_and_region() -> None:
 def test_a_long_stack_name_is_cut_to_63_and_stays_distinct() -> None:
     one = bucket_name("p-" + "a" * 60, "123456789012", "ap-southeast-2")
     two = bucket_name("p-" + "a" * 59 + "b", "123456789012", "ap-southeast-2")
-    assert len(one) == BUCKET_MAX_CHARS == len(two)
+    assert len(one) == 63 == BUCKET_MAX_CHARS == len(two)
     assert one != two
     assert one.endswith("-123456789012-ap-southeast-2")
     fits = "p-" + "a" * (BUCKET_MAX_CHARS - len("-123456789012-us-east-1") - 2)
@@ -66,6 +66,8 @@ def test_registry_and_tags() -> None:
     assert mirror_tag("ghcr.io/x/y@sha256:abc") == "ghcr.io-x-y-sha256-abc"
     long = mirror_tag("r/" + "x" * 200 + ":t")
     assert len(long) == 128 and long != mirror_tag("r/" + "x" * 200 + ":u")
+    exactly = "x" * 128
+    assert mirror_tag(exactly) == exactly, "a tag of 128 characters is kept whole"
 
 
 def test_the_cli_prints_the_names_for_the_scripts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,4 +88,30 @@ def test_the_module_runs() -> None:
         [sys.executable, "-m", "components.aws.store_names", "--help"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert done.returncode == 0 and "--prefix" in done.stdout
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for phrase in (
+        "Names of a sealed stack's own stores: its ECR repository and its S3 weights bucket.",
+        "--prefix PREFIX <project>-<stack>",
+        "--image IMAGE an upstream image",
+    ):
+        assert phrase in text
+
+
+@pytest.mark.parametrize("missing", ["--prefix", "--account", "--region"])
+def test_every_name_part_is_required(missing: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = {"--prefix": "localai-dev", "--account": "123456789012", "--region": "eu-west-1"}
+    argv = [part for key, value in args.items() if key != missing for part in (key, value)]
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert f"the following arguments are required: {missing}" in capsys.readouterr().err
+
+
+def test_without_an_image_only_the_names_are_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--prefix", "p", "--account", "123456789012", "--region", "eu-west-1"]) == 0
+    assert [line.split("=")[0] for line in capsys.readouterr().out.splitlines()] == [
+        "repository",
+        "bucket",
+        "registry",
+    ]
