@@ -427,8 +427,13 @@ def _build_aws(
     wait = settings.wait_for_ready if settings.wait_for_ready is not None else settings.public
     manifest = weights_manifest(models, dict(facts))
     stores = None
+    vpc_cidr = ""
     if sealed:
+        from components.aws.egress import check_ssh_inside_vpc
         from components.aws.stores import find_mirrored
+
+        vpc_cidr = network.vpc_cidr(placement.vpc_id)
+        check_ssh_inside_vpc(settings.ssh_cidrs, vpc_cidr)
 
         if settings.vpc_endpoints:
             pulumi.log.warn("localai:vpcEndpoints has no effect with localai:egress none")
@@ -472,7 +477,7 @@ def _build_aws(
         tags=settings.tags,
         volume_modified_at=modified_at,
         sealed=stores,
-        vpc_cidr=network.vpc_cidr(placement.vpc_id) if stores else "",
+        vpc_cidr=vpc_cidr,
     )
     check_user_data(host_args)
     target = AwsHost(STACK_RESOURCE_NAME, host_args)

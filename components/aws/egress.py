@@ -15,6 +15,7 @@ group and HTTPS to S3's prefix list (the gateway endpoint on the subnet's route 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -93,6 +94,19 @@ class SealedNetwork:
                 description="S3 through the gateway endpoint (weights, image layers)",
             ),
         ]
+
+
+def check_ssh_inside_vpc(ssh_cidrs: Sequence[str], vpc_cidr: str) -> None:
+    """A sealed host answers nothing outside its VPC: SSH only from inside it (a bastion's
+    subnet); settings already refused public networks."""
+    vpc = ipaddress.ip_network(vpc_cidr)
+    outside = [c for c in ssh_cidrs if not ipaddress.ip_network(c).subnet_of(vpc)]
+    if outside:
+        raise ConfigError(
+            f"localai configuration is invalid:\n  - localai:sshCidrs = {outside}: outside the "
+            f"VPC ({vpc_cidr}), which a host with localai:egress none cannot answer; list "
+            "networks inside it (a bastion's), or use SSM Session Manager"
+        )
 
 
 def sealed_network(

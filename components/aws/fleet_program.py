@@ -187,7 +187,10 @@ def build_fleet(
     manifest = weights_manifest(models, dict(facts))
     stores = None
     if sealed:
+        from components.aws.egress import check_ssh_inside_vpc
         from components.aws.stores import find_mirrored
+
+        check_ssh_inside_vpc(settings.ssh_cidrs, placement.vpc_cidr)
 
         stores = find_mirrored(
             prefix,

@@ -509,6 +509,12 @@ def choose_fleet_subnets(
         balancer = _one_per_zone([p for p, kind in lb_described if internal or kind == "igw"])
     else:
         balancer = instances if internal else igw
+        if sealed and not internal and len(igw) < MIN_FLEET_ZONES:
+            reasons.append(
+                "an internet-facing load balancer in front of sealed instances needs "
+                "subnets with an internet gateway route: set fleet.loadBalancerSubnetIds "
+                "(or fleet.internal true)"
+            )
     lb_zones = {p.availability_zone for p in balancer}
     # An ALB routes only to targets in its enabled zones.
     instances = [p for p in instances if p.availability_zone in lb_zones]

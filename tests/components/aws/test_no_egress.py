@@ -558,3 +558,52 @@ def test_the_same_sealed_fleet_changes_nothing_and_a_new_setting_a_new_bundle() 
     assert touched(first, other)[key] == "changed"
     before = first.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["key"]
     assert other.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["key"] != before
+
+
+@pytest.mark.parametrize("fleet", [False, True])
+def test_ssh_from_outside_the_vpc_is_refused(fleet: bool) -> None:
+    config = SEALED_FLEET if fleet else SEALED
+    setup = sealed_fleet_network if fleet else mirrored
+    ssh = {"sshKeyName": "ops", "sshCidrs": '["172.31.8.0/24", "10.0.0.0/8"]'}
+    with pytest.raises(ConfigError) as caught:
+        deploy({**config, **ssh}, setup=setup)
+    assert "localai:sshCidrs = ['10.0.0.0/8']: outside the VPC (172.31.0.0/16)" in str(caught.value)
+    placed = deploy({**config, **ssh, "sshCidrs": '["172.31.8.0/24"]'}, setup=setup)
+    assert placed.mocks.of_type(SG)
+
+
+# -- the shipped stacks, sealed ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["dev", "gpu", "prod"])
+def test_each_shipped_stack_renders_sealed_with_no_path_out(stack: str) -> None:
+    from tests.support.pulumi_mocks import stack_config
+
+    config = {k.removeprefix("localai:"): v for k, v in stack_config(stack).items()}
+    config = {k: v for k, v in config.items() if ":" not in k}  # aws:region is the provider's
+    models = json.loads(config.get("models", json.dumps([DEFAULT_MODEL])))
+    manifest = manifest_for([*models, DEFAULT_EMBEDDING_MODEL])
+    gpu = config.get("accelerator") == "gpu"
+    images = (CPU_IMAGE, GPU_IMAGE) if gpu else (CPU_IMAGE,)
+
+    def stores(mocks: RecordingMocks) -> None:
+        sealed_fleet_network(mocks)
+        mirrored(mocks, images=images, manifest=manifest)
+
+    if "fleet" in config:
+        fleet = {**json.loads(config["fleet"]), "subnetIds": [SEALED_SUBNET, SEALED_SUBNET_B]}
+        with pytest.raises(ConfigError, match=r"set fleet\.loadBalancerSubnetIds"):
+            deploy({**config, "egress": "none", "fleet": json.dumps(fleet)}, setup=stores)
+        fleet["loadBalancerSubnetIds"] = LB_SUBNETS
+        config.update(egress="none", fleet=json.dumps(fleet))
+        placed = deploy(config, setup=stores)
+        rules = [r.inputs for r in placed.mocks.of_type(RULE)]
+        instances = [r for r in rules if r["securityGroupId"] == "sg-0123456789abcdef0"]
+        assert all("cidrIpv4" not in r and "cidrIpv6" not in r for r in instances)
+        assert (
+            placed.one(TEMPLATE).inputs["networkInterfaces"][0]["associatePublicIpAddress"]
+            == "false"
+        )
+    else:
+        config.update(egress="none", public="false", subnetId=SEALED_SUBNET)
+        assert_no_path_out(deploy(config, setup=stores))
