@@ -100,6 +100,13 @@ def find_mirrored(
                 "digest for good (aws ecr put-image-tag-mutability --image-tag-mutability "
                 "IMMUTABLE)"
             )
+        scanning = repo.image_scanning_configurations
+        if not (scanning and scanning[0].scan_on_push):
+            problems.append(
+                f"the ECR repository {repository} does not scan on push (aws ecr "
+                "put-image-scanning-configuration --image-scanning-configuration "
+                "scanOnPush=true)"
+            )
         images["cpu"] = _image(repository, registry, cpu_image, problems)
         if gpu_image:
             images["gpu"] = _image(repository, registry, gpu_image, problems)

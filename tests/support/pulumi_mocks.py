@@ -415,7 +415,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "registryId": ACCOUNT,
                 "repositoryUrl": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{name}",
                 "imageTagMutability": repo["mutability"],
-                "imageScanningConfigurations": [{"scanOnPush": True}],
+                "imageScanningConfigurations": [{"scanOnPush": repo.get("scan", True)}],
             }
         if token == "aws:ecr/getImage:getImage":
             name, tag = args.args["repositoryName"], args.args.get("imageTag")

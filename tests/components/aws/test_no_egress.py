@@ -275,6 +275,15 @@ def test_mutable_tags_are_refused() -> None:
         deploy(SEALED, setup=lambda m: mirrored(m, mutability="MUTABLE"))
 
 
+def test_a_repository_that_does_not_scan_on_push_is_refused() -> None:
+    def unscanned(mocks: RecordingMocks) -> None:
+        mirrored(mocks)
+        mocks.ecr_repositories[REPOSITORY]["scan"] = False
+
+    with pytest.raises(ConfigError, match="does not scan on push"):
+        deploy(SEALED, setup=unscanned)
+
+
 def test_an_object_without_its_sha256_is_refused() -> None:
     def tampered(mocks: RecordingMocks) -> None:
         mirrored(mocks)
