@@ -616,3 +616,83 @@ def test_each_shipped_stack_renders_sealed_with_no_path_out(stack: str) -> None:
     else:
         config.update(egress="none", public="false", subnetId=SEALED_SUBNET)
         assert_no_path_out(deploy(config, setup=stores))
+
+
+# -- issue 22's rule for the new modules: each resource's place and tags pinned ----------
+
+
+def by_name(placed, typ: str) -> dict:
+    return {r.name: r for r in placed.mocks.of_type(typ)}
+
+
+@pytest.mark.parametrize("fleet", [False, True])
+def test_the_sealed_resources_are_the_components_children_with_its_tags(fleet: bool) -> None:
+    placed = (
+        deploy(SEALED_FLEET, setup=sealed_fleet_network)
+        if fleet
+        else deploy(SEALED, setup=mirrored)
+    )
+    component = "localai:aws:Fleet" if fleet else "localai:aws:Host"
+    parents = set()
+    tags = {"localai:stack": "localai-test"}
+    endpoint_sg = by_name(placed, SG)["localai-sealed-endpoints-sg"]
+    assert endpoint_sg.inputs["description"] == "LocalAI VPC endpoints: HTTPS from the VPC"
+    assert endpoint_sg.inputs["vpcId"] == DEFAULT_VPC
+    assert endpoint_sg.inputs["tags"] == tags
+    for resource in [endpoint_sg, *placed.mocks.of_type(ENDPOINT)]:
+        parents.add(resource.parent)
+        assert resource.inputs["tags"] == tags, resource.name
+    parents.add(stores_read(placed).parent)
+    parents.add(placed.one("aws:s3/bucketPolicy:BucketPolicy").parent)
+    assert len(parents) == 1
+    assert parents.pop().endswith(f"${component}::localai")
+    if fleet:
+        instances_sg = by_name(placed, SG)["localai-instances-sg"]
+        for name in ("localai-instances-out-endpoints", "localai-instances-out-s3"):
+            assert by_name(placed, RULE)[name].parent == instances_sg.urn
+        bundle = placed.one("aws:s3/bucketObjectv2:BucketObjectv2")
+        assert bundle.parent.endswith(f"${component}::localai")
+        assert bundle.inputs["tags"] == tags
+
+
+def test_the_sealed_values_are_immutable() -> None:
+    import dataclasses
+
+    placed = deploy(SEALED, setup=mirrored)
+    assert placed.mocks.of_type(ENDPOINT)
+    from components.aws.egress import SealedNetwork
+    from components.aws.stores import MirroredStores
+
+    for cls in (SealedNetwork, MirroredStores):
+        assert cls.__dataclass_params__.frozen, cls  # type: ignore[attr-defined]
+    stores = MirroredStores("1", "r", "arn", "reg", "b", "arn:b", "c", "", "m")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stores.bucket = "other"  # type: ignore[misc]
+
+
+def test_a_subnet_without_any_route_table_is_refused() -> None:
+    def tableless(mocks: RecordingMocks) -> None:
+        mirrored(mocks)
+        del mocks.subnet_route_tables[SEALED_SUBNET]
+        mocks.main_route_table = None
+
+    with pytest.raises(ConfigError) as caught:
+        deploy(SEALED, setup=tableless)
+    assert str(caught.value) == (
+        "localai configuration cannot be deployed: subnet subnet-0dddd0000000000aa has no "
+        "route table (neither its own nor the VPC's main one) for the S3 gateway endpoint"
+    )
+
+
+def test_ssh_from_the_whole_vpc_is_inside_it() -> None:
+    from components.aws.egress import check_ssh_inside_vpc
+
+    check_ssh_inside_vpc(["172.31.0.0/16", "172.31.255.255/32"], "172.31.0.0/16")
+    check_ssh_inside_vpc([], "172.31.0.0/16")
+    with pytest.raises(ConfigError) as caught:
+        check_ssh_inside_vpc(["172.30.0.0/15", "172.31.0.0/16"], "172.31.0.0/16")
+    assert str(caught.value) == (
+        "localai configuration is invalid:\n  - localai:sshCidrs = ['172.30.0.0/15']: outside "
+        "the VPC (172.31.0.0/16), which a host with localai:egress none cannot answer; list "
+        "networks inside it (a bastion's), or use SSM Session Manager"
+    )
