@@ -696,3 +696,68 @@ def test_ssh_from_the_whole_vpc_is_inside_it() -> None:
         "the VPC (172.31.0.0/16), which a host with localai:egress none cannot answer; list "
         "networks inside it (a bastion's), or use SSM Session Manager"
     )
+
+
+def test_the_missing_message_whole() -> None:
+    with pytest.raises(ConfigError) as caught:
+        deploy(SEALED, setup=sealed_subnet)
+    assert str(caught.value) == (
+        "localai configuration cannot be deployed yet: with localai:egress none the host "
+        "cannot download anything, and the stack's stores lack what it needs:\n"
+        f"  - the ECR repository {REPOSITORY} does not exist\n"
+        f"  - the weights bucket {BUCKET} does not exist\n"
+        "  Run, from a machine that can reach the image registry and the models' sources:\n"
+        "    scripts/mirror-image.sh test\n"
+        "    .venv/bin/python -m components.weights.mirror --stack test\n"
+        '  then `pulumi up` again (README "Zero egress")'
+    )
+
+
+@pytest.mark.parametrize(
+    "mutability", ["MUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"]
+)
+def test_only_fully_immutable_tags_are_accepted(mutability: str) -> None:
+    with pytest.raises(ConfigError, match="has mutable tags"):
+        deploy(SEALED, setup=lambda m: mirrored(m, mutability=mutability))
+
+
+@pytest.mark.parametrize("recorded", ["0" * 64, "f" * 64, ""])
+def test_any_other_recorded_sha256_is_refused(recorded: str) -> None:
+    def tampered(mocks: RecordingMocks) -> None:
+        mirrored(mocks)
+        for key, (size, _) in list(mocks.buckets[BUCKET].items()):
+            mocks.buckets[BUCKET][key] = (size, recorded)
+
+    with pytest.raises(ConfigError) as caught:
+        deploy(SEALED, setup=tampered)
+    assert str(caught.value).count("has no SHA-256") == len(parse_manifest(DEFAULT_MANIFEST))
+
+
+def test_the_policies_whole() -> None:
+    placed = deploy(SEALED, setup=mirrored)
+    role = "localai-identity-role-physical"
+    assert json.loads(stores_read(placed).inputs["policy"]) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Effect": "Allow",
+             "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer"],
+             "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{REPOSITORY}"},
+            {"Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": f"arn:aws:s3:::{BUCKET}/weights/*"},
+        ],
+    }  # fmt: skip
+    assert json.loads(placed.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "HostReadsOnlyThroughTheStackEndpoint", "Effect": "Deny", "Principal": "*",
+             "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*",
+             "Condition": {
+                 "StringNotEquals": {"aws:SourceVpce": "vpce-localai-endpoint-s3"},
+                 "ArnLike": {"aws:PrincipalArn": f"arn:*:iam::{ACCOUNT}:role/{role}"}}},
+            {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        ],
+    }  # fmt: skip
