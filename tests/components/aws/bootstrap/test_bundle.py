@@ -7,6 +7,7 @@ and /run), which must then hold exactly the files of the unbundled host."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import io
 import os
@@ -222,3 +223,26 @@ def test_a_tampered_bundle_unpacks_nothing(namespace_root, s3_server) -> None:
     done = run_step(namespace_root, line, s3_env(s3_server, role, namespace_root))
     assert done.returncode == 1
     assert not list((namespace_root / "result").rglob("localai-run"))
+
+
+def test_pack_gives_these_bytes_on_any_machine_at_any_time() -> None:
+    """A new package version that packed the same files differently would give every
+    fleet a new bundle key, hence a new launch template version and a roll."""
+    files = {"/usr/local/sbin/b": ("#!/bin/sh\n", "0755"), "/etc/a.conf": ("x=1\n", "0644")}
+    packed = pack(files)
+    # gzip's header: no file name (flags 0) and mtime 0; the tar inside, byte for byte
+    # (zlib's own output may differ between zlib builds, so it is not pinned).
+    assert packed[:10] == bytes.fromhex("1f8b08000000000002ff")  # XFL 2: level 9
+    assert hashlib.sha256(gzip.decompress(packed)).hexdigest() == (
+        "e0d01e94b2dfbb2b65b41b4db4c17cbf6c1c1f60a8f800299a57f2961ed9b624"
+    )
+    with tarfile.open(fileobj=io.BytesIO(pack(files))) as tar:
+        assert {(m.uname, m.gname) for m in tar.getmembers()} == {("root", "root")}
+
+
+def test_the_step_waits_ten_seconds_between_six_tries() -> None:
+    line = fetch_step(BUCKET, "eu-west-1", b"x")
+    assert "sleep 10; done" in line
+    assert '[ "$n" -ge 6 ]' in line
+    assert line.startswith("n=0; until aws s3api get-object --region eu-west-1 ")
+    assert f"{BUNDLE_PATH} >/dev/null && echo " in line
