@@ -761,3 +761,18 @@ def test_the_policies_whole() -> None:
              "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
         ],
     }  # fmt: skip
+
+
+def test_the_options_are_keyword_only() -> None:
+    import inspect
+
+    from components.aws import egress, stores
+
+    for function, first in (
+        (egress.sealed_network, "subnets"),
+        (stores.find_mirrored, "stack"),
+        (stores.store_access, "role_name"),
+        (stores.host_read_policy, "bundles"),
+    ):
+        kind = inspect.signature(function).parameters[first].kind
+        assert kind is inspect.Parameter.KEYWORD_ONLY, function.__name__
