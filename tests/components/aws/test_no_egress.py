@@ -776,3 +776,13 @@ def test_the_options_are_keyword_only() -> None:
     ):
         kind = inspect.signature(function).parameters[first].kind
         assert kind is inspect.Parameter.KEYWORD_ONLY, function.__name__
+
+
+def test_every_missing_file_is_named_not_only_the_first() -> None:
+    def empty(mocks: RecordingMocks) -> None:
+        mirrored(mocks)
+        mocks.buckets[BUCKET].clear()
+
+    with pytest.raises(ConfigError) as caught:
+        deploy(SEALED, setup=empty)
+    assert str(caught.value).count(" is not in s3://") == len(parse_manifest(DEFAULT_MANIFEST)) == 2
