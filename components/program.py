@@ -371,7 +371,13 @@ def _build_aws(
 ) -> dict[str, Any]:
     from components.aws import network
     from components.aws.access import check_names
-    from components.aws.host import AwsHost, AwsHostArgs, check_user_data
+    from components.aws.host import (
+        AwsHost,
+        AwsHostArgs,
+        check_user_data,
+        host_sources,
+        store_outputs,
+    )
     from components.aws.network import (
         choose_subnet,
         deployed_weights_volume,
@@ -444,14 +450,16 @@ def _build_aws(
             gpu_image=settings.cuda_image if gpu_capable else None,
             manifest=manifest,
         )
+    cpu_image, gpu_image, host_manifest = host_sources(
+        stores, cpu_image=settings.cpu_image, gpu_image=settings.cuda_image, manifest=manifest
+    )
     host_args = AwsHostArgs(
         serving=_serving(settings, sizing, wait_for_ready=wait),
         instance=instance,
         image=image,
         ami=ami,
-        cpu_image=stores.cpu_image if stores else settings.cpu_image,
-        # A host without a GPU never pulls its GPU image (its conf leaves it empty).
-        gpu_image=(stores.gpu_image or stores.cpu_image) if stores else settings.cuda_image,
+        cpu_image=cpu_image,
+        gpu_image=gpu_image,
         gpu_capable=gpu_capable,
         cpu_model_files=_render(
             settings, models, threads=sizing.threads, gpu_layers={m.name: 0 for m in models}
@@ -472,7 +480,7 @@ def _build_aws(
         ssh_cidrs=settings.ssh_cidrs,
         existing_volume_id=settings.weights_volume_id,
         placement=placement,
-        weights_manifest=stores.weights_manifest if stores else manifest,
+        weights_manifest=host_manifest,
         create_vpc_endpoints=settings.vpc_endpoints,
         tags=settings.tags,
         volume_modified_at=modified_at,
@@ -495,9 +503,7 @@ def _build_aws(
         # Stack outputs must be single shell words: `export $(pulumi stack output
         # --shell)` splits on whitespace. The script prints and runs the full command.
         "ssmPortForwardCommand": "scripts/port-forward.sh",
-        **(
-            {"imageRepository": stores.repository, "weightsBucket": stores.bucket} if stores else {}
-        ),
+        **store_outputs(stores),
         **_estimates(sizing),
         **_coldstart(
             settings,

@@ -40,12 +40,12 @@ from components.aws.bootstrap.cloud_init import (
     render_bundle,
     render_user_data_base64,
 )
-from components.aws.egress import FLEET_INTERFACE_SERVICES, sealed_network
-from components.aws.host import KEY_RELOAD_GRACE_S, shared_spec_fields
+from components.aws.egress import FLEET_INTERFACE_SERVICES
+from components.aws.host import KEY_RELOAD_GRACE_S, sealed_access, shared_spec_fields
 from components.aws.launch import HostImage, ResolvedAmi, metadata_options
 from components.aws.load_balancer import FleetLoadBalancer, LoadBalancerArgs, TlsChoice
 from components.aws.network import FleetPlacement
-from components.aws.stores import MirroredStores, store_access
+from components.aws.stores import MirroredStores
 from components.aws_limits import gp3_iops_for
 from components.readiness.command import wait_for_endpoint, wait_for_rollout
 from components.serving import ServingArgs
@@ -264,31 +264,19 @@ class AwsFleet(pulumi.ComponentResource):
             lifecycle_group=group_name,
             aliases=moved,
         )
-        sealed = (
-            sealed_network(
+        sealed, boot_after = None, []
+        if args.sealed is not None:
+            sealed, boot_after = sealed_access(
                 name,
+                args.sealed,
                 subnets=args.placement.instance_subnets,
                 vpc_cidr=args.placement.vpc_cidr,
+                role_name=identity.role_name,
                 tags=tags,
                 parent=self,
                 services=FLEET_INTERFACE_SERVICES,
+                bundles=True,
             )
-            if args.sealed is not None
-            else None
-        )
-        boot_after: list[pulumi.Resource] = []
-        if sealed is not None and args.sealed is not None:
-            boot_after = [
-                *sealed.endpoints,
-                *store_access(
-                    name,
-                    args.sealed,
-                    role_name=identity.role_name,
-                    s3_endpoint=sealed.s3_endpoint,
-                    parent=self,
-                    bundles=True,
-                ),
-            ]
         front = FleetLoadBalancer(
             name,
             LoadBalancerArgs(

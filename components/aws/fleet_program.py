@@ -22,6 +22,7 @@ from components.aws.fleet import (
     autoscaling_group_name,
     check_fleet_user_data,
 )
+from components.aws.host import host_sources, store_outputs
 from components.aws.launch import (
     check_root_volume,
     host_image,
@@ -215,17 +216,19 @@ def build_fleet(
             "allowedCidrs only), so prompts, answers and the API key cross the network in "
             "clear. Set fleet.domainName and fleet.hostedZoneId (or fleet.certificateArn)"
         )
+    cpu_image, gpu_image, host_manifest = host_sources(
+        stores, cpu_image=settings.cpu_image, gpu_image=settings.cuda_image, manifest=manifest
+    )
     args = AwsFleetArgs(
         serving=serving_args,
         instance_types=[t.name for t in types],
         profiles=profiles,
         image=image,
         ami=ami,
-        cpu_image=stores.cpu_image if stores else settings.cpu_image,
-        # Hosts without a GPU never pull their GPU image (their profile leaves it empty).
-        gpu_image=(stores.gpu_image or stores.cpu_image) if stores else settings.cuda_image,
+        cpu_image=cpu_image,
+        gpu_image=gpu_image,
         placement=placement,
-        weights_manifest=stores.weights_manifest if stores else manifest,
+        weights_manifest=host_manifest,
         volume_size_gb=volume_gb,
         volume_throughput=settings.volume_throughput,
         root_volume_size_gb=root_gb,
@@ -278,9 +281,7 @@ def build_fleet(
         "instanceTypes": ",".join(t.name for t in types),
         "amiId": target.ami_id,
         "amiParameter": image.ami_parameter,
-        **(
-            {"imageRepository": stores.repository, "weightsBucket": stores.bucket} if stores else {}
-        ),
+        **store_outputs(stores),
         "logGroup": target.log_group_name,
         "region": target.region,
         "targetRequestsPerMinute": timings.target_requests_per_minute,

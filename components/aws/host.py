@@ -19,7 +19,7 @@ from components.aws.access import (
     moved_from,
 )
 from components.aws.bootstrap.cloud_init import BootstrapSpec, render_user_data_base64
-from components.aws.egress import sealed_network
+from components.aws.egress import SEALED_INTERFACE_SERVICES, SealedNetwork, sealed_network
 from components.aws.launch import (
     HostIdentity,
     HostImage,
@@ -119,13 +119,27 @@ class AwsHost(pulumi.ComponentResource):
         self.api_key = endpoint_api_key(name, serving.api_key, parent=self, aliases=moved)
 
         placement = args.placement
-        sealed = (
-            sealed_network(
-                name, subnets=[placement], vpc_cidr=args.vpc_cidr, tags=tags, parent=self
-            )
-            if args.sealed is not None
-            else None
+        key_parameter, log_group, identity = host_access(
+            name,
+            api_key=self.api_key,
+            hf_token=args.serving.hf_token,
+            resource_prefix=args.resource_prefix,
+            log_retention_days=args.log_retention_days,
+            tags=tags,
+            parent=self,
+            aliases=moved,
         )
+        sealed, endpoints = None, []
+        if args.sealed is not None:
+            sealed, endpoints = sealed_access(
+                name,
+                args.sealed,
+                subnets=[placement],
+                vpc_cidr=args.vpc_cidr,
+                role_name=identity.role_name,
+                tags=tags,
+                parent=self,
+            )
         security_group = endpoint_security_group(
             name,
             port=serving.port,
@@ -137,29 +151,7 @@ class AwsHost(pulumi.ComponentResource):
             parent=self,
             egress=sealed.host_egress() if sealed is not None else None,
         )
-        key_parameter, log_group, identity = host_access(
-            name,
-            api_key=self.api_key,
-            hf_token=args.serving.hf_token,
-            resource_prefix=args.resource_prefix,
-            log_retention_days=args.log_retention_days,
-            tags=tags,
-            parent=self,
-            aliases=moved,
-        )
-        endpoints: list[pulumi.Resource] = []
-        if sealed is not None and args.sealed is not None:
-            endpoints = [
-                *sealed.endpoints,
-                *store_access(
-                    name,
-                    args.sealed,
-                    role_name=identity.role_name,
-                    s3_endpoint=sealed.s3_endpoint,
-                    parent=self,
-                ),
-            ]
-        elif args.create_vpc_endpoints:
+        if sealed is None and args.create_vpc_endpoints:
             endpoints = [
                 *vpc_endpoints(
                     name,
@@ -380,6 +372,53 @@ class AwsHost(pulumi.ComponentResource):
             ),
         )
         return volume.id
+
+
+def sealed_access(
+    name: str,
+    stores: MirroredStores,
+    *,
+    subnets: Sequence[Placement],
+    vpc_cidr: str,
+    role_name: pulumi.Input[str],
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+    services: Sequence[str] = SEALED_INTERFACE_SERVICES,
+    bundles: bool = False,
+) -> tuple[SealedNetwork, list[pulumi.Resource]]:
+    """``egress none`` for the single host and the fleet alike: the VPC endpoints, the
+    role's read access to the stores and the bucket's policy; and everything of them the
+    hosts must boot after."""
+    network = sealed_network(
+        name, subnets=subnets, vpc_cidr=vpc_cidr, tags=tags, parent=parent, services=services
+    )
+    access = store_access(
+        name,
+        stores,
+        role_name=role_name,
+        s3_endpoint=network.s3_endpoint,
+        parent=parent,
+        bundles=bundles,
+    )
+    return network, [*network.endpoints, *access]
+
+
+def host_sources(
+    stores: MirroredStores | None, *, cpu_image: str, gpu_image: str, manifest: str
+) -> tuple[str, str, str]:
+    """The CPU image, GPU image and weights manifest a host uses: the upstream ones, or
+    (``egress none``) its stores'. A sealed host without a GPU never pulls its GPU image
+    (its conf leaves it empty): the CPU image stands in, an image of the same registry."""
+    if stores is None:
+        return cpu_image, gpu_image, manifest
+    return stores.cpu_image, stores.gpu_image or stores.cpu_image, stores.weights_manifest
+
+
+def store_outputs(stores: MirroredStores | None) -> dict[str, str]:
+    """A sealed stack's extra outputs: where its image and weights are mirrored."""
+    if stores is None:
+        return {}
+    return {"imageRepository": stores.repository, "weightsBucket": stores.bucket}
 
 
 def check_user_data(args: AwsHostArgs) -> None:
