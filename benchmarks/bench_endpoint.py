@@ -35,6 +35,13 @@ Examples::
         --plot bench.png
     python -m benchmarks.bench_endpoint --json > bench.json
 
+``--hourly-usd X`` adds what the run's output tokens cost at X dollars an hour of the
+host: ``X / (aggregate tokens/s x 3600) x 10^6`` dollars per million, per level (the
+measured counterpart of the stack's ``usdPerMillionOutputTokens``, which assumes every
+parallel slot busy: compare at ``--concurrency`` = ``parallelRequests``). Without the flag
+it is read from the stack's outputs in the environment (``hourlyCostUsd`` on a single VM,
+``hourlyCostUsdAtMinSize`` on a fleet), after ``export $(pulumi stack output --shell ...)``.
+
 Importable: ``run_benchmark(...) -> BenchmarkResult`` and ``percentile(values, q)`` are
 reused by ``benchmarks/calibrate_cpu.py``.
 """
@@ -47,7 +54,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
@@ -189,6 +196,37 @@ def format_table(results: Sequence[BenchmarkResult]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def usd_per_million_tokens(result: BenchmarkResult, hourly_usd: float) -> float | None:
+    """What the level's output tokens cost at ``hourly_usd``: hour / tokens an hour."""
+    rate = result.aggregate_tokens_per_s
+    if not rate:
+        return None
+    return hourly_usd / (rate * 3600.0) * 1e6
+
+
+def cost_lines(results: Sequence[BenchmarkResult], hourly_usd: float) -> str:
+    lines = []
+    for result in results:
+        usd = usd_per_million_tokens(result, hourly_usd)
+        figure = "no tokens" if usd is None else f"${usd:.4f}"
+        lines.append(
+            f"c={result.concurrency}: {figure} per million output tokens at ${hourly_usd:g}/h "
+            f"({_fmt(result.aggregate_tokens_per_s)} tok/s measured)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def hourly_usd_from_env(environ: Mapping[str, str]) -> float | None:
+    """The stack's hourly price from its exported outputs, if they are in the environment."""
+    for name in ("hourlyCostUsd", "hourlyCostUsdAtMinSize"):
+        if environ.get(name):
+            try:
+                return _non_negative_float(environ[name])
+            except argparse.ArgumentTypeError:
+                raise SystemExit(f"error: {name}={environ[name]!r} is not a price") from None
+    return None
+
+
 def ttft_line(results: Sequence[BenchmarkResult], target_ms: float, stat: str) -> str:
     parts = []
     overall = True
@@ -282,6 +320,16 @@ def _levels(text: str) -> list[int]:
     return levels
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -369,6 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="chat: an unrelated request between turns (measures a server without prefix reuse)",
     )
+    parser.add_argument(
+        "--hourly-usd",
+        type=_non_negative_float,
+        default=None,
+        help="the host's price per hour: report dollars per million output tokens "
+        "(default: $hourlyCostUsd or $hourlyCostUsdAtMinSize from the stack's outputs)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON results to stdout")
     parser.add_argument("--plot", metavar="FILE.png", default=None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -440,12 +495,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "unique_prompts": not args.same_prompt,
         "concurrency_levels": levels,
     }
+    hourly = args.hourly_usd if args.hourly_usd is not None else hourly_usd_from_env(os.environ)
     report = format_table(results) + ttft_line(results, args.ttft_target_ms, args.ttft_stat)
+    if hourly is not None:
+        report += "\n" + cost_lines(results, hourly)
     header = (
         f"{args.base_url} model={model} max_tokens={args.max_tokens} requests/level={args.requests}"
     )
     if args.json:
         data = to_json(results, meta, args.ttft_target_ms, args.ttft_stat)
+        if hourly is not None:
+            data["hourly_usd"] = hourly
+            for run, result in zip(data["runs"], results, strict=True):
+                run["usd_per_million_output_tokens"] = usd_per_million_tokens(result, hourly)
+            if len(results) == 1:
+                data["usd_per_million_output_tokens"] = data["runs"][0][
+                    "usd_per_million_output_tokens"
+                ]
         print(json.dumps(data, indent=2))
         print(header + "\n" + report, file=sys.stderr)
     else:

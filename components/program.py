@@ -201,6 +201,18 @@ def _speed_estimates(sizing: SizingPlan) -> dict[str, Any]:
     return out
 
 
+def _costs(
+    settings: Settings, plans: Mapping[str, SizingPlan], hourly: Mapping[str, float], **kw: Any
+) -> dict[str, Any]:
+    """The cost outputs; the same figures go to the preview as info lines."""
+    from components.cost_report import cost_report
+
+    report = cost_report(settings, plans, hourly, **kw)
+    for line in report.summary:
+        pulumi.log.info(line)
+    return report.outputs
+
+
 def _estimates(sizing: SizingPlan) -> dict[str, Any]:
     out = _speed_estimates(sizing)
     if sizing.hourly_cost_usd is not None:
@@ -505,6 +517,7 @@ def _build_aws(
         "ssmPortForwardCommand": "scripts/port-forward.sh",
         **store_outputs(stores),
         **_estimates(sizing),
+        **_costs(settings, {instance.name: sizing}, {instance.name: instance.hourly_usd}),
         **_coldstart(
             settings,
             sizing,
@@ -539,4 +552,5 @@ def _build_fleet(
         volume_size=lambda: _weights_volume_size(settings, facts, None),
         contract=lambda base_url, api_key: _contract(settings, base_url, api_key),
         speed_estimates=_speed_estimates,
+        costs=lambda plans, hourly, **kw: _costs(settings, plans, hourly, **kw),
     )

@@ -37,6 +37,7 @@ from components.aws_limits import (
     tag_problems,
 )
 from components.errors import ConfigError
+from components.sizing.cost import DEFAULT_UTILISATION, RequestShape
 
 NAMESPACE = "localai"
 DEFAULT_MODEL = "phi-3.5-mini-instruct"
@@ -54,10 +55,14 @@ image-type of the matrix entries; docs/content/docs/getting-started/container-im
 LLMs with ``--gpus all localai/localai:<version>-cublas-cuda12-core``). Its size could not
 be checked from here (no registry). ``localai:gpuImage`` still takes any tag."""
 # Keys whose stack-config value is JSON (Pulumi stores lists and objects as JSON text).
-_JSON_KEYS = frozenset({"models", "allowedCidrs", "sshCidrs", "fleet", "extraEnv", "tags"})
+_JSON_KEYS = frozenset(
+    {"models", "allowedCidrs", "sshCidrs", "fleet", "extraEnv", "tags", "compareWith"}
+)
 # Keys set for the other target are ignored with a warning (``fleet`` is not one of them:
 # on the docker target it is refused, since a fleet is never local).
 _AWS_ONLY_KEYS = (
+    "compareWith",
+    "expectedUtilisation",
     "instanceType",
     "volumeSizeGb",
     "volumeThroughput",
@@ -293,6 +298,27 @@ class FleetSettings(_Section):
         return self.certificate_arn is not None or self.hosted_zone_id is not None
 
 
+class CompareWithSettings(_Section):
+    """``localai:compareWith``: a hosted model's list price, to find the break-even.
+
+    No price is built in: hosted prices change, and only the team knows which model it
+    would otherwise call. The request shape is the workload both sides are priced on."""
+
+    input_usd_per_1m: float = Field(ge=0, le=10_000, alias="inputUsdPer1M")
+    output_usd_per_1m: float = Field(ge=0, le=10_000, alias="outputUsdPer1M")
+    input_tokens_per_request: int = Field(default=RequestShape().prompt_tokens, ge=1, le=1_048_576)
+    output_tokens_per_request: int = Field(default=RequestShape().output_tokens, ge=1, le=1_048_576)
+
+    @model_validator(mode="after")
+    def _not_free(self) -> CompareWithSettings:
+        if self.input_usd_per_1m == 0 and self.output_usd_per_1m == 0:
+            raise ValueError(
+                "inputUsdPer1M and outputUsdPer1M are both 0: a free hosted model never "
+                "breaks even; give its list prices"
+            )
+        return self
+
+
 HOST_SERVICE_PORTS = frozenset({22, 53, 111, 2375, 2376, 2377, 4789, 7946})
 """Ports an EC2 host's own services listen on (sshd, systemd-resolved, rpcbind, the Docker
 API and swarm), refused as the API port on AWS: the API's ingress rule would admit them."""
@@ -357,6 +383,10 @@ class Settings(_Section):
     """With egress none: accept a subnet whose 0.0.0.0/0 route leads to an internet or NAT
     gateway (the security group still blocks it)."""
     log_retention_days: int = 30
+    compare_with: CompareWithSettings | None = None
+    expected_utilisation: float = Field(default=DEFAULT_UTILISATION, gt=0, le=1)
+    """The share of its running hours a host serves: the cost per million tokens is
+    stated at full use and at this share."""
     tags: dict[str, str] = Field(default_factory=dict)
 
     # -- single-key checks ---------------------------------------------------------------

@@ -37,7 +37,7 @@ from components.models.catalog import ModelConfig
 from components.models.facts import ModelFacts
 from components.serving import ServingArgs
 from components.settings import FleetSettings, Settings
-from components.sizing.fleet import fleet_hourly_cost, fleet_timings
+from components.sizing.fleet import ALB_HOURLY_USD, fleet_hourly_cost, fleet_timings
 from components.sizing.instance_types import InstanceType, lookup
 from components.sizing.planner import SizingPlan
 from components.sizing.resources import HostResources
@@ -122,6 +122,7 @@ def build_fleet(
     volume_size: Callable[[], int],
     contract: Callable[[pulumi.Output[str], pulumi.Output[str]], dict[str, Any]],
     speed_estimates: Callable[[SizingPlan], dict[str, Any]],
+    costs: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
     fleet = settings.fleet
     assert fleet is not None
@@ -293,6 +294,12 @@ def build_fleet(
             fleet_hourly_cost(fleet.max_size, first_type.hourly_usd), 4
         ),
         **speed_estimates(first),
+        **costs(
+            plans,
+            {t.name: t.hourly_usd for t in types},
+            hosts=fleet.min_size,
+            fixed_hourly_usd=ALB_HOURLY_USD,
+        ),
     }
 
 

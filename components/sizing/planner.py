@@ -38,7 +38,12 @@ from components.sizing.memory import (
     place,
 )
 from components.sizing.resources import MIB, HostResources
-from components.sizing.speed import TTFT_PROMPT_TOKENS, TTFT_TARGET_MS, estimates
+from components.sizing.speed import (
+    TTFT_PROMPT_TOKENS,
+    TTFT_TARGET_MS,
+    batched_tokens_per_second,
+    estimates,
+)
 from components.sizing.volume import VOLUME_UNKNOWN_MODEL_GIB, volume_size_gb
 
 MIN_CONTEXT_PER_REQUEST = 1024
@@ -80,6 +85,8 @@ class SizingPlan:
     use_gpu: bool = False
     default_model: str = ""
     """The first model: the estimates and ``contextPerRequest`` are about it."""
+    estimated_batched_tokens_per_second: float | None = None
+    """Output tokens per second with every parallel slot busy (``parallelRequests``)."""
 
 
 def _default_threads(host: HostResources, cpu_limit: float, explicit_cpu_limit: bool) -> int:
@@ -178,10 +185,17 @@ def _evaluate(
     loads = placement.loads
     cores_used = max(min(n_threads, host.physical_cores, limit_cpu), 0.25)
     default_name = models[0][0]
-    tps = ttft = None
+    tps = ttft = batched = None
     if default_name in loads:
         tps, ttft = estimates(
             host, loads[default_name], cores_used=cores_used, calibration=calibration
+        )
+        batched = batched_tokens_per_second(
+            host,
+            loads[default_name],
+            slots=parallel_requests,
+            cores_used=cores_used,
+            calibration=calibration,
         )
         warnings.extend(_slower_than_cpu(host, loads[default_name], tps, cores_used, calibration))
     else:
@@ -215,6 +229,7 @@ def _evaluate(
         warnings=tuple(warnings),
         use_gpu=use_gpu,
         default_model=default_name,
+        estimated_batched_tokens_per_second=None if batched is None else round(batched, 1),
     )
     return _Evaluation(plan, placement)
 

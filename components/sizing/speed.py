@@ -15,6 +15,12 @@ Speed model (estimates, not promises; constants in :class:`Calibration`):
   (effective TFLOP/s per GPU model) in proportion to the weights each holds; each part
   takes at least the time to read its weights once (roofline); plus a fixed overhead
   (HTTP, template, tokenization, sampling). Partial offload ignores llama.cpp's copying
+- Throughput with parallel slots (:func:`batched_tokens_per_second`): llama.cpp's server
+  decodes every busy slot in one batch (LocalAI v2.24.0's ``backend/cpp/llama/grpc-server.cpp``,
+  ``update_slots``), so one step reads the weights once for all of them. A step of ``n``
+  slots takes ``max(weights read, n x 2 x weights-parameters FLOP at the prefill rate)`` plus
+  each slot's KV-cache read and per-token overhead, and yields ``n`` tokens. Not measured
+  here with parallel slots: ``benchmarks/bench_endpoint.py --hourly-usd`` measures it.
 """
 
 from __future__ import annotations
@@ -87,3 +93,48 @@ def estimates(
         prefill += max(flops * gpu_share / gpu_rate, gpu_weights / gpu_bw)
     ttft_ms = prefill * 1000 + c.ttft_overhead_ms
     return tokens_per_second, ttft_ms
+
+
+def batched_tokens_per_second(
+    host: HostResources,
+    load: Load,
+    *,
+    slots: int,
+    cores_used: float,
+    calibration: Calibration,
+) -> float:
+    """Output tokens per second of ``slots`` streams decoding together (the roofline above).
+
+    With one slot it is :func:`estimates`' decode speed on every host whose decode is bound
+    by memory reads, as llama.cpp's SIMD kernels are; generic kernels (the CPU layers of a
+    partial offload) differ by the KV read when arithmetic is the longer part."""
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1 (got {slots})")
+    s = load.shape
+    c = calibration
+    kv_token_layer = s.kv_layer / s.n_ctx
+    gpu_blocks = load.gpu_blocks if load.use_gpu else 0
+    cpu_blocks = s.facts.layers - gpu_blocks
+    gpu_weights = gpu_blocks * s.layer + (s.output if load.full and load.use_gpu else 0.0)
+    cpu_weights = cpu_blocks * s.layer + (0.0 if load.full and load.use_gpu else s.output)
+    cpu_bw = (
+        min(host.memory_bandwidth_gbs, cores_used * c.per_core_bandwidth_gbs)
+        * c.cpu_bandwidth_efficiency
+        * 1e9
+    )
+    isa = kernel_isa(host, cuda_image=load.use_gpu)
+    cpu_flops_rate = cores_used * c.prefill_gflops_per_core(isa) * 1e9
+    per_param = s.facts.bytes_per_parameter
+    # The CPU part: weights streamed once a step, or the step's arithmetic, whichever is longer.
+    cpu_compute = slots * 2.0 * cpu_weights / per_param / cpu_flops_rate
+    cpu_read = max(cpu_weights / cpu_bw, cpu_compute)
+    step = cpu_read + slots * (
+        cpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS / cpu_bw + c.decode_overhead_ms / 1000
+    )
+    if gpu_weights:
+        gpu_bw = host.gpu_memory_bandwidth_gbs * c.gpu_bandwidth_efficiency * 1e9
+        gpu_compute = slots * 2.0 * gpu_weights / per_param / (c.gpu_tflops(host.gpu_model) * 1e12)
+        step += max(gpu_weights / gpu_bw, gpu_compute) + slots * (
+            gpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS / gpu_bw
+        )
+    return slots / step

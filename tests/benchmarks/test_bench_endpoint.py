@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_endpoint import format_table, to_json, ttft_line
+from benchmarks.bench_endpoint import (
+    cost_lines,
+    format_table,
+    hourly_usd_from_env,
+    to_json,
+    ttft_line,
+    usd_per_million_tokens,
+)
 from benchmarks.endpoint_requests import (
     METRICS,
     BenchmarkResult,
@@ -119,6 +126,28 @@ def test_aggregate_counts_only_successful_tokens_over_wall_time():
     assert ttft["p95"] == pytest.approx(290.0)
     assert ttft["mean"] == pytest.approx(200.0)
     assert result.metric("tokens_per_s")["p50"] == pytest.approx(7.5)
+
+
+def test_dollars_per_million_tokens_is_the_hour_over_the_tokens_an_hour():
+    # 6 tokens in 1 s: 21,600 tokens an hour; at $0.81/h that is 0.81 / 21,600 x 10^6 = $37.50.
+    result = _fake_result()
+    assert usd_per_million_tokens(result, 0.81) == pytest.approx(37.5)
+    assert usd_per_million_tokens(result, 0.0) == 0.0
+    assert cost_lines([result], 0.81) == (
+        "c=2: $37.5000 per million output tokens at $0.81/h (6.0 tok/s measured)\n"
+    )
+    empty = BenchmarkResult(concurrency=2, samples=[], wall_s=1.0)
+    assert usd_per_million_tokens(empty, 0.81) is None
+    assert cost_lines([empty], 0.81).startswith("c=2: no tokens per million")
+
+
+def test_the_hourly_price_is_read_from_the_stacks_exported_outputs():
+    assert hourly_usd_from_env({"hourlyCostUsd": "0.8048"}) == 0.8048
+    assert hourly_usd_from_env({"hourlyCostUsdAtMinSize": "0.8273"}) == 0.8273
+    assert hourly_usd_from_env({"hourlyCostUsd": "0.2", "hourlyCostUsdAtMinSize": "9"}) == 0.2
+    assert hourly_usd_from_env({}) is None
+    with pytest.raises(SystemExit, match="hourlyCostUsd='abc' is not a price"):
+        hourly_usd_from_env({"hourlyCostUsd": "abc"})
 
 
 def test_json_for_a_single_level_has_run_fields_at_top_level_and_under_runs():
@@ -330,6 +359,27 @@ def test_cli_sweep_reports_one_run_per_level_and_plots(llama_server, tmp_path):
     content = png.read_bytes()
     assert content.startswith(PNG_SIGNATURE)
     assert len(content) > 10_000
+
+
+@pytest.mark.slow
+def test_cli_prices_the_measured_tokens(llama_server):
+    proc = _run_cli(
+        "--requests", "2", "--max-tokens", "8", "--json", "--hourly-usd", "0.5",
+        env=_server_env(llama_server),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["hourly_usd"] == 0.5
+    expected = 0.5 / (data["aggregate_tokens_per_s"] * 3600) * 1e6
+    assert data["usd_per_million_output_tokens"] == pytest.approx(expected)
+    assert "per million output tokens at $0.5/h" in proc.stderr
+    env = {**_server_env(llama_server), "hourlyCostUsd": "0.25"}
+    proc = _run_cli("--requests", "1", "--max-tokens", "4", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "per million output tokens at $0.25/h" in proc.stdout
+    bad = _run_cli("--requests", "1", "--hourly-usd", "-1", env=env)
+    assert bad.returncode == 2
+    assert "'-1' must be a finite number >= 0" in bad.stderr
 
 
 @pytest.mark.slow

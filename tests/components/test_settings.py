@@ -339,6 +339,7 @@ def test_the_default_log_retention_is_valid_for_cloudwatch() -> None:
 from pydantic import ValidationError  # noqa: E402
 
 from components.settings import (  # noqa: E402
+    CompareWithSettings,
     FleetSettings,
     SpotSettings,
     WarmPoolSettings,
@@ -348,6 +349,7 @@ from components.settings import (  # noqa: E402
 from components.sizing.instance_types import CATALOG as INSTANCE_CATALOG  # noqa: E402
 
 FLEET_OK = {"instanceTypes": ["g6.xlarge"]}
+COMPARE_OK = {"inputUsdPer1M": 0.15, "outputUsdPer1M": 0.6}
 
 
 def accepts(model, values: dict) -> bool:
@@ -379,6 +381,11 @@ LIMITS = [
     (FleetSettings, "desiredSize", 1, 100, 1, {**FLEET_OK, "minSize": 1, "maxSize": 100}),
     (FleetSettings, "targetRequestsPerMinute", 1, 1_000_000, 1, FLEET_OK),
     (FleetSettings, "minHealthyPercentage", 0, 100, 1, FLEET_OK),
+    (Settings, "expectedUtilisation", 0.0001, 1, 0.0001, {}),
+    (CompareWithSettings, "inputUsdPer1M", 0, 10_000, 0.01, COMPARE_OK),
+    (CompareWithSettings, "outputUsdPer1M", 0, 10_000, 0.01, COMPARE_OK),
+    (CompareWithSettings, "inputTokensPerRequest", 1, 1_048_576, 1, COMPARE_OK),
+    (CompareWithSettings, "outputTokensPerRequest", 1, 1_048_576, 1, COMPARE_OK),
 ]
 
 
@@ -413,8 +420,9 @@ DEFAULTS = {
         "fleet": None, "sshKeyName": None, "sshCidrs": [], "vpcId": None, "subnetId": None,
         "weightsVolumeId": None, "amiId": None, "vpcEndpoints": False, "egress": "internet",
         "allowRouteOut": False, "logRetentionDays": 30,
-        "tags": {},
+        "tags": {}, "compareWith": None, "expectedUtilisation": 0.25,
     },
+    CompareWithSettings: {"inputTokensPerRequest": 64, "outputTokensPerRequest": 256},
     SpotSettings: {"onDemandBaseCapacity": 1, "onDemandPercentageAboveBase": 0},
     WarmPoolSettings: {"minSize": 1, "maxPreparedCapacity": None, "reuseOnScaleIn": True},
     FleetSettings: {
@@ -424,7 +432,7 @@ DEFAULTS = {
         "targetRequestsPerMinute": None, "minHealthyPercentage": 100,
     },
 }  # fmt: skip
-REQUIRED = {FleetSettings: FLEET_OK}
+REQUIRED = {FleetSettings: FLEET_OK, CompareWithSettings: COMPARE_OK}
 
 
 @pytest.mark.parametrize("model", list(DEFAULTS), ids=lambda m: m.__name__)
@@ -1348,3 +1356,22 @@ def test_allow_route_out_means_nothing_without_egress_none() -> None:
 def test_egress_keys_are_ignored_on_the_docker_target() -> None:
     settings = load({"egress": "none", "allowRouteOut": "true"})
     assert settings.ignored_keys() == ["egress", "allowRouteOut"]
+
+
+def test_a_hosted_model_priced_at_nothing_is_refused_with_the_reason() -> None:
+    with pytest.raises(ConfigError, match="both 0: a free hosted model never breaks even"):
+        load({**AWS_OK, "compareWith": '{"inputUsdPer1M": 0, "outputUsdPer1M": 0}'})
+    assert load({**AWS_OK, "compareWith": '{"inputUsdPer1M": 0, "outputUsdPer1M": 0.01}'})
+
+
+def test_compare_with_reads_its_json_and_names_a_misspelt_key() -> None:
+    loaded = load({**AWS_OK, "compareWith": '{"inputUsdPer1M": 0.15, "outputUsdPer1M": 0.6}'})
+    assert loaded.compare_with == CompareWithSettings(inputUsdPer1M=0.15, outputUsdPer1M=0.6)
+    with pytest.raises(ConfigError, match=r"compareWith\.inputUsdPer1m: unknown key"):
+        load({**AWS_OK, "compareWith": '{"inputUsdPer1m": 0.15, "outputUsdPer1M": 0.6}'})
+
+
+def test_cost_keys_are_ignored_with_a_warning_on_docker_where_there_is_no_price() -> None:
+    loaded = load({"compareWith": '{"inputUsdPer1M": 1, "outputUsdPer1M": 1}',
+                   "expectedUtilisation": "0.5"})  # fmt: skip
+    assert loaded.ignored_keys() == ["compareWith", "expectedUtilisation"]
