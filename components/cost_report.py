@@ -50,8 +50,8 @@ def cost_report(
 ) -> CostReport:
     """Cost outputs for the first of ``plans`` (the type in service), per type when several.
 
-    ``hosts`` instances of the first type (a fleet's minimum) plus ``fixed_hourly_usd``
-    run ``hours_per_month`` hours."""
+    ``hosts`` instances of the first type (a fleet's minimum) run ``hours_per_month``
+    hours each; ``fixed_hourly_usd`` (the load balancer) runs all month."""
     shape = _shape(settings)
     costs = {
         name: token_cost(
@@ -61,17 +61,22 @@ def cost_report(
     }
     first = next(iter(plans))
     cost = costs[first]
-    monthly = (hosts * hourly_usd[first] + fixed_hourly_usd) * hours_per_month
+    host_hours = hosts * hours_per_month
+    monthly = host_hours * hourly_usd[first] + fixed_hourly_usd * HOURS_PER_MONTH
     outputs: dict[str, Any] = {
-        "runningHoursPerMonth": round(hours_per_month, 1),
+        "runningHoursPerMonth": round(host_hours, 1),
         "monthlyCostUsd": round(monthly, 2),
     }
     request = f"{shape.prompt_tokens}-token prompts, {shape.output_tokens}-token answers"
     summary = [
-        f"cost: ${monthly:,.2f} a month for {hours_per_month:,.1f} running hours "
-        f"({hosts} x {first} at ${hourly_usd[first]:.4f}/h"
-        + (f" + ${fixed_hourly_usd:.4f}/h load balancer" if fixed_hourly_usd else "")
-        + ", approximate us-east-1 on-demand)"
+        f"cost: ${monthly:,.2f} a month: {host_hours:,.1f} hours of {first} at "
+        f"${hourly_usd[first]:.4f}/h"
+        + (
+            f" + the load balancer's {HOURS_PER_MONTH:g} hours at ${fixed_hourly_usd:.4f}/h"
+            if fixed_hourly_usd
+            else ""
+        )
+        + " (approximate us-east-1 on-demand)"
     ]
     if cost is None:
         summary.append(f"cost per token: {first} has no speed estimate (a model without facts)")

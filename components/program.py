@@ -213,6 +213,28 @@ def _costs(
     return report.outputs
 
 
+def _dashboard(region: pulumi.Output[str], prefix: str, name: pulumi.Output[str]) -> dict[str, Any]:
+    """``dashboardName``; the console URL goes to the preview (its ``?`` and ``#`` are not
+    shell words, see the output contract)."""
+    from components.aws.observability import dashboard_url
+
+    region.apply(lambda r: pulumi.log.info(f"dashboard: {dashboard_url(r, prefix)}"))
+    return {"dashboardName": name}
+
+
+def _running_hours(settings: Settings) -> float:
+    """A single VM's hours a month: all of them, or what ``localai:schedule`` leaves."""
+    from components.schedule.cron import parse_eventbridge
+    from components.schedule.hours import running_hours_per_month
+    from components.sizing.cost import HOURS_PER_MONTH
+
+    if settings.schedule is None:
+        return HOURS_PER_MONTH
+    return running_hours_per_month(
+        parse_eventbridge(settings.schedule.stop), parse_eventbridge(settings.schedule.start)
+    )
+
+
 def _estimates(sizing: SizingPlan) -> dict[str, Any]:
     out = _speed_estimates(sizing)
     if sizing.hourly_cost_usd is not None:
@@ -338,10 +360,18 @@ def _coldstart(
         ttft_s=sizing.estimated_ttft_ms / 1000,
         blank_volume_bytes=volume_gib * 1024**3,
     )
-    return {
+    out = {
         "estimatedColdStartSeconds": round(result.new_host_s),
         "estimatedReplacementSeconds": round(result.replacement_s),
     }
+    if settings.schedule is not None:
+        out["estimatedScheduledStartSeconds"] = round(result.restart_s)
+        pulumi.log.info(
+            f"schedule: each start ({settings.schedule.start} {settings.schedule.timezone}) "
+            f"is about {round(result.restart_s)} s to the first token: boot, the model read "
+            "from the weights volume, the first token (image and weights stay on the volume)"
+        )
+    return out
 
 
 def _weights_volume_size(
@@ -498,6 +528,8 @@ def _build_aws(
         volume_modified_at=modified_at,
         sealed=stores,
         vpc_cidr=vpc_cidr,
+        schedule=settings.schedule,
+        alarm_email=settings.alarm_email,
     )
     check_user_data(host_args)
     target = AwsHost(STACK_RESOURCE_NAME, host_args)
@@ -512,12 +544,18 @@ def _build_aws(
         "privateIp": target.private_ip,
         "logGroup": target.log_group_name,
         "region": target.region,
+        **_dashboard(target.region, prefix, target.dashboard_name),
         # Stack outputs must be single shell words: `export $(pulumi stack output
         # --shell)` splits on whitespace. The script prints and runs the full command.
         "ssmPortForwardCommand": "scripts/port-forward.sh",
         **store_outputs(stores),
         **_estimates(sizing),
-        **_costs(settings, {instance.name: sizing}, {instance.name: instance.hourly_usd}),
+        **_costs(
+            settings,
+            {instance.name: sizing},
+            {instance.name: instance.hourly_usd},
+            hours_per_month=_running_hours(settings),
+        ),
         **_coldstart(
             settings,
             sizing,
@@ -553,4 +591,5 @@ def _build_fleet(
         contract=lambda base_url, api_key: _contract(settings, base_url, api_key),
         speed_estimates=_speed_estimates,
         costs=lambda plans, hourly, **kw: _costs(settings, plans, hourly, **kw),
+        dashboard=_dashboard,
     )

@@ -56,13 +56,15 @@ LLMs with ``--gpus all localai/localai:<version>-cublas-cuda12-core``). Its size
 be checked from here (no registry). ``localai:gpuImage`` still takes any tag."""
 # Keys whose stack-config value is JSON (Pulumi stores lists and objects as JSON text).
 _JSON_KEYS = frozenset(
-    {"models", "allowedCidrs", "sshCidrs", "fleet", "extraEnv", "tags", "compareWith"}
+    {"models", "allowedCidrs", "sshCidrs", "fleet", "extraEnv", "tags", "compareWith", "schedule"}
 )
 # Keys set for the other target are ignored with a warning (``fleet`` is not one of them:
 # on the docker target it is refused, since a fleet is never local).
 _AWS_ONLY_KEYS = (
     "compareWith",
     "expectedUtilisation",
+    "schedule",
+    "alarmEmail",
     "instanceType",
     "volumeSizeGb",
     "volumeThroughput",
@@ -169,7 +171,9 @@ class _Section(BaseModel):
 _CERTIFICATE_ARN = r"^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate/[0-9a-f-]{36}$"
 _HOSTNAME = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 DOMAIN_NAME_MAX_CHARS = 253  # RFC 1035 section 2.3.4 (less the root's dot)
-SINGLE_VM_ONLY_KEYS = ("instanceType", "subnetId", "weightsVolumeId", "public", "vpcEndpoints")
+SINGLE_VM_ONLY_KEYS = (
+    "instanceType", "subnetId", "weightsVolumeId", "public", "vpcEndpoints", "schedule"
+)  # fmt: skip
 """Keys of the single VM that a fleet has no use for: ``fleet.instanceTypes`` replaces
 ``instanceType``, ``fleet.subnetIds`` replaces ``subnetId``, every instance has its own
 weights volume, and ``fleet.internal`` says who reaches the load balancer."""
@@ -190,6 +194,74 @@ class WarmPoolSettings(_Section):
     max_prepared_capacity: int | None = Field(default=None, ge=0, le=100)
     """At most this many instances in the pool and the group together; default maxSize."""
     reuse_on_scale_in: bool = True
+
+
+def _check_timezone(value: str) -> str:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{value!r} is not an IANA time zone, e.g. 'Europe/Berlin' or 'UTC'"
+        ) from None
+    return value
+
+
+def _check_eventbridge_cron(value: str) -> str:
+    from components.schedule.cron import parse_eventbridge
+
+    parse_eventbridge(value)
+    return value
+
+
+def _check_unix_cron(value: str) -> str:
+    from components.schedule.cron import parse_unix
+
+    parse_unix(value)
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_check_timezone)]
+MAX_FLEET_SCHEDULE_ENTRIES = 50
+
+
+class ScheduleSettings(_Section):
+    """``localai:schedule``: EventBridge Scheduler stops and starts the single VM."""
+
+    stop: Annotated[str, AfterValidator(_check_eventbridge_cron)]
+    start: Annotated[str, AfterValidator(_check_eventbridge_cron)]
+    timezone: TimeZone = "UTC"
+
+    @model_validator(mode="after")
+    def _stop_is_not_start(self) -> ScheduleSettings:
+        if " ".join(self.stop.split()) == " ".join(self.start.split()):
+            raise ValueError("stop and start are the same expression: the host would never stop")
+        return self
+
+
+class FleetScheduleEntry(_Section):
+    """One ``fleet.schedule`` entry: an Auto Scaling scheduled action."""
+
+    recurrence: Annotated[str, AfterValidator(_check_unix_cron)]
+    min_size: int | None = Field(default=None, ge=0, le=100)
+    max_size: int | None = Field(default=None, ge=0, le=100)
+    desired_size: int | None = Field(default=None, ge=0, le=100)
+    timezone: TimeZone = "UTC"
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> FleetScheduleEntry:
+        sizes = (self.min_size, self.max_size, self.desired_size)
+        if all(v is None for v in sizes):
+            raise ValueError("a schedule entry needs minSize, maxSize or desiredSize")
+        low, high, want = sizes
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"minSize ({low}) must not exceed maxSize ({high})")
+        if want is not None and (
+            (low is not None and want < low) or (high is not None and want > high)
+        ):
+            raise ValueError(f"desiredSize ({want}) must lie between this entry's sizes")
+        return self
 
 
 class FleetSettings(_Section):
@@ -218,6 +290,23 @@ class FleetSettings(_Section):
     target_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     min_healthy_percentage: int = Field(default=100, ge=0, le=100)
     """Instance refresh keeps this share of the group in service (new before old at 100)."""
+    schedule: list[FleetScheduleEntry] = Field(
+        default_factory=list, max_length=MAX_FLEET_SCHEDULE_ENTRIES
+    )
+    """Scheduled actions (Unix cron); once set, they own the group's sizes."""
+
+    @model_validator(mode="after")
+    def _schedule_comes_back(self) -> FleetSettings:
+        to_zero = [e for e in self.schedule if e.min_size == 0 or e.max_size == 0]
+        back = [e for e in self.schedule if e.min_size is not None and e.min_size >= 1]
+        if to_zero and not back:
+            raise ValueError(
+                f"schedule takes the group to 0 ({to_zero[0].recurrence!r}) and no entry sets "
+                "minSize 1 or more again: the group scales on requests per instance, and with "
+                "none it counts no request, so it would stay at 0; add an entry that brings "
+                "it back"
+            )
+        return self
 
     @field_validator("instance_types")
     @classmethod
@@ -385,6 +474,12 @@ class Settings(_Section):
     log_retention_days: int = 30
     compare_with: CompareWithSettings | None = None
     expected_utilisation: float = Field(default=DEFAULT_UTILISATION, gt=0, le=1)
+    alarm_email: str | None = Field(
+        default=None, pattern=r"^[^@\s,;'\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$", max_length=254
+    )
+    """Subscribed to the stack's alarm topic (AWS sends a confirmation mail first)."""
+    schedule: ScheduleSettings | None = None
+    """Stop and start the single VM (EventBridge Scheduler); ``fleet.schedule`` for a fleet."""
     """The share of its running hours a host serves: the cost per million tokens is
     stated at full use and at this share."""
     tags: dict[str, str] = Field(default_factory=dict)
@@ -643,8 +738,9 @@ class Settings(_Section):
             raise ValueError(
                 f"[{single[0]}] {', '.join(single)}: the single VM's, meaningless with "
                 "localai:fleet; use fleet.instanceTypes for the types, fleet.subnetIds for "
-                "the subnets and fleet.internal for a load balancer reachable inside the VPC "
-                "only (each instance has its own weights volume)"
+                "the subnets, fleet.internal for a load balancer reachable inside the VPC "
+                "only (each instance has its own weights volume) and fleet.schedule for "
+                "scheduled sizes"
             )
         if not fleet.internal and not self.allowed_cidrs:
             raise ValueError(

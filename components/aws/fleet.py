@@ -45,10 +45,13 @@ from components.aws.host import KEY_RELOAD_GRACE_S, sealed_access, shared_spec_f
 from components.aws.launch import HostImage, ResolvedAmi, metadata_options
 from components.aws.load_balancer import FleetLoadBalancer, LoadBalancerArgs, TlsChoice
 from components.aws.network import FleetPlacement
+from components.aws.observability import FleetTargets, observability
+from components.aws.schedule import fleet_schedule
 from components.aws.stores import MirroredStores
 from components.aws_limits import gp3_iops_for
 from components.readiness.command import wait_for_endpoint, wait_for_rollout
 from components.serving import ServingArgs
+from components.settings import FleetScheduleEntry
 
 WEIGHTS_DEVICE_NAME = "/dev/sdf"
 """The block device mapping's name; on Nitro the disk is NVMe and the host finds it by
@@ -133,6 +136,10 @@ class AwsFleetArgs:
     sealed: MirroredStores | None = None
     """``egress none``: the stores the hosts read (``cpu_image``, ``gpu_image`` and
     ``weights_manifest`` point into them); the hosts reach only the VPC's endpoints."""
+    schedule: Sequence[FleetScheduleEntry] = ()
+    """Scheduled actions; when any, they own the group's sizes after creation."""
+    alarm_email: str | None = None
+    """Subscribed to the alarms' topic (components/aws/observability.py)."""
 
 
 def autoscaling_group_name(resource_prefix: str) -> str:
@@ -239,6 +246,7 @@ class AwsFleet(pulumi.ComponentResource):
     autoscaling_group_name: pulumi.Output[str]
     load_balancer_dns_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
+    dashboard_name: pulumi.Output[str]
     region: pulumi.Output[str]
     ami_id: pulumi.Output[str]
     """What the launch template boots (kept across AMI releases unless pinned)."""
@@ -312,6 +320,22 @@ class AwsFleet(pulumi.ComponentResource):
             front,
             depends_on=[*identity.policies, *front.listeners, *grants, *boot_after],
         )
+        fleet_schedule(name, args.schedule, group_name=group.name, parent=self)
+        _topic, _alarms, dashboard = observability(
+            name,
+            resource_prefix=args.resource_prefix,
+            log_group_name=log_group.name,
+            region=self.region,
+            alarm_email=args.alarm_email,
+            tags=tags,
+            parent=self,
+            fleet=FleetTargets(
+                load_balancer=front.load_balancer.arn_suffix,
+                target_group=front.target_group.arn_suffix,
+            ),
+            gpu=any(p.gpu_capable for p in args.profiles.values()),
+        )
+        self.dashboard_name = dashboard.dashboard_name
         hook = aws.autoscaling.LifecycleHook(
             f"{name}-model-ready-hook",
             name=lifecycle_hook_name(args.resource_prefix),
@@ -360,6 +384,7 @@ class AwsFleet(pulumi.ComponentResource):
                 "autoscaling_group_name": self.autoscaling_group_name,
                 "load_balancer_dns_name": self.load_balancer_dns_name,
                 "log_group_name": self.log_group_name,
+                "dashboard_name": self.dashboard_name,
                 "region": self.region,
                 "ami_id": self.ami_id,
             }
@@ -556,9 +581,11 @@ class AwsFleet(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=depends_on,
-                # Scaling moves the desired capacity; `pulumi up` must not undo it.
+                # Scaling moves the desired capacity, and a schedule all three sizes:
+                # `pulumi up` must not undo them.
                 ignore_changes=[
-                    *(["desiredCapacity"] if args.desired_size is None else []),
+                    *(["desiredCapacity"] if args.desired_size is None or args.schedule else []),
+                    *(["minSize", "maxSize"] if args.schedule else []),
                     "initialLifecycleHooks",
                 ],
                 custom_timeouts=pulumi.CustomTimeouts(delete=DELETE_TIMEOUT),

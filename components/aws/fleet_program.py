@@ -123,6 +123,7 @@ def build_fleet(
     contract: Callable[[pulumi.Output[str], pulumi.Output[str]], dict[str, Any]],
     speed_estimates: Callable[[SizingPlan], dict[str, Any]],
     costs: Callable[..., dict[str, Any]],
+    dashboard: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
     fleet = settings.fleet
     assert fleet is not None
@@ -267,6 +268,8 @@ def build_fleet(
         ssh_cidrs=settings.ssh_cidrs,
         tags=settings.tags,
         sealed=stores,
+        schedule=tuple(fleet.schedule),
+        alarm_email=settings.alarm_email,
     )
     try:
         check_fleet_user_data(args)
@@ -285,6 +288,7 @@ def build_fleet(
         **store_outputs(stores),
         "logGroup": target.log_group_name,
         "region": target.region,
+        **dashboard(target.region, prefix, target.dashboard_name),
         "targetRequestsPerMinute": timings.target_requests_per_minute,
         "loadBalancerIdleTimeoutSeconds": timings.idle_timeout_s,
         "hourlyCostUsdAtMinSize": round(
@@ -297,10 +301,29 @@ def build_fleet(
         **costs(
             plans,
             {t.name: t.hourly_usd for t in types},
-            hosts=fleet.min_size,
+            **_scheduled_hours(fleet),
             fixed_hourly_usd=ALB_HOURLY_USD,
         ),
     }
+
+
+def _scheduled_hours(fleet: FleetSettings) -> dict[str, float]:
+    """The fleet's instance-hours a month at its minimum: ``minSize`` hosts all month, or
+    what the schedule leaves (components/schedule/hours.py)."""
+    if not fleet.schedule:
+        return {"hosts": fleet.min_size}
+    from components.schedule.cron import parse_unix
+    from components.schedule.hours import ScheduledSize, instance_hours_per_month
+
+    actions = [
+        (parse_unix(e.recurrence), ScheduledSize(e.min_size, e.max_size, e.desired_size))
+        for e in fleet.schedule
+    ]
+    desired = fleet.desired_size if fleet.desired_size is not None else fleet.min_size
+    hours = instance_hours_per_month(
+        actions, min_size=fleet.min_size, max_size=fleet.max_size, desired=desired
+    )
+    return {"hosts": 1, "hours_per_month": hours}
 
 
 def _with_snapshot(

@@ -32,11 +32,14 @@ from components.aws.network import (
     endpoint_security_group,
     vpc_endpoints,
 )
+from components.aws.observability import observability
+from components.aws.schedule import instance_schedule
 from components.aws.stores import MirroredStores, store_access
 from components.aws_limits import gp3_iops_for
 from components.errors import ConfigError
 from components.readiness.command import wait_for_endpoint
 from components.serving import ServingArgs
+from components.settings import ScheduleSettings
 from components.sizing.instance_types import InstanceType
 
 MOUNT_POINT = "/var/lib/localai"
@@ -90,6 +93,10 @@ class AwsHostArgs:
     endpoints (components/aws/egress.py)."""
     vpc_cidr: str = ""
     """The VPC's CIDR (a sealed host's endpoints admit HTTPS from it)."""
+    schedule: ScheduleSettings | None = None
+    """Stop and start times (components/aws/schedule.py)."""
+    alarm_email: str | None = None
+    """Subscribed to the alarms' topic (components/aws/observability.py)."""
 
 
 class AwsHost(pulumi.ComponentResource):
@@ -107,6 +114,7 @@ class AwsHost(pulumi.ComponentResource):
     log_group_name: pulumi.Output[str]
     ssm_port_forward: pulumi.Output[str]
     """The full `aws ssm start-session ...` port-forward command."""
+    dashboard_name: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: AwsHostArgs, opts: pulumi.ResourceOptions | None = None
@@ -184,6 +192,20 @@ class AwsHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         endpoint_host, ready_after = self._create_address(name, args, tags, instance, attachment)
+        if args.schedule is not None:
+            instance_schedule(name, args.schedule, instance_id=instance.id, tags=tags, parent=self)
+        _topic, _alarms, dashboard = observability(
+            name,
+            resource_prefix=args.resource_prefix,
+            log_group_name=log_group.name,
+            region=self.region,
+            alarm_email=args.alarm_email,
+            tags=tags,
+            parent=self,
+            instance_id=instance.id,
+            gpu=args.gpu_capable,
+        )
+        self.dashboard_name = dashboard.dashboard_name
 
         self.base_url = pulumi.Output.format("http://{0}:{1}/v1", endpoint_host, serving.port)
         self.health_url = pulumi.Output.format("http://{0}:{1}/readyz", endpoint_host, serving.port)
@@ -217,6 +239,7 @@ class AwsHost(pulumi.ComponentResource):
                 "region": self.region,
                 "log_group_name": self.log_group_name,
                 "ssm_port_forward": self.ssm_port_forward,
+                "dashboard_name": self.dashboard_name,
             }
         )
 

@@ -49,6 +49,8 @@ DEFAULT_COLDSTART = ColdStartConstants()
 class ColdStartEstimate:
     new_host_s: float
     replacement_s: float
+    restart_s: float = 0.0
+    """The same host started again (a schedule's start): its volume never moved."""
 
 
 def model_load_s(weights_bytes: float, volume_throughput_mibs: int, c: ColdStartConstants) -> float:
@@ -81,4 +83,5 @@ def estimate(
         + max(image, fetch) + load + ttft_s
     )  # fmt: skip
     replacement = c.ec2_boot_s + c.volume_move_s + load + ttft_s
-    return ColdStartEstimate(round(new_host, 1), round(replacement, 1))
+    restart = c.ec2_boot_s + load + ttft_s
+    return ColdStartEstimate(round(new_host, 1), round(replacement, 1), round(restart, 1))

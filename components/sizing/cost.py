@@ -122,9 +122,10 @@ def break_even(
 ) -> BreakEven:
     """The requests per day at which ``hosted`` costs what this stack costs.
 
-    ``hosts`` instances at ``hourly_usd`` each plus ``fixed_hourly_usd`` (a fleet's load
-    balancer) for ``hours_per_month``; capacity is what those hosts serve in those hours."""
-    monthly = (hosts * hourly_usd + fixed_hourly_usd) * hours_per_month
+    ``hosts`` instances at ``hourly_usd`` each for ``hours_per_month``, plus
+    ``fixed_hourly_usd`` (a fleet's load balancer, which no schedule stops) for all
+    ``HOURS_PER_MONTH``; capacity is what those hosts serve in their hours."""
+    monthly = hosts * hourly_usd * hours_per_month + fixed_hourly_usd * HOURS_PER_MONTH
     daily = monthly / DAYS_PER_MONTH
     per_request = hosted.request_usd(shape)
     capacity = hosts * hours_per_month / DAYS_PER_MONTH * 3600.0 / request_seconds

@@ -42,7 +42,9 @@ def test_a_single_vm_states_its_month_and_its_price_per_million_tokens(
         line.startswith(f"cost per million output tokens on {instance}: ${full:.4f}")
         for line in said
     )
-    assert any(line.startswith(f"cost: ${hourly * 730:,.2f} a month for 730.0") for line in said)
+    assert any(
+        line.startswith(f"cost: ${hourly * 730:,.2f} a month: 730.0 hours of") for line in said
+    )
 
 
 def test_the_break_even_is_the_daily_cost_over_the_hosted_request(

@@ -420,7 +420,8 @@ DEFAULTS = {
         "fleet": None, "sshKeyName": None, "sshCidrs": [], "vpcId": None, "subnetId": None,
         "weightsVolumeId": None, "amiId": None, "vpcEndpoints": False, "egress": "internet",
         "allowRouteOut": False, "logRetentionDays": 30,
-        "tags": {}, "compareWith": None, "expectedUtilisation": 0.25,
+        "tags": {}, "compareWith": None, "expectedUtilisation": 0.25, "schedule": None,
+        "alarmEmail": None,
     },
     CompareWithSettings: {"inputTokensPerRequest": 64, "outputTokensPerRequest": 256},
     SpotSettings: {"onDemandBaseCapacity": 1, "onDemandPercentageAboveBase": 0},
@@ -429,7 +430,7 @@ DEFAULTS = {
         "minSize": 1, "maxSize": 2, "desiredSize": None, "spot": None, "warmPool": None,
         "certificateArn": None, "domainName": None, "hostedZoneId": None, "internal": False,
         "subnetIds": None, "loadBalancerSubnetIds": None, "weightsSnapshotId": None,
-        "targetRequestsPerMinute": None, "minHealthyPercentage": 100,
+        "targetRequestsPerMinute": None, "minHealthyPercentage": 100, "schedule": [],
     },
 }  # fmt: skip
 REQUIRED = {FleetSettings: FLEET_OK, CompareWithSettings: COMPARE_OK}
@@ -797,7 +798,7 @@ def test_unknown_keys_are_listed_at_the_top_and_named_when_nested() -> None:
     assert message[0] == "localai configuration is invalid:"
     top = next(line for line in message if "localai:prot" in line)
     assert top.startswith(
-        "  - localai:prot: unknown key; the keys are: accelerator, allowAnywhere,"
+        "  - localai:prot: unknown key; the keys are: accelerator, alarmEmail, allowAnywhere,"
     )
     assert "8080" not in top, "an unknown key may be a misspelt secret: its value is not shown"
     nested = next(line for line in message if "minsize" in line)

@@ -214,6 +214,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(
                 arn=f"arn:aws:logs:us-east-1:123456789012:log-group:{args.inputs['name']}"
             )
+        elif typ == "aws:sns/topic:Topic":
+            outputs.update(arn=f"arn:aws:sns:us-east-1:{ACCOUNT}:{name}-0a1b2c3")
+        elif typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            outputs.update(arn=f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{name}-0a1b2c3")
         elif typ == "aws:lb/loadBalancer:LoadBalancer":
             rid = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/app/{name}/50dc6c495c0c9188"
             outputs.update(

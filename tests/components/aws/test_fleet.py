@@ -640,6 +640,7 @@ def test_single_vm_keys_are_refused_with_a_fleet(pulumi_mocks: RecordingMocks, k
         "weightsVolumeId": "vol-0123456789abcdef0",
         "public": "true",
         "vpcEndpoints": "true",
+        "schedule": '{"stop": "cron(0 20 * * ? *)", "start": "cron(0 8 * * ? *)"}',
     }
     with pytest.raises(ConfigError, match=rf"localai:{key} = .*the single VM's, meaningless"):
         run_program({**fleet_config(), key: values[key]}, stack="prod")

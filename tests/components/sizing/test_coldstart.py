@@ -20,11 +20,12 @@ def test_a_new_cpu_host_pulls_and_fetches_in_parallel() -> None:
     # load: 2.4e9 / (250 MiB/s = 262,144,000 B/s) = 9.155 s + 2.4 x 0.5 = 1.2 s -> 10.355 s.
     # new host: 40 + 45 + 40 + 10.355 + 1.3 = 136.655 -> 136.7
     # replacement: 40 + 60 + 10.355 + 1.3 = 111.655 -> 111.7
+    # a scheduled start of the same host (no volume move): 40 + 10.355 + 1.3 -> 51.7
     result = estimate(
         gpu=False, install_docker=True, all_weights_bytes=2.4e9, default_weights_bytes=2.4e9,
         volume_throughput_mibs=250, ttft_s=1.3, constants=C,
     )  # fmt: skip
-    assert (result.new_host_s, result.replacement_s) == (136.7, 111.7)
+    assert (result.new_host_s, result.replacement_s, result.restart_s) == (136.7, 111.7, 51.7)
 
 
 def test_on_a_gpu_host_the_bigger_image_dominates_and_docker_is_preinstalled() -> None:

@@ -76,5 +76,6 @@ fi
 result=ABANDON
 [[ "${SERVICE_RESULT:-}" == success ]] && result=CONTINUE
 log "warm-up ended (${SERVICE_RESULT:-unknown}, exit ${EXIT_STATUS:-?}): $result"
+localai-timeline lifecycle_result "result=$result" || true
 call complete-lifecycle-action --lifecycle-action-result "$result" ||
     die "could not complete the lifecycle action; the hook's timeout will abandon the instance"

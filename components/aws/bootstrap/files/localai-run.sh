@@ -269,6 +269,7 @@ if [[ "$LOCALAI_GPU_CAPABLE" == 1 ]]; then
         image=$LOCALAI_GPU_IMAGE
     else
         log "WARNING: GPU not usable ($gpu_reason): falling back to CPU; localai-gpu-retry.timer tries again"
+        timeline gpu_fallback
     fi
 fi
 [[ "$accelerator" == gpu ]] || ensure_image "$image" || die "cannot pull $image"
@@ -287,6 +288,7 @@ timeline image_present "source=$image_source" "bytes=${image_bytes//[^0-9]/}" "a
 models="$LOCALAI_MOUNT_POINT/models"
 localai-sync-configs "$LOCALAI_MODEL_SRC_DIR/$accelerator" "$models" "$host_state/configs" || die "cannot install the model configs"
 if ! wait "$fetch_pid"; then
+    timeline fetch_failed
     die "the model weights are not all present and verified (see localai-fetch above); retrying"
 fi
 fetched=0 verified=0 fetch_s=0
@@ -328,6 +330,11 @@ if [[ -n "${LOCALAI_EXTRA_ENV_FILE:-}" ]]; then args+=(--env-file "$LOCALAI_EXTR
 if [[ "$accelerator" == gpu ]]; then args+=(--gpus all); fi
 docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
 log "starting $CONTAINER: port $LOCALAI_PORT, cpus $LOCALAI_CPUS, memory ${LOCALAI_MEMORY_MB}m, threads $LOCALAI_THREADS, parallel $LOCALAI_PARALLEL_REQUESTS"
+# A second start in one boot is a restart (the run dir is in /run, emptied at boot): an
+# alarm counts them.
+started="$LOCALAI_RUN_DIR/started"
+[[ ! -e "$started" ]] || timeline localai_restart
+: >"$started"
 timeline container_start
 exec docker run --rm --name "$CONTAINER" --init --pull never --security-opt no-new-privileges \
     -p "$LOCALAI_PORT:8080" -v "$models:/build/models" \

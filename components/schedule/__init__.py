@@ -1,0 +1,1 @@
+"""Schedules: cron expressions (``cron.py``) and the running hours they leave (``hours.py``)."""

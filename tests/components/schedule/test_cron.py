@@ -1,0 +1,89 @@
+"""Both cron dialects: what each field takes, what each refuses, and when a day fires."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from components.schedule.cron import parse_eventbridge, parse_unix
+
+MONDAY = dt.date(2027, 1, 4)
+SATURDAY = dt.date(2027, 1, 9)
+SUNDAY = dt.date(2027, 1, 10)
+
+
+def test_eventbridge_weekdays_count_sunday_as_one_and_take_names() -> None:
+    by_name = parse_eventbridge("cron(0 20 ? * MON-FRI *)")
+    by_number = parse_eventbridge("cron(0 20 ? * 2-6 *)")
+    assert by_name == by_number
+    assert by_name.fires_on(MONDAY) and not by_name.fires_on(SATURDAY)
+    sunday = parse_eventbridge("cron(0 20 ? * 1 *)")
+    assert sunday.fires_on(SUNDAY) and not sunday.fires_on(MONDAY)
+    assert by_name.times() == [dt.time(20, 0)]
+
+
+def test_eventbridge_fields_steps_lists_months_and_years() -> None:
+    cron = parse_eventbridge("cron(0/30 8,12 1-3 JAN,MAR ? 2027)")
+    assert cron.minutes == {0, 30} and cron.hours == {8, 12}
+    assert cron.fires_on(dt.date(2027, 1, 2)) and not cron.fires_on(dt.date(2027, 2, 2))
+    assert not cron.fires_on(dt.date(2028, 1, 2))
+    assert cron.times() == [dt.time(8, 0), dt.time(8, 30), dt.time(12, 0), dt.time(12, 30)]
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("rate(1 hour)", "not a cron"),
+        ("cron(0 20 ? * MON-FRI)", "has 5 fields; EventBridge Scheduler takes six"),
+        ("cron(0 20 * * * *)", "exactly one of day-of-month and day-of-week must be '?'"),
+        ("cron(0 20 ? * ? *)", "exactly one of day-of-month and day-of-week must be '?'"),
+        ("cron(0 24 ? * MON *)", "hours: 24 is outside 0-23"),
+        ("cron(60 1 ? * MON *)", "minutes: 60 is outside 0-59"),
+        ("cron(0 1 ? * 8 *)", "day-of-week: 8 is outside 1-7"),
+        ("cron(0 1 ? * FRI-MON *)", "runs backwards"),
+        ("cron(0 1 L * ? *)", "uses L, W or #"),
+        ("cron(0 1 ? * 6#3 *)", "uses L, W or #"),
+        ("cron(0 1 15W * ? *)", "uses L, W or #"),
+        ("cron(0 1 ? * MOM *)", "neither a number nor a name"),
+        ("cron(0/0 1 ? * MON *)", "step '0' must be a whole number >= 1"),
+        ("cron(0,,1 1 ? * MON *)", "an empty item"),
+    ],
+)
+def test_eventbridge_refusals_name_the_field(expression: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("?", r"\?")):
+        parse_eventbridge(expression)
+
+
+def test_names_with_w_and_l_are_names_not_flags() -> None:
+    cron = parse_eventbridge("cron(0 1 ? JUL-AUG WED *)")
+    assert cron.months == {7, 8} and cron.weekdays == {3}
+
+
+def test_unix_weekdays_count_sunday_as_zero_or_seven() -> None:
+    assert parse_unix("0 20 * * 0").fires_on(SUNDAY)
+    assert parse_unix("0 20 * * 7").fires_on(SUNDAY)
+    assert parse_unix("0 20 * * 1-5").fires_on(MONDAY)
+    assert not parse_unix("0 20 * * 1-5").fires_on(SATURDAY)
+    assert parse_unix("0 20 * * SAT").fires_on(SATURDAY)
+
+
+def test_unix_with_both_day_fields_fires_on_either() -> None:
+    cron = parse_unix("0 8 1 * MON")
+    assert cron.fires_on(dt.date(2027, 1, 1))  # a Friday, the 1st
+    assert cron.fires_on(MONDAY)  # the 4th, a Monday
+    assert not cron.fires_on(dt.date(2027, 1, 5))
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("0 20 * *", "has 4 fields; a recurrence takes five"),
+        ("0 20 ? * 1", "'?' is EventBridge's"),
+        ("0 20 * 13 1", "month: 13 is outside 1-12"),
+        ("0 20 * * 8", "day-of-week: 8 is outside 0-7"),
+    ],
+)
+def test_unix_refusals(expression: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+        parse_unix(expression)
