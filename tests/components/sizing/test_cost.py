@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import MappingProxyType
 
 import pytest
@@ -149,3 +150,40 @@ def test_fewer_running_hours_cost_less_and_serve_less() -> None:
     assert even.daily_usd == pytest.approx(52.0 / (730 / 24))
     assert even.requests_per_day == 425  # $1.7096 a day / 0.004032 = 424.005 -> 425
     assert even.capacity_requests_per_day == pytest.approx(260 / (730 / 24) * 3600 / 6.12)
+
+
+def test_fractions_of_a_second_and_of_the_reference_prompt_count() -> None:
+    # 1,550 ms: 1.5 s of prefill (not 1); a 96-token prompt is 1.5 reference prompts.
+    assert request_seconds(plan(50.0, 1550.0), RequestShape()) == pytest.approx(1.5 + 5.12)
+    assert request_seconds(EXAMPLE, RequestShape(96, 256)) == pytest.approx(1.5 + 5.12)
+
+
+def test_the_price_is_exact_to_the_dollar_per_million() -> None:
+    cost = token_cost(EXAMPLE, 0.2)
+    assert cost is not None
+    assert cost.usd_per_1m_full == pytest.approx(0.2 * 6.12 / (3600 * 256) * 1e6, rel=1e-12)
+
+
+def test_a_free_hosted_model_has_no_break_even_and_no_division_by_zero() -> None:
+    even = break_even(hourly_usd=0.2, request_seconds=6.12, hosted=HostedPrice(0.0, 0.0))
+    assert even.hosted_request_usd == 0.0
+    assert even.requests_per_day is None
+
+
+def test_the_options_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        token_cost(EXAMPLE, 0.2, RequestShape())  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        break_even(0.2, 6.12, HostedPrice(3.0, 15.0))  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [RequestShape(), HostedPrice(1.0, 2.0), token_cost(EXAMPLE, 0.2),
+     break_even(hourly_usd=0.2, request_seconds=6.12, hosted=HostedPrice(3.0, 15.0))],
+    ids=["RequestShape", "HostedPrice", "TokenCost", "BreakEven"],
+)  # fmt: skip
+def test_the_results_are_frozen(value: object) -> None:
+    field = next(iter(vars(value)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, field, 0)
