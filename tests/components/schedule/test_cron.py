@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -87,3 +88,54 @@ def test_unix_with_both_day_fields_fires_on_either() -> None:
 def test_unix_refusals(expression: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("?", r"\?")):
         parse_unix(expression)
+
+
+MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+
+
+@pytest.mark.parametrize(("number", "name"), list(enumerate(MONTHS, 1)))
+def test_every_month_name_is_its_number(number: int, name: str) -> None:
+    assert parse_eventbridge(f"cron(0 1 1 {name} ? *)").months == {number}
+    assert parse_unix(f"0 1 1 {name.lower()} *").months == {number}
+
+
+@pytest.mark.parametrize(("number", "name"), list(enumerate(DAYS)))
+def test_every_day_name_is_its_number_in_both_dialects(number: int, name: str) -> None:
+    assert parse_eventbridge(f"cron(0 1 ? * {name} *)").weekdays == {number}
+    assert parse_eventbridge(f"cron(0 1 ? * {number + 1} *)").weekdays == {number}
+    assert parse_unix(f"0 1 * * {name}").weekdays == {number}
+    assert parse_unix(f"0 1 * * {number}").weekdays == {number}
+
+
+def test_a_day_that_does_not_fire_is_false_and_times_come_in_order() -> None:
+    weekdays = parse_eventbridge("cron(30,0 20,8 ? JAN MON-FRI *)")
+    assert weekdays.fires_on(SATURDAY) is False
+    assert weekdays.fires_on(dt.date(2027, 2, 1)) is False  # a Monday in February
+    assert weekdays.times() == [dt.time(8, 0), dt.time(8, 30), dt.time(20, 0), dt.time(20, 30)]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        weekdays.hours = frozenset()  # type: ignore[misc]
+
+
+def test_unix_minutes_and_hours_and_one_restricted_day_field() -> None:
+    cron = parse_unix("30 8 * * 1")
+    assert cron.times() == [dt.time(8, 30)]
+    assert not cron.fires_on(dt.date(2027, 1, 5))  # a Tuesday: '*' days do not widen it
+    first = parse_unix("0 8 1 * *")
+    assert first.fires_on(dt.date(2027, 1, 1)) and not first.fires_on(MONDAY)
+
+
+@pytest.mark.parametrize(
+    ("parse", "expression", "message"),
+    [
+        (parse_eventbridge, "cron(0 1 32 * ? *)", "day-of-month: 32 is outside 1-31"),
+        (parse_eventbridge, "cron(0 1 ? 13 MON *)", "month: 13 is outside 1-12"),
+        (parse_eventbridge, "cron(0 1 ? * MON 2200)", "year: 2200 is outside 1970-2199"),
+        (parse_unix, "60 1 * * *", "minute: 60 is outside 0-59"),
+        (parse_unix, "0 24 * * *", "hour: 24 is outside 0-23"),
+        (parse_unix, "0 1 0 * *", "day-of-month: 0 is outside 1-31"),
+    ],
+)
+def test_each_field_is_named_in_its_error(parse, expression: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        parse(expression)
