@@ -139,3 +139,57 @@ def test_unix_minutes_and_hours_and_one_restricted_day_field() -> None:
 def test_each_field_is_named_in_its_error(parse, expression: str, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
         parse(expression)
+
+
+def _eventbridge_with(position: int, value: str) -> str:
+    fields = ["0", "1", "?", "*", "MON", "*"]
+    if position == 2:
+        fields[2], fields[4] = value, "?"
+    else:
+        fields[position] = value
+    return f"cron({' '.join(fields)})"
+
+
+def _unix_with(position: int, value: str) -> str:
+    fields = ["0", "1", "*", "*", "*"]
+    fields[position] = value
+    return " ".join(fields)
+
+
+BOUNDS = [
+    (parse_eventbridge, _eventbridge_with, 0, 0, 59),
+    (parse_eventbridge, _eventbridge_with, 1, 0, 23),
+    (parse_eventbridge, _eventbridge_with, 2, 1, 31),
+    (parse_eventbridge, _eventbridge_with, 3, 1, 12),
+    (parse_eventbridge, _eventbridge_with, 4, 1, 7),
+    (parse_eventbridge, _eventbridge_with, 5, 1970, 2199),
+    (parse_unix, _unix_with, 0, 0, 59),
+    (parse_unix, _unix_with, 1, 0, 23),
+    (parse_unix, _unix_with, 2, 1, 31),
+    (parse_unix, _unix_with, 3, 1, 12),
+    (parse_unix, _unix_with, 4, 0, 7),
+]
+
+
+@pytest.mark.parametrize(("parse", "build", "position", "low", "high"), BOUNDS)
+def test_both_sides_of_every_fields_range(parse, build, position, low, high) -> None:
+    parse(build(position, str(low)))
+    parse(build(position, str(high)))
+    for outside in (low - 1, high + 1):
+        if outside < 0:
+            continue
+        with pytest.raises(ValueError, match=f"{outside} is outside {low}-{high}"):
+            parse(build(position, str(outside)))
+
+
+def test_too_many_fields_are_counted_not_unpacked() -> None:
+    with pytest.raises(ValueError, match="has 7 fields; EventBridge Scheduler takes six"):
+        parse_eventbridge("cron(0 1 ? * MON * 1)")
+    with pytest.raises(ValueError, match="has 6 fields; a recurrence takes five"):
+        parse_unix("0 1 * * * 2027")
+
+
+def test_a_step_of_one_is_every_value() -> None:
+    assert parse_unix("*/1 1 * * *").minutes == frozenset(range(60))
+    assert parse_unix("*/15 1 * * *").minutes == {0, 15, 30, 45}
+    assert parse_unix("5/20 1 * * *").minutes == {5, 25, 45}
