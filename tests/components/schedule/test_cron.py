@@ -193,3 +193,13 @@ def test_a_step_of_one_is_every_value() -> None:
     assert parse_unix("*/1 1 * * *").minutes == frozenset(range(60))
     assert parse_unix("*/15 1 * * *").minutes == {0, 15, 30, 45}
     assert parse_unix("5/20 1 * * *").minutes == {5, 25, 45}
+
+
+def test_times_are_sorted_whatever_order_the_sets_keep() -> None:
+    cron = parse_unix("40,3 17,2 * * *")
+    assert list(cron.hours) != sorted(cron.hours)  # a set's own order is not the clock's
+    assert cron.times() == [dt.time(2, 3), dt.time(2, 40), dt.time(17, 3), dt.time(17, 40)]
+
+
+def test_a_year_outside_the_expression_is_false() -> None:
+    assert parse_eventbridge("cron(0 1 ? * MON 2028)").fires_on(MONDAY) is False
