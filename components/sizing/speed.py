@@ -25,6 +25,8 @@ Speed model (estimates, not promises; constants in :class:`Calibration`):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from components.sizing.calibration import LOCALAI_CPU_IMAGE_HAS_AVX512, Calibration
 from components.sizing.memory import Load
 from components.sizing.resources import HostResources
@@ -48,6 +50,43 @@ def kernel_isa(host: HostResources, *, cuda_image: bool = False) -> str:
     return host.cpu_isa
 
 
+@dataclass(frozen=True)
+class _Split:
+    """Where one token's reads and arithmetic happen: bytes of weights and KV cache on each
+    device, each device's effective bandwidth, and the CPU's kernels and FLOP rate."""
+
+    cpu_weights: float
+    gpu_weights: float
+    cpu_kv: float
+    gpu_kv: float
+    cpu_bw: float
+    gpu_bw: float
+    isa: str
+    cpu_flops_rate: float
+
+
+def _split(host: HostResources, load: Load, cores_used: float, c: Calibration) -> _Split:
+    s = load.shape
+    kv_token_layer = s.kv_layer / s.n_ctx  # bytes per token per layer
+    gpu_blocks = load.gpu_blocks if load.use_gpu else 0
+    cpu_blocks = s.facts.layers - gpu_blocks
+    isa = kernel_isa(host, cuda_image=load.use_gpu)
+    return _Split(
+        cpu_weights=cpu_blocks * s.layer + (0.0 if load.full and load.use_gpu else s.output),
+        gpu_weights=gpu_blocks * s.layer + (s.output if load.full and load.use_gpu else 0.0),
+        cpu_kv=cpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS,
+        gpu_kv=gpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS,
+        cpu_bw=(
+            min(host.memory_bandwidth_gbs, cores_used * c.per_core_bandwidth_gbs)
+            * c.cpu_bandwidth_efficiency
+            * 1e9
+        ),
+        gpu_bw=host.gpu_memory_bandwidth_gbs * c.gpu_bandwidth_efficiency * 1e9,
+        isa=isa,
+        cpu_flops_rate=cores_used * c.prefill_gflops_per_core(isa) * 1e9,
+    )
+
+
 def estimates(
     host: HostResources,
     load: Load,
@@ -58,39 +97,26 @@ def estimates(
     """(tokens per second, TTFT ms) for one loaded model."""
     s = load.shape
     c = calibration
-    kv_token_layer = s.kv_layer / s.n_ctx  # bytes per token per layer
-    gpu_blocks = load.gpu_blocks if load.use_gpu else 0
-    cpu_blocks = s.facts.layers - gpu_blocks
-    gpu_weights = gpu_blocks * s.layer + (s.output if load.full and load.use_gpu else 0.0)
-    cpu_weights = cpu_blocks * s.layer + (0.0 if load.full and load.use_gpu else s.output)
-    cpu_kv = cpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS
-    gpu_kv = gpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS
-
-    cpu_bw = (
-        min(host.memory_bandwidth_gbs, cores_used * c.per_core_bandwidth_gbs)
-        * c.cpu_bandwidth_efficiency
-        * 1e9
-    )
-    gpu_bw = host.gpu_memory_bandwidth_gbs * c.gpu_bandwidth_efficiency * 1e9
-    isa = kernel_isa(host, cuda_image=load.use_gpu)
-    cpu_flops_rate = cores_used * c.prefill_gflops_per_core(isa) * 1e9
-    cpu_read = (cpu_weights + cpu_kv) / cpu_bw
-    if isa == "generic":
+    p = _split(host, load, cores_used, c)
+    cpu_read = (p.cpu_weights + p.cpu_kv) / p.cpu_bw
+    if p.isa == "generic":
         # Generic kernels cannot keep up with memory: 2 FLOP per weight per token.
-        cpu_read = max(cpu_read, 2.0 * cpu_weights / s.facts.bytes_per_parameter / cpu_flops_rate)
+        cpu_read = max(
+            cpu_read, 2.0 * p.cpu_weights / s.facts.bytes_per_parameter / p.cpu_flops_rate
+        )
     seconds = cpu_read + c.decode_overhead_ms / 1000
-    if gpu_weights:
-        seconds += (gpu_weights + gpu_kv) / gpu_bw
+    if p.gpu_weights:
+        seconds += (p.gpu_weights + p.gpu_kv) / p.gpu_bw
     tokens_per_second = 1.0 / seconds
 
     flops = 2.0 * s.facts.parameters * TTFT_PROMPT_TOKENS
-    gpu_share = gpu_weights / (gpu_weights + cpu_weights)
+    gpu_share = p.gpu_weights / (p.gpu_weights + p.cpu_weights)
     prefill = 0.0
     if gpu_share < 1.0:
-        prefill += max(flops * (1 - gpu_share) / cpu_flops_rate, cpu_weights / cpu_bw)
+        prefill += max(flops * (1 - gpu_share) / p.cpu_flops_rate, p.cpu_weights / p.cpu_bw)
     if gpu_share > 0.0:
         gpu_rate = c.gpu_tflops(host.gpu_model) * 1e12
-        prefill += max(flops * gpu_share / gpu_rate, gpu_weights / gpu_bw)
+        prefill += max(flops * gpu_share / gpu_rate, p.gpu_weights / p.gpu_bw)
     ttft_ms = prefill * 1000 + c.ttft_overhead_ms
     return tokens_per_second, ttft_ms
 
@@ -110,31 +136,17 @@ def batched_tokens_per_second(
     partial offload) differ by the KV read when arithmetic is the longer part."""
     if slots < 1:
         raise ValueError(f"slots must be >= 1 (got {slots})")
-    s = load.shape
     c = calibration
-    kv_token_layer = s.kv_layer / s.n_ctx
-    gpu_blocks = load.gpu_blocks if load.use_gpu else 0
-    cpu_blocks = s.facts.layers - gpu_blocks
-    gpu_weights = gpu_blocks * s.layer + (s.output if load.full and load.use_gpu else 0.0)
-    cpu_weights = cpu_blocks * s.layer + (0.0 if load.full and load.use_gpu else s.output)
-    cpu_bw = (
-        min(host.memory_bandwidth_gbs, cores_used * c.per_core_bandwidth_gbs)
-        * c.cpu_bandwidth_efficiency
-        * 1e9
-    )
-    isa = kernel_isa(host, cuda_image=load.use_gpu)
-    cpu_flops_rate = cores_used * c.prefill_gflops_per_core(isa) * 1e9
-    per_param = s.facts.bytes_per_parameter
+    p = _split(host, load, cores_used, c)
+    per_param = load.shape.facts.bytes_per_parameter
     # The CPU part: weights streamed once a step, or the step's arithmetic, whichever is longer.
-    cpu_compute = slots * 2.0 * cpu_weights / per_param / cpu_flops_rate
-    cpu_read = max(cpu_weights / cpu_bw, cpu_compute)
-    step = cpu_read + slots * (
-        cpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS / cpu_bw + c.decode_overhead_ms / 1000
+    cpu_compute = slots * 2.0 * p.cpu_weights / per_param / p.cpu_flops_rate
+    step = max(p.cpu_weights / p.cpu_bw, cpu_compute) + slots * (
+        p.cpu_kv / p.cpu_bw + c.decode_overhead_ms / 1000
     )
-    if gpu_weights:
-        gpu_bw = host.gpu_memory_bandwidth_gbs * c.gpu_bandwidth_efficiency * 1e9
-        gpu_compute = slots * 2.0 * gpu_weights / per_param / (c.gpu_tflops(host.gpu_model) * 1e12)
-        step += max(gpu_weights / gpu_bw, gpu_compute) + slots * (
-            gpu_blocks * kv_token_layer * DECODE_REFERENCE_TOKENS / gpu_bw
+    if p.gpu_weights:
+        gpu_compute = (
+            slots * 2.0 * p.gpu_weights / per_param / (c.gpu_tflops(host.gpu_model) * 1e12)
         )
+        step += max(p.gpu_weights / p.gpu_bw, gpu_compute) + slots * p.gpu_kv / p.gpu_bw
     return slots / step
