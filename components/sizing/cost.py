@@ -27,8 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components.sizing.calibration import DEFAULT_CALIBRATION
-from components.sizing.fleet import TYPICAL_OUTPUT_TOKENS
+from components.sizing.fleet import TYPICAL_OUTPUT_TOKENS, prefill_ms
 from components.sizing.planner import SizingPlan
 from components.sizing.speed import TTFT_PROMPT_TOKENS
 
@@ -84,12 +83,10 @@ class BreakEven:
 
 def request_seconds(plan: SizingPlan, shape: RequestShape) -> float | None:
     """Host seconds per typical request at full use, or None without the estimates."""
-    if plan.estimated_ttft_ms is None or not plan.estimated_batched_tokens_per_second:
+    prefill = prefill_ms(plan, shape.prompt_tokens)
+    if prefill is None or not plan.estimated_batched_tokens_per_second:
         return None
-    overhead_ms = DEFAULT_CALIBRATION.ttft_overhead_ms
-    prefill_s = max(plan.estimated_ttft_ms - overhead_ms, 0.0) / 1000
-    prefill_s *= shape.prompt_tokens / TTFT_PROMPT_TOKENS
-    return prefill_s + shape.output_tokens / plan.estimated_batched_tokens_per_second
+    return prefill / 1000 + shape.output_tokens / plan.estimated_batched_tokens_per_second
 
 
 def token_cost(

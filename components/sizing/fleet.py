@@ -63,12 +63,20 @@ def capacity_rpm(plan: SizingPlan) -> float:
     return FALLBACK_CAPACITY_RPM if seconds is None else 60.0 / seconds
 
 
-def full_context_first_token_s(plan: SizingPlan, context_size: int) -> float | None:
+def prefill_ms(plan: SizingPlan, prompt_tokens: int) -> float | None:
+    """Milliseconds of prefill for a prompt of ``prompt_tokens``: compute bound, so the
+    TTFT estimate less its fixed overhead, scaled from ``TTFT_PROMPT_TOKENS``."""
     if plan.estimated_ttft_ms is None:
         return None
     overhead = DEFAULT_CALIBRATION.ttft_overhead_ms
-    prefill_ms = max(plan.estimated_ttft_ms - overhead, 0.0) * context_size / TTFT_PROMPT_TOKENS
-    return (prefill_ms + overhead) / 1000
+    return max(plan.estimated_ttft_ms - overhead, 0.0) * prompt_tokens / TTFT_PROMPT_TOKENS
+
+
+def full_context_first_token_s(plan: SizingPlan, context_size: int) -> float | None:
+    prefill = prefill_ms(plan, context_size)
+    if prefill is None:
+        return None
+    return (prefill + DEFAULT_CALIBRATION.ttft_overhead_ms) / 1000
 
 
 def fleet_timings(
