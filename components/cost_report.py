@@ -17,6 +17,7 @@ from components.sizing.cost import (
     HostedPrice,
     RequestShape,
     break_even,
+    monthly_usd,
     token_cost,
 )
 from components.sizing.planner import SizingPlan
@@ -44,14 +45,13 @@ def cost_report(
     plans: Mapping[str, SizingPlan],
     hourly_usd: Mapping[str, float],
     *,
-    hosts: int = 1,
+    host_hours_per_month: float = HOURS_PER_MONTH,
     fixed_hourly_usd: float = 0.0,
-    hours_per_month: float = HOURS_PER_MONTH,
 ) -> CostReport:
     """Cost outputs for the first of ``plans`` (the type in service), per type when several.
 
-    ``hosts`` instances of the first type (a fleet's minimum) run ``hours_per_month``
-    hours each; ``fixed_hourly_usd`` (the load balancer) runs all month."""
+    Instances of the first type (a fleet's minimum) run ``host_hours_per_month``
+    instance-hours; ``fixed_hourly_usd`` (the load balancer) runs all month."""
     shape = _shape(settings)
     costs = {
         name: token_cost(
@@ -61,15 +61,18 @@ def cost_report(
     }
     first = next(iter(plans))
     cost = costs[first]
-    host_hours = hosts * hours_per_month
-    monthly = host_hours * hourly_usd[first] + fixed_hourly_usd * HOURS_PER_MONTH
+    monthly = monthly_usd(
+        hourly_usd[first],
+        host_hours_per_month=host_hours_per_month,
+        fixed_hourly_usd=fixed_hourly_usd,
+    )
     outputs: dict[str, Any] = {
-        "runningHoursPerMonth": round(host_hours, 1),
+        "runningHoursPerMonth": round(host_hours_per_month, 1),
         "monthlyCostUsd": round(monthly, 2),
     }
     request = f"{shape.prompt_tokens}-token prompts, {shape.output_tokens}-token answers"
     summary = [
-        f"cost: ${monthly:,.2f} a month: {host_hours:,.1f} hours of {first} at "
+        f"cost: ${monthly:,.2f} a month: {host_hours_per_month:,.1f} hours of {first} at "
         f"${hourly_usd[first]:.4f}/h"
         + (
             f" + the load balancer's {HOURS_PER_MONTH:g} hours at ${fixed_hourly_usd:.4f}/h"
@@ -113,8 +116,7 @@ def cost_report(
         request_seconds=cost.request_seconds,
         hosted=hosted,
         shape=shape,
-        hours_per_month=hours_per_month,
-        hosts=hosts,
+        host_hours_per_month=host_hours_per_month,
         fixed_hourly_usd=fixed_hourly_usd,
     )
     outputs["capacityRequestsPerDay"] = int(even.capacity_requests_per_day)

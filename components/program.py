@@ -554,7 +554,7 @@ def _build_aws(
             settings,
             {instance.name: sizing},
             {instance.name: instance.hourly_usd},
-            hours_per_month=_running_hours(settings),
+            host_hours_per_month=_running_hours(settings),
         ),
         **_coldstart(
             settings,

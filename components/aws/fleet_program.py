@@ -37,6 +37,7 @@ from components.models.catalog import ModelConfig
 from components.models.facts import ModelFacts
 from components.serving import ServingArgs
 from components.settings import FleetSettings, Settings
+from components.sizing.cost import HOURS_PER_MONTH
 from components.sizing.fleet import ALB_HOURLY_USD, fleet_hourly_cost, fleet_timings
 from components.sizing.instance_types import InstanceType, lookup
 from components.sizing.planner import SizingPlan
@@ -301,17 +302,17 @@ def build_fleet(
         **costs(
             plans,
             {t.name: t.hourly_usd for t in types},
-            **_scheduled_hours(fleet),
+            host_hours_per_month=_instance_hours(fleet),
             fixed_hourly_usd=ALB_HOURLY_USD,
         ),
     }
 
 
-def _scheduled_hours(fleet: FleetSettings) -> dict[str, float]:
+def _instance_hours(fleet: FleetSettings) -> float:
     """The fleet's instance-hours a month at its minimum: ``minSize`` hosts all month, or
     what the schedule leaves (components/schedule/hours.py)."""
     if not fleet.schedule:
-        return {"hosts": fleet.min_size}
+        return fleet.min_size * HOURS_PER_MONTH
     from components.schedule.cron import parse_unix
     from components.schedule.hours import ScheduledSize, instance_hours_per_month
 
@@ -320,10 +321,9 @@ def _scheduled_hours(fleet: FleetSettings) -> dict[str, float]:
         for e in fleet.schedule
     ]
     desired = fleet.desired_size if fleet.desired_size is not None else fleet.min_size
-    hours = instance_hours_per_month(
+    return instance_hours_per_month(
         actions, min_size=fleet.min_size, max_size=fleet.max_size, desired=desired
     )
-    return {"hosts": 1, "hours_per_month": hours}
 
 
 def _with_snapshot(

@@ -11,7 +11,7 @@ Pure arithmetic over the planner's estimates, so each figure is a worked example
 - **Dollars per million output tokens at full use** = the hour's price / (typical requests
   an hour x output tokens) x 10^6; at a utilisation ``u`` it is that divided by ``u`` (the
   idle share of the hour is paid too).
-- **A month** is ``hours_per_month`` running hours (730 without a schedule: AWS's own
+- **A month** is ``host_hours_per_month`` running hours (730 without a schedule: AWS's own
   month), a day ``HOURS_PER_MONTH / 24`` of them: 30.42 days.
 - **Break-even** against a hosted model priced per million input and output tokens: the
   whole requests per day at which the hosted bill reaches this stack's daily cost
@@ -107,25 +107,36 @@ def token_cost(
     return TokenCost(seconds, per_hour, full, full / utilisation, utilisation)
 
 
+def monthly_usd(
+    hourly_usd: float,
+    *,
+    host_hours_per_month: float = HOURS_PER_MONTH,
+    fixed_hourly_usd: float = 0.0,
+) -> float:
+    """The hosts' hours at ``hourly_usd``, plus ``fixed_hourly_usd`` (a fleet's load
+    balancer, which no schedule stops) for all ``HOURS_PER_MONTH``."""
+    return host_hours_per_month * hourly_usd + fixed_hourly_usd * HOURS_PER_MONTH
+
+
 def break_even(
     *,
     hourly_usd: float,
     request_seconds: float,
     hosted: HostedPrice,
     shape: RequestShape = RequestShape(),
-    hours_per_month: float = HOURS_PER_MONTH,
-    hosts: int = 1,
+    host_hours_per_month: float = HOURS_PER_MONTH,
     fixed_hourly_usd: float = 0.0,
 ) -> BreakEven:
     """The requests per day at which ``hosted`` costs what this stack costs.
 
-    ``hosts`` instances at ``hourly_usd`` each for ``hours_per_month``, plus
-    ``fixed_hourly_usd`` (a fleet's load balancer, which no schedule stops) for all
-    ``HOURS_PER_MONTH``; capacity is what those hosts serve in their hours."""
-    monthly = hosts * hourly_usd * hours_per_month + fixed_hourly_usd * HOURS_PER_MONTH
+    The stack costs :func:`monthly_usd`; its capacity is what its hosts serve in their
+    ``host_hours_per_month`` (instance-hours: one host all month is 730)."""
+    monthly = monthly_usd(
+        hourly_usd, host_hours_per_month=host_hours_per_month, fixed_hourly_usd=fixed_hourly_usd
+    )
     daily = monthly / DAYS_PER_MONTH
     per_request = hosted.request_usd(shape)
-    capacity = hosts * hours_per_month / DAYS_PER_MONTH * 3600.0 / request_seconds
+    capacity = host_hours_per_month / DAYS_PER_MONTH * 3600.0 / request_seconds
     requests: int | None = None
     if per_request > 0:
         needed = math.ceil(round(daily / per_request, 9))  # 3.0000000001 is 3

@@ -132,7 +132,7 @@ def test_a_fleet_counts_its_hosts_and_its_load_balancer_in_cost_and_capacity() -
         hourly_usd=0.8,
         request_seconds=6.12,
         hosted=HostedPrice(3.0, 15.0),
-        hosts=2,
+        host_hours_per_month=2 * 730,
         fixed_hourly_usd=0.0225,
     )
     assert even.monthly_usd == pytest.approx(1184.425)
@@ -144,7 +144,10 @@ def test_a_fleet_counts_its_hosts_and_its_load_balancer_in_cost_and_capacity() -
 def test_fewer_running_hours_cost_less_and_serve_less() -> None:
     # 12 h on weekdays: 60 h a week x 52 / 12 = 260 h a month.
     even = break_even(
-        hourly_usd=0.2, request_seconds=6.12, hosted=HostedPrice(3.0, 15.0), hours_per_month=260
+        hourly_usd=0.2,
+        request_seconds=6.12,
+        hosted=HostedPrice(3.0, 15.0),
+        host_hours_per_month=260,
     )
     assert even.monthly_usd == pytest.approx(52.0)
     assert even.daily_usd == pytest.approx(52.0 / (730 / 24))
