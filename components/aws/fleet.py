@@ -321,7 +321,7 @@ class AwsFleet(pulumi.ComponentResource):
             depends_on=[*identity.policies, *front.listeners, *grants, *boot_after],
         )
         fleet_schedule(name, args.schedule, group_name=group.name, parent=self)
-        _topic, _alarms, dashboard = observability(
+        dashboard = observability(
             name,
             resource_prefix=args.resource_prefix,
             log_group_name=log_group.name,

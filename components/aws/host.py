@@ -194,7 +194,7 @@ class AwsHost(pulumi.ComponentResource):
         endpoint_host, ready_after = self._create_address(name, args, tags, instance, attachment)
         if args.schedule is not None:
             instance_schedule(name, args.schedule, instance_id=instance.id, tags=tags, parent=self)
-        _topic, _alarms, dashboard = observability(
+        dashboard = observability(
             name,
             resource_prefix=args.resource_prefix,
             log_group_name=log_group.name,

@@ -46,20 +46,20 @@ class LogEvent:
     metric: str
     pattern: str
     """A CloudWatch Logs filter pattern: quoted terms, all required; ``-"x"`` excludes."""
-    description: str
+    fleet_only: bool = False
 
 
 HOST_EVENTS = (
-    LogEvent("FetchFailures", '"localai-boot:" "phase=fetch_failed"', "weights fetch failed"),
-    LogEvent("GpuFallbacks", '"localai-boot:" "phase=gpu_fallback"', "GPU host serving on CPU"),
-    LogEvent("Restarts", '"localai-boot:" "phase=localai_restart"', "LocalAI restarted"),
+    LogEvent("FetchFailures", '"localai-boot:" "phase=fetch_failed"'),
+    LogEvent("GpuFallbacks", '"localai-boot:" "phase=gpu_fallback"'),
+    LogEvent("Restarts", '"localai-boot:" "phase=localai_restart"'),
     LogEvent(
         "LifecycleAbandons",
         '"localai-boot:" "phase=lifecycle_result" "result=ABANDON"',
-        "a fleet instance abandoned by its lifecycle hook",
+        fleet_only=True,
     ),
-    LogEvent("ServerErrors", '"Server error" "latency=" "url="', "LocalAI answered 5xx"),
-    LogEvent("Requests", '"latency=" "url=" -"/readyz"', "requests LocalAI answered"),
+    LogEvent("ServerErrors", '"Server error" "latency=" "url="'),
+    LogEvent("Requests", '"latency=" "url=" -"/readyz"'),
 )
 
 
@@ -173,12 +173,14 @@ def observability(
     instance_id: pulumi.Input[str] | None = None,
     fleet: FleetTargets | None = None,
     gpu: bool = False,
-) -> tuple[aws.sns.Topic, list[aws.cloudwatch.MetricAlarm], aws.cloudwatch.Dashboard]:
-    """Filters, topic, alarms and dashboard for one host (``instance_id``) or a fleet."""
+) -> aws.cloudwatch.Dashboard:
+    """Filters, topic, alarms and dashboard for one host (``instance_id``) or a fleet; the
+    dashboard is returned (its name is an output)."""
     ns = namespace(resource_prefix)
     opts = pulumi.ResourceOptions(parent=parent)
-    events = [e for e in HOST_EVENTS if fleet is not None or e.metric != "LifecycleAbandons"]
-    for event in events:
+    for event in HOST_EVENTS:
+        if event.fleet_only and fleet is None:
+            continue
         aws.cloudwatch.LogMetricFilter(
             f"{name}-{event.metric.lower()}",
             log_group_name=log_group_name,
@@ -263,6 +265,7 @@ def observability(
         counted.append(("GpuFallbacks", 1, 5, "localai: a GPU host is serving on its CPU"))
     if fleet is not None:
         counted.append(("LifecycleAbandons", 1, 5, "localai: an instance never answered"))
+    events = [event for event, *_ in counted]
     for event, threshold, minutes, description in counted:
         alarms.append(
             _count_alarm(
@@ -286,10 +289,10 @@ def observability(
             instance_id,
             fleet.load_balancer if fleet else None,
             fleet.target_group if fleet else None,
-        ).apply(lambda v: json.dumps(dashboard_body(ns, v[0], v[1], v[2], v[3], v[4], gpu))),
+        ).apply(lambda v: json.dumps(dashboard_body(ns, v[0], v[1], v[2], v[3], v[4], events))),
         opts=opts,
     )
-    return topic, alarms, dashboard
+    return dashboard
 
 
 def dashboard_body(
@@ -299,9 +302,10 @@ def dashboard_body(
     instance_id: str | None,
     load_balancer: str | None,
     target_group: str | None,
-    gpu: bool,
+    events: Sequence[str],
 ) -> dict[str, object]:
-    """The dashboard's JSON (CloudWatch's dashboard body structure)."""
+    """The dashboard's JSON (CloudWatch's dashboard body structure); ``events`` are the
+    host-event metrics the alarms watch."""
 
     def widget(title: str, metrics: list[list[object]], stat: str = "Sum", **extra: object):
         return {
@@ -378,10 +382,5 @@ def dashboard_body(
                 stat="Average",
             ),
         ]
-    events = [[ns, "Restarts"], [ns, "FetchFailures"]]
-    if gpu:
-        events.append([ns, "GpuFallbacks"])
-    if load_balancer is not None:
-        events.append([ns, "LifecycleAbandons"])
-    widgets.append(widget("Host events", events))
+    widgets.append(widget("Host events", [[ns, event] for event in events]))
     return {"widgets": widgets}
