@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from types import MappingProxyType
 
 import pytest
 
@@ -17,26 +16,11 @@ from components.sizing.cost import (
     token_cost,
 )
 from components.sizing.planner import SizingPlan
+from tests.support.sizing_plans import estimates_plan
 
 
 def plan(batched_tps: float | None, ttft_ms: float | None, tps: float = 10.0) -> SizingPlan:
-    return SizingPlan(
-        host_name="x",
-        threads=4,
-        cpu_limit=4.0,
-        memory_limit_mb=8192,
-        gpu_layers=MappingProxyType({}),
-        single_active_backend=False,
-        hourly_cost_usd=0.2,
-        estimated_tokens_per_second=tps,
-        estimated_ttft_ms=ttft_ms,
-        memory_needed_mib=MappingProxyType({}),
-        vram_needed_mib=MappingProxyType({}),
-        total_memory_needed_mib=0,
-        per_request_context=MappingProxyType({}),
-        warnings=(),
-        estimated_batched_tokens_per_second=batched_tps,
-    )
+    return estimates_plan(tps, ttft_ms, batched_tps=batched_tps, hourly_usd=0.2)
 
 
 # 1,050 ms to the first token of a 64-token prompt = 1.0 s of prefill + 50 ms overhead.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from types import MappingProxyType
 
 import pytest
 
@@ -14,25 +13,11 @@ from components.sizing.fleet import (
     full_context_first_token_s,
 )
 from components.sizing.planner import SizingPlan
+from tests.support.sizing_plans import estimates_plan
 
 
 def plan(tps: float | None, ttft_ms: float | None) -> SizingPlan:
-    return SizingPlan(
-        host_name="x",
-        threads=4,
-        cpu_limit=4.0,
-        memory_limit_mb=8192,
-        gpu_layers=MappingProxyType({}),
-        single_active_backend=False,
-        hourly_cost_usd=1.0,
-        estimated_tokens_per_second=tps,
-        estimated_ttft_ms=ttft_ms,
-        memory_needed_mib=MappingProxyType({}),
-        vram_needed_mib=MappingProxyType({}),
-        total_memory_needed_mib=0,
-        per_request_context=MappingProxyType({}),
-        warnings=(),
-    )
+    return estimates_plan(tps, ttft_ms)
 
 
 def test_capacity_of_one_instance():
