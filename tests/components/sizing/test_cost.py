@@ -12,6 +12,7 @@ from components.sizing.cost import (
     HostedPrice,
     RequestShape,
     break_even,
+    monthly_usd,
     request_seconds,
     token_cost,
 )
@@ -174,3 +175,12 @@ def test_the_results_are_frozen(value: object) -> None:
     field = next(iter(vars(value)))
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, field, 0)
+
+
+def test_a_month_is_the_hosts_hours_plus_the_load_balancers_whole_month() -> None:
+    assert monthly_usd(0.2) == pytest.approx(146.0)  # one host, 730 h, nothing fixed
+    assert monthly_usd(0.8, host_hours_per_month=261, fixed_hourly_usd=0.0225) == pytest.approx(
+        261 * 0.8 + 730 * 0.0225
+    )
+    with pytest.raises(TypeError):
+        monthly_usd(0.2, 730, 0.0)  # type: ignore[misc]
