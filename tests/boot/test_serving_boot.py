@@ -187,6 +187,9 @@ def serving_spec(base: BootstrapSpec, tiny_gguf: Path) -> BootstrapSpec:
         cpu_image=CPU_IMAGE,
         gpu_image=GPU_IMAGE,
         log_group="",
+        # The CloudWatch agent's unit is not booted here (its bucket has no stand-in in the
+        # machine): tests/components/aws/bootstrap/test_metrics_agent_script.py runs it.
+        metrics_namespace="",
         cpu_limit=1.0,
         memory_limit_mb=1024,
         threads=1,

@@ -44,6 +44,7 @@ import yaml
 import zopfli.gzip
 
 from components.aws.bootstrap.bundle import fetch_step, pack
+from components.aws.bootstrap.metrics_agent import agent_config_json
 from components.aws_limits import USER_DATA_LIMIT_BYTES
 from components.serving import CONTAINER_ENV
 from components.weights.manifest import CONFIG_SYNC
@@ -126,6 +127,15 @@ SERVICES = (
     "localai-key-watch.timer",
     "localai-gpu-retry.timer",
 )
+METRICS_AGENT = f"{SBIN_DIR}/localai-metrics-agent"
+METRICS_AGENT_UNIT = "localai-metrics-agent.service"
+METRICS_AGENT_SCRIPTS: dict[str, str] = {METRICS_AGENT: "localai-metrics-agent.sh"}
+METRICS_AGENT_UNITS: dict[str, str] = {f"{UNIT_DIR}/{METRICS_AGENT_UNIT}": METRICS_AGENT_UNIT}
+"""Hosts with a ``metrics_namespace`` only (every EC2 host the stack deploys)."""
+METRICS_AGENT_CONFIG = "/etc/localai/cloudwatch-agent.json"
+METRICS_AGENT_GPU_CONFIG = "/etc/localai/cloudwatch-agent-gpu.json"
+"""The CloudWatch agent's configuration (metrics_agent.py) without and with the GPU;
+``localai-metrics-agent`` takes the GPU one on a GPU-capable host."""
 DOCKER_PACKAGES = ("docker.io", "curl")
 DEFAULT_PERMISSIONS = "0644"
 
@@ -139,6 +149,7 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]+")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 _ASG_NAME = re.compile(r"[A-Za-z0-9_/-]+")
+_NAMESPACE = re.compile(r"[A-Za-z0-9._/#-]{1,255}")  # CloudWatch allows more than LocalAI/<prefix>
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ECR_REGISTRY = re.compile(r"\d{12}\.dkr\.ecr\.[a-z]{2}(-[a-z]+)+-\d+\.amazonaws\.com(\.cn)?")
 
@@ -212,6 +223,9 @@ class BootstrapSpec:
     """``egress none``: the stack's private registry (``<account>.dkr.ecr.<region>.
     amazonaws.com``), logged into with the role's token before a pull; the images are
     ``<registry>/<repository>@sha256:...``. Empty: images come from their public registry."""
+    metrics_namespace: str = ""
+    """The CloudWatch namespace of the host's agent metrics (``LocalAI/<prefix>``); empty:
+    no agent (the unit, script and configuration are left out)."""
     bundle_bucket: str = ""
     """Ship every file but Docker's drop-in in a bundle (components/aws/bootstrap/bundle.py)
     at ``bootstrap/<sha256>.tar.gz`` in this bucket, fetched by the first runcmd step: a
@@ -258,7 +272,12 @@ def render_user_data_base64(spec: BootstrapSpec) -> str:
     if len(packed) > USER_DATA_LIMIT_BYTES:
         raise ValueError(
             f"the gzipped cloud-init user data is {len(packed)} bytes; EC2 allows "
-            f"{USER_DATA_LIMIT_BYTES}. Deploy fewer models on this host."
+            f"{USER_DATA_LIMIT_BYTES}. Deploy fewer models on this host"
+            + (
+                ", or leave out the CloudWatch agent (localai:hostMetrics false)."
+                if spec.metrics_namespace
+                else "."
+            )
         )
     return base64.b64encode(packed).decode("ascii")
 
@@ -331,6 +350,7 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
     files[DOCKER_DROPIN_PATH] = (_docker_dropin(spec.mount_point), "0644")
     for path, name in UNITS.items():
         files[path] = (compact_unit(read_file(name)), "0644")
+    files.update(_metrics_agent_files(spec))
     for path, (content, permissions) in files.items():
         if permissions == "0755":
             files[path] = (compact_script(content), permissions)
@@ -362,6 +382,38 @@ def _files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
             )
         )
     return files
+
+
+def _metrics_agent_files(spec: BootstrapSpec) -> dict[str, tuple[str, str]]:
+    if not spec.metrics_namespace:
+        return {}
+    # A single host has one configuration (with the GPU on a GPU type; while it serves on
+    # CPU the agent logs nvidia-smi's errors and sends no GPU figures); a fleet's types may
+    # differ, and each host picks its own at boot.
+    if spec.fleet is None:
+        configs = {METRICS_AGENT_CONFIG: spec.gpu_capable}
+    else:
+        gpu = any(p.gpu_capable for p in spec.fleet.profiles.values())
+        configs = {METRICS_AGENT_CONFIG: False, **({METRICS_AGENT_GPU_CONFIG: True} if gpu else {})}
+    return {
+        **{path: (read_file(name), "0755") for path, name in METRICS_AGENT_SCRIPTS.items()},
+        **{
+            path: (compact_unit(read_file(name)), "0644")
+            for path, name in METRICS_AGENT_UNITS.items()
+        },
+        **{
+            path: (
+                agent_config_json(
+                    namespace=spec.metrics_namespace,
+                    region=spec.region,
+                    mount_point=spec.mount_point,
+                    gpu=with_gpu,
+                ),
+                "0644",
+            )
+            for path, with_gpu in configs.items()
+        },
+    }
 
 
 def _model_files(
@@ -413,7 +465,11 @@ def _cloud_config(
     if spec.install_docker:
         steps.append(["systemctl", "enable", "--now", "docker.service"])
     # --no-block: the warm-up is a oneshot that may wait hours for downloads.
-    services = [*SERVICES, *(FLEET_SERVICES if spec.fleet is not None else ())]
+    services = [
+        *SERVICES,
+        *([METRICS_AGENT_UNIT] if spec.metrics_namespace else []),
+        *(FLEET_SERVICES if spec.fleet is not None else ()),
+    ]
     steps.append(["systemctl", "enable", "--now", "--no-block", *services])
     config["runcmd"] = _runcmd(steps, fleet=spec.fleet is not None, first_line=first_line)
     return config
@@ -590,6 +646,9 @@ def _validate(spec: BootstrapSpec) -> None:
     for name in ("cpu_image", "gpu_image", "api_key_parameter"):
         if not getattr(spec, name):
             raise ValueError(f"{name} must not be empty")
+    namespace = spec.metrics_namespace
+    if namespace and (not _NAMESPACE.fullmatch(namespace) or namespace.startswith("AWS/")):
+        raise ValueError(f"metrics_namespace {spec.metrics_namespace!r} is not a namespace of ours")
     if spec.bundle_bucket and not _BUCKET.fullmatch(spec.bundle_bucket):
         raise ValueError(f"bundle_bucket {spec.bundle_bucket!r} is not an S3 bucket name")
     if spec.ecr_registry:

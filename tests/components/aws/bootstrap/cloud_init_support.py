@@ -71,6 +71,7 @@ def make_spec(
         parallel_requests=1 if not gpu else 4,
         extra_env={"SINGLE_ACTIVE_BACKEND": "true", "LOCALAI_LOG_LEVEL": "info"},
         weights_manifest=TINY_MANIFEST,
+        metrics_namespace="LocalAI/localai-dev",
     )
     return dataclasses.replace(spec, **overrides)
 
@@ -93,6 +94,9 @@ def fleet_spec(
                 4.0, 14336, 2, True, model_set(models, 0), model_set(models, 27)
             ),
         }
+    # A fleet host has no agent yet: its user data has no room left (README "Metrics and
+    # alarms").
+    overrides.setdefault("metrics_namespace", "")
     base = make_spec(gpu=True, volume_device="", **overrides)
     return dataclasses.replace(base, fleet=FleetBoot(profiles, FLEET_GROUP, FLEET_HOOK))
 

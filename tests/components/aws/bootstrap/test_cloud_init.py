@@ -28,6 +28,7 @@ from components.aws.bootstrap.cloud_init import (
     render_user_data,
     render_user_data_base64,
 )
+from components.aws.bootstrap.metrics_agent import agent_config
 from tests.components.aws.bootstrap.cloud_init_support import (
     DEFAULT_MODEL,
     FILES_DIR,
@@ -125,7 +126,9 @@ def test_schema_check_rejects_a_broken_document(schema):
 
 
 def test_gzip_base64_variant_is_the_same_document_verbatim(schema):
-    spec = make_spec(gpu=True, models=ALL_CATALOG_MODELS)
+    # All four catalog models on one GPU host fit without the CloudWatch agent (about
+    # 1.2 KB of gzip): localai:hostMetrics false.
+    spec = make_spec(gpu=True, models=ALL_CATALOG_MODELS, metrics_namespace="")
     packed = base64.b64decode(render_user_data_base64(spec), validate=True)
     assert len(packed) <= USER_DATA_LIMIT_BYTES
     assert packed[:2] == b"\x1f\x8b"  # cloud-init recognises gzip user data by its magic
@@ -227,9 +230,17 @@ def test_embedded_scripts_and_units_equal_the_files_in_components_files(variant)
     for path, name in UNITS.items():
         assert files[path] == compact_unit((FILES_DIR / name).read_text(encoding="utf-8")), path
         assert entries[path].get("permissions", "0644") == "0644"
+    for path, name in cloud_init.METRICS_AGENT_SCRIPTS.items():
+        assert_same_code((FILES_DIR / name).read_text(encoding="utf-8"), files[path], path)
+        assert entries[path]["permissions"] == "0755"
+    for path, name in cloud_init.METRICS_AGENT_UNITS.items():
+        assert files[path] == compact_unit((FILES_DIR / name).read_text(encoding="utf-8")), path
     fleet_only = {*cloud_init.FLEET_SCRIPTS.values(), *cloud_init.FLEET_UNITS.values()}
     assert not fleet_only & set(files), "fleet files belong to fleet hosts only"
-    shipped = {Path(name).name for name in {*SCRIPTS.values(), *UNITS.values(), *fleet_only}}
+    metrics = {*cloud_init.METRICS_AGENT_SCRIPTS.values(), *cloud_init.METRICS_AGENT_UNITS.values()}
+    shipped = {
+        Path(name).name for name in {*SCRIPTS.values(), *UNITS.values(), *fleet_only, *metrics}
+    }
     assert shipped == {
         p.name for p in FILES_DIR.iterdir() if p.suffix in {".sh", ".service", ".timer", ".conf"}
     }
@@ -301,6 +312,7 @@ def test_runcmd_prepares_the_volume_then_starts_the_units_without_blocking(varia
         "localai-warmup.service",
         "localai-key-watch.timer",
         "localai-gpu-retry.timer",
+        "localai-metrics-agent.service",
     ]
 
 
@@ -583,7 +595,8 @@ def test_the_runcmd_of_a_single_host_step_by_step():
         ["systemctl", "daemon-reload"],
         ["systemctl", "enable", "--now", "docker.service"],
         ["systemctl", "enable", "--now", "--no-block", "localai.service",
-         "localai-warmup.service", "localai-key-watch.timer", "localai-gpu-retry.timer"],
+         "localai-warmup.service", "localai-key-watch.timer", "localai-gpu-retry.timer",
+         "localai-metrics-agent.service"],
     ]  # fmt: skip
     gpu = yaml.safe_load(render_user_data(make_spec(gpu=True)))
     assert "packages" not in gpu and "package_update" not in gpu
@@ -910,3 +923,53 @@ def test_the_docker_dropin_is_written_whole_comments_included():
         "# start only once it is mounted; localai.service starts Docker then.\n"
         "[Unit]\nConditionPathIsMountPoint=/srv/models\n"
     )
+
+
+# --- the CloudWatch agent -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_a_single_host_gets_the_agent_its_unit_and_one_configuration(gpu: bool):
+    document = render_user_data(make_spec(gpu=gpu, region="us-east-1"))
+    files = decoded_files(document)
+    config = json.loads(files[cloud_init.METRICS_AGENT_CONFIG])
+    assert cloud_init.METRICS_AGENT_GPU_CONFIG not in files
+    assert config == agent_config(
+        namespace="LocalAI/localai-dev", region="us-east-1", mount_point="/var/lib/localai", gpu=gpu
+    )
+    assert cloud_init.METRICS_AGENT in files
+    started = runcmd_steps(yaml.safe_load(document))[-1]
+    assert started[:4] == ["systemctl", "enable", "--now", "--no-block"]
+    assert cloud_init.METRICS_AGENT_UNIT in started
+
+
+def test_without_a_namespace_there_is_no_agent_at_all():
+    document = render_user_data(make_spec(gpu=True, metrics_namespace=""))
+    files = decoded_files(document)
+    agent_paths = {
+        cloud_init.METRICS_AGENT,
+        cloud_init.METRICS_AGENT_CONFIG,
+        cloud_init.METRICS_AGENT_GPU_CONFIG,
+        *cloud_init.METRICS_AGENT_UNITS,
+    }
+    assert not agent_paths & set(files)
+    assert cloud_init.METRICS_AGENT_UNIT not in document
+
+
+def test_too_big_with_the_agent_says_how_to_leave_it_out():
+    with pytest.raises(ValueError, match=r"localai:hostMetrics false\)\.$"):
+        render_user_data_base64(make_spec(gpu=True, models=ALL_CATALOG_MODELS))
+    noise = random.Random(5)
+    bulky = {"m0.yaml": "name: m0\ndescription: " + "".join(
+        noise.choice("abcdefghijklmnop") for _ in range(40000)
+    )}  # fmt: skip
+    with pytest.raises(ValueError, match=r"Deploy fewer models on this host\.$"):
+        render_user_data_base64(
+            make_spec(cpu_models=bulky, default_model="m0", metrics_namespace="")
+        )
+
+
+@pytest.mark.parametrize("namespace", ["AWS/EC2", "LocalAI/a b", "LocalAI/$(id)", "x" * 256])
+def test_a_namespace_that_is_not_ours_is_refused(namespace: str):
+    with pytest.raises(ValueError, match="metrics_namespace"):
+        render_user_data(make_spec(metrics_namespace=namespace))

@@ -28,6 +28,8 @@ import pytest
 from components.aws.bootstrap.cloud_init import (
     CONF_PATH,
     EXTRA_ENV_PATH,
+    METRICS_AGENT_SCRIPTS,
+    METRICS_AGENT_UNITS,
     MODEL_SRC_DIR,
     RUN_DIR,
     SCRIPTS,
@@ -196,8 +198,8 @@ def test_every_exec_binary_is_installed_by_the_user_data():
     document = render_user_data(make_spec(gpu=True))
     entries = write_files(document)
     installed = {path for path, entry in entries.items() if entry.get("permissions") == "0755"}
-    assert installed == set(SCRIPTS) | set(SHARED_SCRIPTS)
-    for unit in UNIT_NAMES:
+    assert installed == set(SCRIPTS) | set(SHARED_SCRIPTS) | set(METRICS_AGENT_SCRIPTS)
+    for unit in [*UNIT_NAMES, *METRICS_AGENT_UNITS.values()]:
         for path in exec_paths((FILES_DIR / unit).read_text()):
             assert path in installed | OS_BINARIES, f"{unit} runs {path}, which nothing installs"
     assert "/usr/local/sbin/localai-run" in exec_paths((FILES_DIR / "localai.service").read_text())

@@ -31,7 +31,8 @@ FLEET_ONLY = {"localai-lifecycle.sh", "localai-host-profile.sh", "localai-warmup
 
 def rendered(fleet: bool) -> tuple[dict[str, str], dict[str, str], list]:
     """(path -> content, path -> permissions, runcmd) of the user data."""
-    spec = fleet_spec() if fleet else make_spec(gpu=True)
+    # The fleet's agent files too (its hosts do not get them yet: the user data is full).
+    spec = fleet_spec(metrics_namespace="LocalAI/localai-prod") if fleet else make_spec(gpu=True)
     config = yaml.safe_load(render_user_data(spec))
     files = {e["path"]: decode_write_file(e) for e in config["write_files"]}
     modes = {e["path"]: e.get("permissions", "0644") for e in config["write_files"]}
