@@ -530,6 +530,7 @@ def _build_aws(
         vpc_cidr=vpc_cidr,
         schedule=settings.schedule,
         alarm_email=settings.alarm_email,
+        host_metrics=settings.host_metrics,
     )
     check_user_data(host_args)
     target = AwsHost(STACK_RESOURCE_NAME, host_args)

@@ -61,6 +61,7 @@ _JSON_KEYS = frozenset(
 # Keys set for the other target are ignored with a warning (``fleet`` is not one of them:
 # on the docker target it is refused, since a fleet is never local).
 _AWS_ONLY_KEYS = (
+    "hostMetrics",
     "compareWith",
     "expectedUtilisation",
     "schedule",
@@ -172,7 +173,8 @@ _CERTIFICATE_ARN = r"^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificat
 _HOSTNAME = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 DOMAIN_NAME_MAX_CHARS = 253  # RFC 1035 section 2.3.4 (less the root's dot)
 SINGLE_VM_ONLY_KEYS = (
-    "instanceType", "subnetId", "weightsVolumeId", "public", "vpcEndpoints", "schedule"
+    "instanceType", "subnetId", "weightsVolumeId", "public", "vpcEndpoints", "schedule",
+    "hostMetrics",
 )  # fmt: skip
 """Keys of the single VM that a fleet has no use for: ``fleet.instanceTypes`` replaces
 ``instanceType``, ``fleet.subnetIds`` replaces ``subnetId``, every instance has its own
@@ -478,6 +480,10 @@ class Settings(_Section):
         default=None, pattern=r"^[^@\s,;'\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$", max_length=254
     )
     """Subscribed to the stack's alarm topic (AWS sends a confirmation mail first)."""
+    host_metrics: bool = True
+    """The single VM runs Amazon's CloudWatch agent (CPU, memory, weights disk, GPU) and
+    alarms when the weights volume is over 90% full. ``false`` leaves the agent out: about
+    1.2 KB of EC2's 16 KiB of user data, for a host with many models."""
     schedule: ScheduleSettings | None = None
     """Stop and start the single VM (EventBridge Scheduler); ``fleet.schedule`` for a fleet."""
     """The share of its running hours a host serves: the cost per million tokens is

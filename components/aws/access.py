@@ -51,6 +51,7 @@ def host_access(
     parent: pulumi.Resource,
     lifecycle_group: str | None = None,
     aliases: list[pulumi.Alias] | None = None,
+    metrics_namespace: str | None = None,
 ) -> tuple[aws.ssm.Parameter, aws.cloudwatch.LogGroup, HostIdentity]:
     """The key in SSM, the log group, and the role that may read/write only those (and,
     for a fleet, complete lifecycle actions on ``lifecycle_group`` only).
@@ -93,6 +94,7 @@ def host_access(
         log_group_arn=log_group.arn,
         tags=tags,
         lifecycle_group=lifecycle_group,
+        metrics_namespace=metrics_namespace,
         opts=pulumi.ResourceOptions(parent=parent),
     )
     return key_parameter, log_group, identity

@@ -27,6 +27,9 @@ from components.errors import ConfigError
 
 SEALED_INTERFACE_SERVICES = ("ssm", "ssmmessages", "ec2messages", "logs", "ecr.api", "ecr.dkr")
 """Interface endpoints a sealed host needs (see the module's docstring for each)."""
+METRICS_SERVICE = "monitoring"
+"""CloudWatch's metrics API (``monitoring.<region>.amazonaws.com``): a sealed host whose
+CloudWatch agent publishes host metrics needs its interface endpoint."""
 FLEET_INTERFACE_SERVICES = (*SEALED_INTERFACE_SERVICES, "autoscaling")
 """A fleet host also completes its launch lifecycle action and sends heartbeats
 (``aws autoscaling complete-lifecycle-action``, localai-lifecycle.sh)."""

@@ -15,7 +15,6 @@ EC2 Auto Scaling and ELB do all the work (no scheduler, proxy or health daemon o
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -31,13 +30,11 @@ from components.aws.access import (
     log_group_name,
     moved_from,
 )
-from components.aws.bootstrap.bundle import bundle_key
 from components.aws.bootstrap.cloud_init import (
     KEY_RESTART_SPREAD_S,
     BootstrapSpec,
     FleetBoot,
     HostProfile,
-    render_bundle,
     render_user_data_base64,
 )
 from components.aws.egress import FLEET_INTERFACE_SERVICES
@@ -47,7 +44,7 @@ from components.aws.load_balancer import FleetLoadBalancer, LoadBalancerArgs, Tl
 from components.aws.network import FleetPlacement
 from components.aws.observability import FleetTargets, observability
 from components.aws.schedule import fleet_schedule
-from components.aws.stores import MirroredStores
+from components.aws.stores import MirroredStores, bootstrap_bundle
 from components.aws_limits import gp3_iops_for
 from components.readiness.command import wait_for_endpoint, wait_for_rollout
 from components.serving import ServingArgs
@@ -307,7 +304,7 @@ class AwsFleet(pulumi.ComponentResource):
         )
         user_data = spec.apply(render_user_data_base64)
         if args.sealed is not None:
-            boot_after.append(self._bundle(name, args.sealed, spec, tags))
+            boot_after.append(bootstrap_bundle(name, args.sealed, spec, tags=tags, parent=self))
         template = self._launch_template(
             name, args, tags, user_data, identity.instance_profile_name, front
         )
@@ -388,26 +385,6 @@ class AwsFleet(pulumi.ComponentResource):
                 "region": self.region,
                 "ami_id": self.ami_id,
             }
-        )
-
-    def _bundle(
-        self,
-        name: str,
-        stores: MirroredStores,
-        spec: pulumi.Output[BootstrapSpec],
-        tags: dict[str, str],
-    ) -> aws.s3.BucketObjectv2:
-        """The hosts' files, fetched by their first boot step (bundle.py): a new key for
-        new content, so a launch never reads a bundle that another change replaced."""
-        bundle = spec.apply(render_bundle)
-        return aws.s3.BucketObjectv2(
-            f"{name}-bootstrap-bundle",
-            bucket=stores.bucket,
-            key=bundle.apply(bundle_key),
-            content_base64=bundle.apply(lambda b: base64.b64encode(b).decode("ascii")),
-            content_type="application/gzip",
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _snapshot_key_grant(self, name: str, args: AwsFleetArgs) -> list[pulumi.Resource]:

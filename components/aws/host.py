@@ -19,7 +19,12 @@ from components.aws.access import (
     moved_from,
 )
 from components.aws.bootstrap.cloud_init import BootstrapSpec, render_user_data_base64
-from components.aws.egress import SEALED_INTERFACE_SERVICES, SealedNetwork, sealed_network
+from components.aws.egress import (
+    METRICS_SERVICE,
+    SEALED_INTERFACE_SERVICES,
+    SealedNetwork,
+    sealed_network,
+)
 from components.aws.launch import (
     HostIdentity,
     HostImage,
@@ -32,9 +37,9 @@ from components.aws.network import (
     endpoint_security_group,
     vpc_endpoints,
 )
-from components.aws.observability import observability
+from components.aws.observability import namespace, observability
 from components.aws.schedule import instance_schedule
-from components.aws.stores import MirroredStores, store_access
+from components.aws.stores import MirroredStores, bootstrap_bundle, store_access
 from components.aws_limits import gp3_iops_for
 from components.errors import ConfigError
 from components.readiness.command import wait_for_endpoint
@@ -97,6 +102,8 @@ class AwsHostArgs:
     """Stop and start times (components/aws/schedule.py)."""
     alarm_email: str | None = None
     """Subscribed to the alarms' topic (components/aws/observability.py)."""
+    host_metrics: bool = True
+    """Install the CloudWatch agent (metrics_agent.py) and alarm on the weights disk."""
 
 
 class AwsHost(pulumi.ComponentResource):
@@ -136,6 +143,7 @@ class AwsHost(pulumi.ComponentResource):
             tags=tags,
             parent=self,
             aliases=moved,
+            metrics_namespace=namespace(args.resource_prefix) if args.host_metrics else None,
         )
         sealed, endpoints = None, []
         if args.sealed is not None:
@@ -147,6 +155,15 @@ class AwsHost(pulumi.ComponentResource):
                 role_name=identity.role_name,
                 tags=tags,
                 parent=self,
+                # The CloudWatch agent's PutMetricData (its .deb comes through the S3
+                # gateway endpoint, like the weights).
+                services=(
+                    (*SEALED_INTERFACE_SERVICES, METRICS_SERVICE)
+                    if args.host_metrics
+                    else SEALED_INTERFACE_SERVICES
+                ),
+                # Its files come as a bundle from the bucket (bootstrap_spec).
+                bundles=True,
             )
         security_group = endpoint_security_group(
             name,
@@ -170,6 +187,11 @@ class AwsHost(pulumi.ComponentResource):
                 )
             ]
         volume_id = self._weights_volume(name, args, tags)
+        spec = pulumi.Output.all(volume_id, self.region, log_group.name, key_parameter.name).apply(
+            lambda v: bootstrap_spec(args, *v)
+        )
+        if args.sealed is not None:
+            endpoints.append(bootstrap_bundle(name, args.sealed, spec, tags=tags, parent=self))
         instance = self._create_instance(
             name,
             args,
@@ -178,9 +200,7 @@ class AwsHost(pulumi.ComponentResource):
             security_group=security_group,
             identity=identity,
             boot_after=[*identity.policies, *endpoints],
-            user_data=pulumi.Output.all(
-                volume_id, self.region, log_group.name, key_parameter.name
-            ).apply(lambda v: render_user_data_base64(bootstrap_spec(args, *v))),
+            user_data=spec.apply(render_user_data_base64),
         )
         attachment = aws.ec2.VolumeAttachment(
             f"{name}-weights-attachment",
@@ -204,6 +224,7 @@ class AwsHost(pulumi.ComponentResource):
             parent=self,
             instance_id=instance.id,
             gpu=args.gpu_capable,
+            host_metrics=args.host_metrics,
         )
         self.dashboard_name = dashboard.dashboard_name
 
@@ -523,6 +544,7 @@ def bootstrap_spec(
         threads=serving.threads,
         volume_wait_s=VOLUME_WAIT_S,
         never_format=args.existing_volume_id is not None,
+        metrics_namespace=namespace(args.resource_prefix) if args.host_metrics else "",
         **shared_spec_fields(
             serving,
             image=args.image,
@@ -535,4 +557,7 @@ def bootstrap_spec(
             key_parameter=key_parameter,
             ecr_registry=args.sealed.registry if args.sealed is not None else "",
         ),
+        # A sealed host (the DLAMI: its aws CLI is there at first boot) fetches its files
+        # from the stack's bucket: with the agent, ECR and s3_get they exceed 16 KiB.
+        bundle_bucket=args.sealed.bucket if args.sealed is not None else "",
     )

@@ -188,7 +188,10 @@ def autoscaling_group_arn_pattern(partition: str, region: str, account: str, gro
 
 
 def host_policy_document(
-    parameter_arns: list[str], log_group_arn: str, lifecycle_group_arn: str | None = None
+    parameter_arns: list[str],
+    log_group_arn: str,
+    lifecycle_group_arn: str | None = None,
+    metrics_namespace: str | None = None,
 ) -> str:
     """Least privilege for the host: read its own parameters (the key; the Hugging Face
     token when there is one), write its own log group, and read no other parameter even
@@ -200,8 +203,23 @@ def host_policy_document(
     condition keys are the group's tags (Service Authorization Reference, Amazon EC2 Auto
     Scaling); the instance id is a request parameter no condition key exposes. A host of
     the group can therefore complete another host's action; it holds the same role and key,
-    so this grants it nothing it lacks."""
+    so this grants it nothing it lacks.
+
+    With ``metrics_namespace``, the CloudWatch agent may publish metrics to that namespace
+    only (PutMetricData has no resource; its ``cloudwatch:namespace`` condition key is the
+    narrowing IAM offers). Nothing else the agent could call is granted: with only
+    ``InstanceId`` appended it reads IMDS, not the EC2 API (bootstrap/metrics_agent.py)."""
     statements = _host_statements(parameter_arns, log_group_arn)
+    if metrics_namespace is not None:
+        statements.append(
+            {
+                "Sid": "PublishHostMetrics",
+                "Effect": "Allow",
+                "Action": ["cloudwatch:PutMetricData"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
+            }
+        )
     if lifecycle_group_arn is not None:
         statements.append(
             {
@@ -268,6 +286,7 @@ class HostIdentity(pulumi.ComponentResource):
         log_group_arn: pulumi.Input[str],
         tags: dict[str, str],
         lifecycle_group: str | None = None,
+        metrics_namespace: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("localai:aws:HostIdentity", name, None, opts)
@@ -291,7 +310,9 @@ class HostIdentity(pulumi.ComponentResource):
             f"{name}-host-access",
             role=role.name,
             policy=pulumi.Output.all(log_group_arn, *parameter_arns).apply(
-                lambda arns: host_policy_document(list(arns[1:]), arns[0])
+                lambda arns: host_policy_document(
+                    list(arns[1:]), arns[0], metrics_namespace=metrics_namespace
+                )
             )
             if lifecycle_group is None
             else pulumi.Output.all(
@@ -307,6 +328,7 @@ class HostIdentity(pulumi.ComponentResource):
                     list(v[4:]),
                     v[0],
                     autoscaling_group_arn_pattern(v[1], v[2], v[3], lifecycle_group),
+                    metrics_namespace,
                 )
             ),
             opts=pulumi.ResourceOptions(parent=role),

@@ -17,13 +17,18 @@ Where the numbers come from (no agent of ours):
   health checks on ``/readyz`` left out). Its ``/metrics`` route needs the API key (it is
   registered after the key-auth middleware) and has one histogram, ``api_call`` by method
   and path, without status codes: the log lines are the simpler source.
+- **The CloudWatch agent** (``localai:hostMetrics``, on by default; single VM only so
+  far): CPU, memory, the weights volume's disk use and the GPU, published by Amazon's agent
+  in the same namespace, each also without dimensions (bootstrap/metrics_agent.py). Its
+  install is an event too: ``phase=metrics_agent result=failed``.
 - **AWS's own metrics.** EC2's ``StatusCheckFailed`` for the single VM; the load
   balancer's ``HealthyHostCount``, ``RequestCount``, ``HTTPCode_Target_5XX_Count``,
   ``HTTPCode_ELB_5XX_Count`` and ``TargetResponseTime`` for a fleet.
 
 Alarms (all to one SNS topic; ``localai:alarmEmail`` subscribes an address): endpoint down,
-5xx above 5% of requests, GPU fallback, repeated restarts, weights fetch failures, and on a
-fleet lifecycle ABANDON. Missing data never alarms: a host stopped by its schedule sends
+5xx above 5% of requests, GPU fallback, repeated restarts, weights fetch failures, on a
+fleet lifecycle ABANDON, and with the agent a weights volume above 90% and an agent that
+could not start. Missing data never alarms: a host stopped by its schedule sends
 none.
 """
 
@@ -37,7 +42,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.bootstrap.metrics_agent import DISK_METRIC, published_metrics
+
 ERROR_RATE_PERCENT = 5.0
+DISK_FULL_PERCENT = 90.0
 RESTARTS_IN_15_MIN = 3
 
 
@@ -47,6 +55,8 @@ class LogEvent:
     pattern: str
     """A CloudWatch Logs filter pattern: quoted terms, all required; ``-"x"`` excludes."""
     fleet_only: bool = False
+    agent_only: bool = False
+    """Only where the CloudWatch agent is installed (``localai:hostMetrics``)."""
 
 
 HOST_EVENTS = (
@@ -57,6 +67,11 @@ HOST_EVENTS = (
         "LifecycleAbandons",
         '"localai-boot:" "phase=lifecycle_result" "result=ABANDON"',
         fleet_only=True,
+    ),
+    LogEvent(
+        "MetricsAgentFailures",
+        '"localai-boot:" "phase=metrics_agent" "result=failed"',
+        agent_only=True,
     ),
     LogEvent("ServerErrors", '"Server error" "latency=" "url="'),
     LogEvent("Requests", '"latency=" "url=" -"/readyz"'),
@@ -173,13 +188,14 @@ def observability(
     instance_id: pulumi.Input[str] | None = None,
     fleet: FleetTargets | None = None,
     gpu: bool = False,
+    host_metrics: bool = False,
 ) -> aws.cloudwatch.Dashboard:
     """Filters, topic, alarms and dashboard for one host (``instance_id``) or a fleet; the
     dashboard is returned (its name is an output)."""
     ns = namespace(resource_prefix)
     opts = pulumi.ResourceOptions(parent=parent)
     for event in HOST_EVENTS:
-        if event.fleet_only and fleet is None:
+        if (event.fleet_only and fleet is None) or (event.agent_only and not host_metrics):
             continue
         aws.cloudwatch.LogMetricFilter(
             f"{name}-{event.metric.lower()}",
@@ -265,6 +281,25 @@ def observability(
         counted.append(("GpuFallbacks", 1, 5, "localai: a GPU host is serving on its CPU"))
     if fleet is not None:
         counted.append(("LifecycleAbandons", 1, 5, "localai: an instance never answered"))
+    if host_metrics:
+        counted.append(
+            ("MetricsAgentFailures", 1, 15, "localai: the CloudWatch agent could not start")
+        )
+        alarms.append(
+            _alarm(
+                name,
+                "weights-disk-full",
+                description=(f"localai: a weights volume is more than {DISK_FULL_PERCENT:g}% full"),
+                namespace=ns,
+                metric_name=DISK_METRIC,
+                statistic="Maximum",
+                period=300,
+                evaluation_periods=1,
+                threshold=DISK_FULL_PERCENT,
+                comparison_operator="GreaterThanThreshold",
+                **common,  # type: ignore[arg-type]
+            )
+        )
     events = [event for event, *_ in counted]
     for event, threshold, minutes, description in counted:
         alarms.append(
@@ -289,7 +324,20 @@ def observability(
             instance_id,
             fleet.load_balancer if fleet else None,
             fleet.target_group if fleet else None,
-        ).apply(lambda v: json.dumps(dashboard_body(ns, v[0], v[1], v[2], v[3], v[4], events))),
+        ).apply(
+            lambda v: json.dumps(
+                dashboard_body(
+                    ns,
+                    v[0],
+                    v[1],
+                    v[2],
+                    v[3],
+                    v[4],
+                    events,
+                    published_metrics(gpu) if host_metrics else [],
+                )
+            )
+        ),
         opts=opts,
     )
     return dashboard
@@ -303,9 +351,11 @@ def dashboard_body(
     load_balancer: str | None,
     target_group: str | None,
     events: Sequence[str],
+    agent_metrics: Sequence[str] = (),
 ) -> dict[str, object]:
     """The dashboard's JSON (CloudWatch's dashboard body structure); ``events`` are the
-    host-event metrics the alarms watch."""
+    host-event metrics the alarms watch, ``agent_metrics`` the CloudWatch agent's (their
+    series without dimensions: the fullest, busiest host of the stack)."""
 
     def widget(title: str, metrics: list[list[object]], stat: str = "Sum", **extra: object):
         return {
@@ -382,5 +432,13 @@ def dashboard_body(
                 stat="Average",
             ),
         ]
+    if agent_metrics:
+        widgets.append(
+            widget(
+                "Hosts: % used, GPU memory in MiB (CloudWatch agent; the highest host)",
+                [[ns, metric] for metric in agent_metrics],
+                stat="Maximum",
+            )
+        )
     widgets.append(widget("Host events", [[ns, event] for event in events]))
     return {"widgets": widgets}

@@ -12,13 +12,15 @@ endpoint (stolen role credentials read nothing from elsewhere).
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.bootstrap.bundle import BUNDLE_PREFIX
+from components.aws.bootstrap.bundle import BUNDLE_PREFIX, bundle_key
+from components.aws.bootstrap.cloud_init import BootstrapSpec, render_bundle
 from components.aws.store_names import bucket_name, mirror_tag, registry_host, repository_name
 from components.errors import ConfigError
 from components.weights.mirror import WEIGHTS_PREFIX, object_key, parse_manifest, s3_manifest
@@ -225,3 +227,25 @@ def store_access(
         opts=pulumi.ResourceOptions(parent=parent),
     )
     return [read, policy]
+
+
+def bootstrap_bundle(
+    name: str,
+    stores: MirroredStores,
+    spec: pulumi.Output[BootstrapSpec],
+    *,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+) -> aws.s3.BucketObjectv2:
+    """A sealed host's files, fetched by its first boot step (bootstrap/bundle.py): a new
+    key for new content, so a launch never reads a bundle that another change replaced."""
+    bundle = spec.apply(render_bundle)
+    return aws.s3.BucketObjectv2(
+        f"{name}-bootstrap-bundle",
+        bucket=stores.bucket,
+        key=bundle.apply(bundle_key),
+        content_base64=bundle.apply(lambda b: base64.b64encode(b).decode("ascii")),
+        content_type="application/gzip",
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -421,7 +421,7 @@ DEFAULTS = {
         "weightsVolumeId": None, "amiId": None, "vpcEndpoints": False, "egress": "internet",
         "allowRouteOut": False, "logRetentionDays": 30,
         "tags": {}, "compareWith": None, "expectedUtilisation": 0.25, "schedule": None,
-        "alarmEmail": None,
+        "alarmEmail": None, "hostMetrics": True,
     },
     CompareWithSettings: {"inputTokensPerRequest": 64, "outputTokensPerRequest": 256},
     SpotSettings: {"onDemandBaseCapacity": 1, "onDemandPercentageAboveBase": 0},
@@ -659,7 +659,8 @@ def test_a_fleet_needs_the_aws_target() -> None:
 @pytest.mark.parametrize(
     ("key", "value"),
     [("instanceType", "g6.xlarge"), ("subnetId", "subnet-0123456789abcdef0"),
-     ("weightsVolumeId", "vol-0123456789abcdef0"), ("public", False), ("vpcEndpoints", True)],
+     ("weightsVolumeId", "vol-0123456789abcdef0"), ("public", False), ("vpcEndpoints", True),
+     ("hostMetrics", False)],
 )  # fmt: skip
 def test_each_single_vm_key_is_refused_with_a_fleet(key: str, value) -> None:
     with pytest.raises(ConfigError) as info:
@@ -1004,7 +1005,7 @@ def test_debug_logging_needs_the_opt_in_that_names_the_risk(env: dict, debug: bo
 @pytest.mark.parametrize(
     ("key", "value"),
     [("allowedCidrs", '["203.0.113.0/24"]'), ("allowAnywhere", "true"), ("public", "false"),
-     ("rootVolumeSizeGb", "40"), ("amiId", "ami-0123456789abcdef0")],
+     ("rootVolumeSizeGb", "40"), ("amiId", "ami-0123456789abcdef0"), ("hostMetrics", "false")],
 )  # fmt: skip
 def test_each_aws_key_set_on_the_docker_target_is_named_as_ignored(key: str, value: str) -> None:
     assert load({key: value}).ignored_keys() == [key]

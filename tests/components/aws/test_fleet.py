@@ -316,6 +316,7 @@ def test_single_host_policy_has_no_lifecycle_statement(pulumi_mocks: RecordingMo
         "ReadEndpointApiKey",
         "NoOtherParameters",
         "ShipContainerLogs",
+        "PublishHostMetrics",
     ]
 
 
@@ -641,6 +642,7 @@ def test_single_vm_keys_are_refused_with_a_fleet(pulumi_mocks: RecordingMocks, k
         "public": "true",
         "vpcEndpoints": "true",
         "schedule": '{"stop": "cron(0 20 * * ? *)", "start": "cron(0 8 * * ? *)"}',
+        "hostMetrics": "false",
     }
     with pytest.raises(ConfigError, match=rf"localai:{key} = .*the single VM's, meaningless"):
         run_program({**fleet_config(), key: values[key]}, stack="prod")

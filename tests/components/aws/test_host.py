@@ -88,7 +88,15 @@ def test_instance_profile_allows_ssm_and_only_its_own_key_and_logs(
     managed = pulumi_mocks.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment").inputs
     assert managed["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
     policy = json.loads(pulumi_mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
-    resources = [r for s in policy["Statement"] for r in s.get("Resource", [])]
+    # "*" only where IAM has no resource to name, narrowed by a condition (PutMetricData to
+    # the stack's namespace).
+    unbounded = [s for s in policy["Statement"] if s.get("Resource") == "*"]
+    assert [(s["Action"], list(s["Condition"]["StringEquals"])) for s in unbounded] == [
+        (["cloudwatch:PutMetricData"], ["cloudwatch:namespace"])
+    ]
+    resources = [
+        r for s in policy["Statement"] if s not in unbounded for r in s.get("Resource", [])
+    ]
     assert "*" not in resources
     assert any(r.endswith("parameter/localai/localai-test/api-key") for r in resources)
     trust = json.loads(pulumi_mocks.one("aws:iam/role:Role").inputs["assumeRolePolicy"])

@@ -79,12 +79,16 @@ def user_data(instance) -> dict:
     return yaml.safe_load(raw)
 
 
-def files_of(instance) -> dict[str, str]:
-    return {f["path"]: f["content"] for f in user_data(instance)["write_files"]}
+def files_of(placed) -> dict[str, str]:
+    """The single host's files: its user data's, and a sealed host's bundle's."""
+    files = {f["path"]: f["content"] for f in user_data(placed.one(INSTANCE))["write_files"]}
+    if placed.mocks.of_type("aws:s3/bucketObjectv2:BucketObjectv2"):
+        files.update(bundle_files(placed))
+    return files
 
 
-def conf_of(instance) -> dict[str, str]:
-    text = files_of(instance)["/etc/localai/localai.conf"]
+def conf_of(placed) -> dict[str, str]:
+    text = files_of(placed)["/etc/localai/localai.conf"]
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
@@ -124,8 +128,10 @@ def assert_no_path_out(placed) -> None:
     endpoints = {r.name: r.inputs for r in placed.mocks.of_type(ENDPOINT)}
     assert sorted(endpoints) == sorted(
         f"localai-endpoint-{s}"
-        for s in ("ssm", "ssmmessages", "ec2messages", "logs", "ecr-api", "ecr-dkr", "s3")
-    )
+        # monitoring: the CloudWatch agent's PutMetricData (its .deb comes through S3).
+        for s in ("ssm", "ssmmessages", "ec2messages", "logs", "ecr-api", "ecr-dkr",
+                  "monitoring", "s3")
+    )  # fmt: skip
     for name, inputs in endpoints.items():
         service = name.removeprefix("localai-endpoint-").replace("-", ".")
         assert inputs["serviceName"] == f"com.amazonaws.us-east-1.{service}"
@@ -145,10 +151,10 @@ def assert_no_path_out(placed) -> None:
     assert placed.mocks.of_type("aws:ec2/eip:Eip") == []
     assert placed.mocks.route_tables[SEALED_TABLE] == []
     # Nothing the host is told to fetch is outside its own stores.
-    conf = conf_of(placed.one(INSTANCE))
+    conf = conf_of(placed)
     for key in ("LOCALAI_CPU_IMAGE", "LOCALAI_GPU_IMAGE"):
         assert conf[key] == "" or conf[key].startswith(f"{REGISTRY}/{REPOSITORY}@sha256:")
-    for line in parse_manifest(files_of(placed.one(INSTANCE))["/etc/localai/weights.tsv"]):
+    for line in parse_manifest(files_of(placed)["/etc/localai/weights.tsv"]):
         assert line.url == f"s3://{BUCKET}/{object_key(line)}"
     cloud = user_data(placed.one(INSTANCE))
     assert "packages" not in cloud and "package_update" not in cloud
@@ -157,7 +163,7 @@ def assert_no_path_out(placed) -> None:
 def test_dev_renders_with_no_path_out() -> None:
     placed = deploy(SEALED, setup=mirrored)
     assert_no_path_out(placed)
-    conf = conf_of(placed.one(INSTANCE))
+    conf = conf_of(placed)
     assert conf["LOCALAI_CPU_IMAGE"] == f"{REGISTRY}/{REPOSITORY}@{DIGESTS[CPU_IMAGE]}"
     assert conf["LOCALAI_ECR_REGISTRY"] == REGISTRY
     assert conf["LOCALAI_INSTALL_DOCKER"] == "0"
@@ -171,7 +177,7 @@ def test_gpu_renders_with_no_path_out_and_both_images_by_digest() -> None:
         setup=lambda m: mirrored(m, images=(CPU_IMAGE, GPU_IMAGE)),
     )
     assert_no_path_out(placed)
-    conf = conf_of(placed.one(INSTANCE))
+    conf = conf_of(placed)
     assert conf["LOCALAI_GPU_IMAGE"] == f"{REGISTRY}/{REPOSITORY}@{DIGESTS[GPU_IMAGE]}"
     assert conf["LOCALAI_GPU_CAPABLE"] == "1"
 
@@ -188,7 +194,7 @@ def test_prod_models_render_with_no_path_out() -> None:
         setup=lambda m: mirrored(m, manifest=manifest),
     )
     assert_no_path_out(placed)
-    assert len(parse_manifest(files_of(placed.one(INSTANCE))["/etc/localai/weights.tsv"])) == len(
+    assert len(parse_manifest(files_of(placed)["/etc/localai/weights.tsv"])) == len(
         parse_manifest(manifest)
     )
 
@@ -199,7 +205,11 @@ def test_the_host_boots_after_every_endpoint_and_its_store_access() -> None:
     needed = [r.urn for r in placed.mocks.of_type(ENDPOINT)]
     needed += [stores_read(placed).urn]
     needed += [placed.one("aws:s3/bucketPolicy:BucketPolicy").urn]
+    # Its files: the bundle its first boot step fetches (user data: 16 KiB were too few).
+    needed += [placed.one("aws:s3/bucketObjectv2:BucketObjectv2").urn]
     assert set(needed) <= set(instance.dependencies)
+    first = user_data(instance)["runcmd"][1]
+    assert f"--bucket {BUCKET} --key bootstrap/" in first
 
 
 def test_the_host_reads_only_its_own_stores() -> None:
@@ -212,7 +222,7 @@ def test_the_host_reads_only_its_own_stores() -> None:
                     "ecr:GetDownloadUrlForLayer"],
          "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{REPOSITORY}"},
         {"Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": f"arn:aws:s3:::{BUCKET}/weights/*"},
+         "Resource": [f"arn:aws:s3:::{BUCKET}/weights/*", f"arn:aws:s3:::{BUCKET}/bootstrap/*"]},
     ]  # fmt: skip
     assert read["role"] == "localai-identity-role-physical"
     bucket = placed.one("aws:s3/bucketPolicy:BucketPolicy").inputs
@@ -231,11 +241,9 @@ def test_the_host_reads_only_its_own_stores() -> None:
 
 
 def test_the_s3_fetcher_is_on_the_sealed_host_only() -> None:
-    sealed = files_of(deploy(SEALED, setup=mirrored).one(INSTANCE))
+    sealed = files_of(deploy(SEALED, setup=mirrored))
     assert sealed["/usr/local/sbin/s3_get"].startswith("#!/usr/bin/env bash")
-    open_host = files_of(
-        deploy({**SEALED, "egress": "internet", "subnetId": PRIVATE_SUBNET}).one(INSTANCE)
-    )
+    open_host = files_of(deploy({**SEALED, "egress": "internet", "subnetId": PRIVATE_SUBNET}))
     assert "/usr/local/sbin/s3_get" not in open_host
 
 
@@ -296,7 +304,7 @@ def test_an_object_without_its_sha256_is_refused() -> None:
 
 def test_sizes_come_from_the_bucket() -> None:
     placed = deploy(SEALED, setup=mirrored)
-    lines = parse_manifest(files_of(placed.one(INSTANCE))["/etc/localai/weights.tsv"])
+    lines = parse_manifest(files_of(placed)["/etc/localai/weights.tsv"])
     bucket = placed.mocks.buckets[BUCKET]
     assert [line.size for line in lines] == [bucket[object_key(line)][0] for line in lines]
 
@@ -370,8 +378,10 @@ def test_a_new_mirrored_image_is_a_new_host() -> None:
 
     second = deploy(SEALED, setup=newer)
     changes = touched(first, second)
+    # The image's digest is in the host's settings, so in its bundle: a new bundle object.
     assert changes == {
-        "aws:ec2/instance:Instance::localai-instance-nvidia-dlami-24.04-x86_64": "changed"
+        "aws:ec2/instance:Instance::localai-instance-nvidia-dlami-24.04-x86_64": "changed",
+        "aws:s3/bucketObjectv2:BucketObjectv2::localai-bootstrap-bundle": "changed",
     }
 
 
@@ -745,7 +755,8 @@ def test_the_policies_whole() -> None:
                         "ecr:GetDownloadUrlForLayer"],
              "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{REPOSITORY}"},
             {"Effect": "Allow", "Action": "s3:GetObject",
-             "Resource": f"arn:aws:s3:::{BUCKET}/weights/*"},
+             "Resource": [f"arn:aws:s3:::{BUCKET}/weights/*",
+                          f"arn:aws:s3:::{BUCKET}/bootstrap/*"]},
         ],
     }  # fmt: skip
     assert json.loads(placed.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]) == {

@@ -8,6 +8,7 @@ import json
 import pulumi
 import pytest
 
+from components.aws.bootstrap.metrics_agent import published_metrics
 from components.aws.observability import HOST_EVENTS, dashboard_name, dashboard_url
 from components.errors import ConfigError
 from tests.support.program_run import localai_keys, run_program
@@ -39,7 +40,10 @@ def test_a_single_vm_has_its_filters_alarms_and_dashboard(
     outputs = run(stack)
     namespace = f"LocalAI/localai-{stack}"
     found = filters(pulumi_mocks)
-    assert set(found) == {"FetchFailures", "GpuFallbacks", "Restarts", "ServerErrors", "Requests"}
+    assert set(found) == {
+        "FetchFailures", "GpuFallbacks", "Restarts", "ServerErrors", "Requests",
+        "MetricsAgentFailures",
+    }  # fmt: skip
     for name, inputs in found.items():
         assert inputs["logGroupName"] == f"/localai/localai-{stack}"
         assert inputs["metricTransformation"] == {
@@ -47,7 +51,10 @@ def test_a_single_vm_has_its_filters_alarms_and_dashboard(
         }  # fmt: skip
         assert inputs["pattern"] == next(e.pattern for e in HOST_EVENTS if e.metric == name)
     by_name = alarms(pulumi_mocks)
-    expected = {"endpoint-down", "5xx-rate", "restarts", "fetchfailures"}
+    expected = {
+        "endpoint-down", "5xx-rate", "restarts", "fetchfailures", "metricsagentfailures",
+        "weights-disk-full",
+    }  # fmt: skip
     assert set(by_name) == expected | ({"gpufallbacks"} if gpu else set())
     down = by_name["endpoint-down"]
     assert (down["namespace"], down["metricName"]) == ("AWS/EC2", "StatusCheckFailed")
@@ -65,7 +72,15 @@ def test_a_single_vm_has_its_filters_alarms_and_dashboard(
         assert alarm["treatMissingData"] == "notBreaching"  # a scheduled stop is not an alarm
         metric = alarm.get("metricName")
         if metric is not None and alarm["namespace"] == namespace:
-            assert metric in found, f"{metric} has no metric filter"
+            assert metric in found or metric in published_metrics(gpu), f"nothing sends {metric}"
+    disk = by_name["weights-disk-full"]
+    # The agent's series without dimensions (metrics_agent.py): the fullest weights volume.
+    assert (disk["namespace"], disk["metricName"], disk.get("dimensions")) == (
+        namespace, "disk_used_percent", None
+    )  # fmt: skip
+    assert (disk["statistic"], disk["threshold"], disk["comparisonOperator"]) == (
+        "Maximum", 90.0, "GreaterThanThreshold"
+    )  # fmt: skip
     queries = {q["id"]: q for q in by_name["5xx-rate"]["metricQueries"]}
     assert queries["e0"]["metric"]["metricName"] == "ServerErrors"
     assert queries["r"]["metric"]["metricName"] == "Requests"
@@ -85,6 +100,8 @@ def test_a_single_vm_has_its_filters_alarms_and_dashboard(
     plotted = {tuple(m[:2]) for w in body["widgets"][1:] for m in w["properties"]["metrics"]}
     assert (namespace, "Requests") in plotted and (namespace, "Restarts") in plotted
     assert ((namespace, "GpuFallbacks") in plotted) is gpu
+    assert {(namespace, m) for m in published_metrics(gpu)} <= plotted
+    assert ((namespace, "nvidia_smi_utilization_gpu") in plotted) is gpu
     host = pulumi_mocks.one("localai:aws:Host")
     for resource in [*pulumi_mocks.of_type(ALARMS), *pulumi_mocks.of_type(FILTERS), dashboard]:
         assert resource.parent == host.urn
@@ -155,3 +172,45 @@ def test_the_preview_prints_the_dashboards_url(
 def test_a_dashboard_name_keeps_only_the_characters_cloudwatch_takes() -> None:
     assert dashboard_name("localai-dev") == "localai-dev"
     assert dashboard_name("my.app-dev_1") == "my-app-dev_1"
+
+
+def test_host_metrics_off_leaves_out_the_agent_its_alarms_and_its_permission(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    run("gpu", hostMetrics="false")
+    assert "MetricsAgentFailures" not in filters(pulumi_mocks)
+    assert not {"weights-disk-full", "metricsagentfailures"} & set(alarms(pulumi_mocks))
+    body = json.loads(
+        pulumi_mocks.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"]
+    )
+    plotted = {m[1] for w in body["widgets"][1:] for m in w["properties"]["metrics"]}
+    assert not plotted & set(published_metrics(True))
+    policies = [p.inputs["policy"] for p in pulumi_mocks.of_type("aws:iam/rolePolicy:RolePolicy")]
+    assert policies and not any("cloudwatch:PutMetricData" in p for p in policies)
+
+
+@pytest.mark.parametrize("stack", ["dev", "gpu"])
+def test_the_host_may_publish_metrics_to_its_own_namespace_only(
+    stack: str, pulumi_mocks: RecordingMocks
+) -> None:
+    run(stack)
+    [role_policy] = [
+        json.loads(p.inputs["policy"])
+        for p in pulumi_mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.name.endswith("-host-access")
+    ]
+    [statement] = [s for s in role_policy["Statement"] if s.get("Sid") == "PublishHostMetrics"]
+    assert statement == {
+        "Sid": "PublishHostMetrics",
+        "Effect": "Allow",
+        "Action": ["cloudwatch:PutMetricData"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"cloudwatch:namespace": f"LocalAI/localai-{stack}"}},
+    }
+    # Nothing else of CloudWatch or EC2 (the agent reads its instance id from IMDS).
+    actions = [a for s in role_policy["Statement"] for a in s["Action"]]
+    assert not [
+        a
+        for a in actions
+        if a.startswith(("cloudwatch:", "ec2:")) and a != "cloudwatch:PutMetricData"
+    ]
