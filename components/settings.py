@@ -483,7 +483,8 @@ class Settings(_Section):
     host_metrics: bool = True
     """The single VM runs Amazon's CloudWatch agent (CPU, memory, weights disk, GPU) and
     alarms when the weights volume is over 90% full. ``false`` leaves the agent out: about
-    1.2 KB of EC2's 16 KiB of user data, for a host with many models."""
+    1.2 KB of EC2's 16 KiB of user data, for a host with many models. (A fleet's hosts
+    always run it: their files travel in a bundle, with no such limit.)"""
     schedule: ScheduleSettings | None = None
     """Stop and start the single VM (EventBridge Scheduler); ``fleet.schedule`` for a fleet."""
     """The share of its running hours a host serves: the cost per million tokens is

@@ -37,12 +37,13 @@ from components.aws.bootstrap.cloud_init import (
     HostProfile,
     render_user_data_base64,
 )
-from components.aws.egress import FLEET_INTERFACE_SERVICES
+from components.aws.bootstrap_bucket import bootstrap_bucket
+from components.aws.egress import FLEET_INTERFACE_SERVICES, METRICS_SERVICE
 from components.aws.host import KEY_RELOAD_GRACE_S, sealed_access, shared_spec_fields
 from components.aws.launch import HostImage, ResolvedAmi, metadata_options
 from components.aws.load_balancer import FleetLoadBalancer, LoadBalancerArgs, TlsChoice
 from components.aws.network import FleetPlacement
-from components.aws.observability import FleetTargets, observability
+from components.aws.observability import FleetTargets, namespace, observability
 from components.aws.schedule import fleet_schedule
 from components.aws.stores import MirroredStores, bootstrap_bundle
 from components.aws_limits import gp3_iops_for
@@ -186,7 +187,7 @@ def launch_template_name(name: str, family: str) -> str:
 
 
 def fleet_bootstrap_spec(
-    args: AwsFleetArgs, region: str, log_group: str, key_parameter: str
+    args: AwsFleetArgs, region: str, log_group: str, key_parameter: str, bundle_bucket: str
 ) -> BootstrapSpec:
     """The cloud-init spec every fleet instance boots (the first type's profile fills the
     per-host fields; each instance switches to its own type's profile at boot)."""
@@ -212,7 +213,8 @@ def fleet_bootstrap_spec(
             key_parameter=key_parameter,
             ecr_registry=args.sealed.registry if args.sealed is not None else "",
         ),
-        bundle_bucket=args.sealed.bucket if args.sealed is not None else "",
+        bundle_bucket=bundle_bucket,
+        metrics_namespace=namespace(args.resource_prefix),
         fleet=FleetBoot(
             profiles={t: args.profiles[t] for t in args.instance_types},
             autoscaling_group=autoscaling_group_name(args.resource_prefix),
@@ -230,6 +232,7 @@ def check_fleet_user_data(args: AwsFleetArgs) -> str:
             "us-east-1",
             log_group_name(args.resource_prefix),
             key_parameter_name(args.resource_prefix),
+            args.sealed.bucket if args.sealed is not None else "localai-bootstrap-placeholder",
         )
     )
 
@@ -268,6 +271,7 @@ class AwsFleet(pulumi.ComponentResource):
             parent=self,
             lifecycle_group=group_name,
             aliases=moved,
+            metrics_namespace=namespace(args.resource_prefix),
         )
         sealed, boot_after = None, []
         if args.sealed is not None:
@@ -279,7 +283,7 @@ class AwsFleet(pulumi.ComponentResource):
                 role_name=identity.role_name,
                 tags=tags,
                 parent=self,
-                services=FLEET_INTERFACE_SERVICES,
+                services=(*FLEET_INTERFACE_SERVICES, METRICS_SERVICE),
                 bundles=True,
             )
         front = FleetLoadBalancer(
@@ -299,12 +303,21 @@ class AwsFleet(pulumi.ComponentResource):
             ),
             parent=self,
         )
-        spec = pulumi.Output.all(self.region, log_group.name, key_parameter.name).apply(
-            lambda v: fleet_bootstrap_spec(args, *v)
-        )
-        user_data = spec.apply(render_user_data_base64)
+        # Every fleet's files travel as a bundle (bootstrap/bundle.py): a sealed fleet's in
+        # its mirrored bucket, an open fleet's in a bucket of its own.
         if args.sealed is not None:
-            boot_after.append(bootstrap_bundle(name, args.sealed, spec, tags=tags, parent=self))
+            bundle_bucket: pulumi.Input[str] = args.sealed.bucket
+        else:
+            bucket, bucket_access = bootstrap_bucket(
+                name, role_name=identity.role_name, tags=tags, parent=self
+            )
+            bundle_bucket = bucket.bucket
+            boot_after += bucket_access
+        spec = pulumi.Output.all(
+            self.region, log_group.name, key_parameter.name, bundle_bucket
+        ).apply(lambda v: fleet_bootstrap_spec(args, *v))
+        user_data = spec.apply(render_user_data_base64)
+        boot_after.append(bootstrap_bundle(name, bundle_bucket, spec, tags=tags, parent=self))
         template = self._launch_template(
             name, args, tags, user_data, identity.instance_profile_name, front
         )
@@ -331,6 +344,7 @@ class AwsFleet(pulumi.ComponentResource):
                 target_group=front.target_group.arn_suffix,
             ),
             gpu=any(p.gpu_capable for p in args.profiles.values()),
+            host_metrics=True,
         )
         self.dashboard_name = dashboard.dashboard_name
         hook = aws.autoscaling.LifecycleHook(

@@ -191,7 +191,9 @@ class AwsHost(pulumi.ComponentResource):
             lambda v: bootstrap_spec(args, *v)
         )
         if args.sealed is not None:
-            endpoints.append(bootstrap_bundle(name, args.sealed, spec, tags=tags, parent=self))
+            endpoints.append(
+                bootstrap_bundle(name, args.sealed.bucket, spec, tags=tags, parent=self)
+            )
         instance = self._create_instance(
             name,
             args,

@@ -17,8 +17,8 @@ Where the numbers come from (no agent of ours):
   health checks on ``/readyz`` left out). Its ``/metrics`` route needs the API key (it is
   registered after the key-auth middleware) and has one histogram, ``api_call`` by method
   and path, without status codes: the log lines are the simpler source.
-- **The CloudWatch agent** (``localai:hostMetrics``, on by default; single VM only so
-  far): CPU, memory, the weights volume's disk use and the GPU, published by Amazon's agent
+- **The CloudWatch agent** (every fleet host; a single VM unless ``localai:hostMetrics``
+  is false): CPU, memory, the weights volume's disk use and the GPU, published by Amazon's agent
   in the same namespace, each also without dimensions (bootstrap/metrics_agent.py). Its
   install is an event too: ``phase=metrics_agent result=failed``.
 - **AWS's own metrics.** EC2's ``StatusCheckFailed`` for the single VM; the load

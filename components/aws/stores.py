@@ -231,18 +231,18 @@ def store_access(
 
 def bootstrap_bundle(
     name: str,
-    stores: MirroredStores,
+    bucket: pulumi.Input[str],
     spec: pulumi.Output[BootstrapSpec],
     *,
     tags: dict[str, str],
     parent: pulumi.Resource,
 ) -> aws.s3.BucketObjectv2:
-    """A sealed host's files, fetched by its first boot step (bootstrap/bundle.py): a new
-    key for new content, so a launch never reads a bundle that another change replaced."""
+    """A host's files in ``bucket``, fetched by its first boot step (bootstrap/bundle.py): a
+    new key for new content, so a launch never reads a bundle that another change replaced."""
     bundle = spec.apply(render_bundle)
     return aws.s3.BucketObjectv2(
         f"{name}-bootstrap-bundle",
-        bucket=stores.bucket,
+        bucket=bucket,
         key=bundle.apply(bundle_key),
         content_base64=bundle.apply(lambda b: base64.b64encode(b).decode("ascii")),
         content_type="application/gzip",

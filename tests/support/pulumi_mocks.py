@@ -214,6 +214,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(
                 arn=f"arn:aws:logs:us-east-1:123456789012:log-group:{args.inputs['name']}"
             )
+        elif typ == "aws:s3/bucket:Bucket":  # the provider's autoname: name + random suffix
+            physical = args.inputs.get("bucket") or f"{name}-0a1b2c3"
+            outputs.update(bucket=physical, arn=f"arn:aws:s3:::{physical}")
+            rid = physical
         elif typ == "aws:sns/topic:Topic":
             outputs.update(arn=f"arn:aws:sns:us-east-1:{ACCOUNT}:{name}-0a1b2c3")
         elif typ == "aws:cloudwatch/metricAlarm:MetricAlarm":

@@ -245,7 +245,7 @@ def render_user_data(spec: BootstrapSpec) -> str:
     if not spec.bundle_bucket:
         return _dump(_cloud_config(spec, files))
     bundle = pack(_bundled(files))
-    first = fetch_step(spec.bundle_bucket, spec.region, bundle)
+    first = fetch_step(spec.bundle_bucket, spec.region, bundle, install_aws_cli=spec.install_docker)
     kept = {DOCKER_DROPIN_PATH: files[DOCKER_DROPIN_PATH]}
     return _dump(_cloud_config(spec, kept, first_line=first))
 

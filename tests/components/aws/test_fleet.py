@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
+import tarfile
 
 import pulumi
 import pytest
@@ -34,10 +36,17 @@ def fleet_config(**fleet: object) -> dict[str, str]:
 
 
 def user_data_files(mocks: RecordingMocks) -> dict[str, str]:
+    """A fleet host's files: the user data's (Docker's drop-in) and the bundle's, which its
+    first boot step fetches (bootstrap/bundle.py)."""
     template = mocks.one("aws:ec2/launchTemplate:LaunchTemplate")
     document = gzip.decompress(base64.b64decode(template.inputs["userData"])).decode()
     config = yaml.safe_load(document)
-    return {entry["path"]: decode_write_file(entry) for entry in config["write_files"]}
+    files = {entry["path"]: decode_write_file(entry) for entry in config["write_files"]}
+    bundle = mocks.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(bundle["contentBase64"]))) as tar:
+        for member in tar.getmembers():
+            files["/" + member.name] = tar.extractfile(member).read().decode()
+    return files
 
 
 # --- the prod stack -------------------------------------------------------------------------
@@ -291,7 +300,11 @@ def test_role_completes_lifecycle_actions_on_its_own_group_only(
     pulumi_mocks: RecordingMocks,
 ) -> None:
     run_program(PROD, stack="prod")
-    policy = json.loads(pulumi_mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    [policy] = [
+        json.loads(p.inputs["policy"])
+        for p in pulumi_mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.name.endswith("-host-access")
+    ]
     (statement,) = [s for s in policy["Statement"] if s["Sid"] == "CompleteOwnLifecycleHook"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == [
@@ -802,11 +815,12 @@ def test_fleet_user_data_over_the_limit_is_one_clear_error(
 ) -> None:
     from components.aws.bootstrap import cloud_init
 
-    monkeypatch.setattr(cloud_init, "USER_DATA_LIMIT_BYTES", 4096)
+    # The files travel in the bundle: the user data is the drop-in and the fetch (< 1 KB).
+    monkeypatch.setattr(cloud_init, "USER_DATA_LIMIT_BYTES", 512)
     with pytest.raises(
         ConfigError,
         match=r"localai configuration cannot be deployed to EC2: the gzipped cloud-init user "
-        r"data is \d+ bytes; EC2 allows 4096",
+        r"data is \d+ bytes; EC2 allows 512",
     ):
         run_program(PROD, stack="prod")
     assert pulumi_mocks.resources == []
@@ -1015,3 +1029,61 @@ def test_the_fleet_carries_the_stacks_manifest_retention_and_ssh_key(
     assert logs["retentionInDays"] == 14
     template = pulumi_mocks.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
     assert template["keyName"] == "ops"
+
+
+def test_an_open_fleet_boots_from_a_bundle_in_a_private_bucket_of_its_own(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    """The files (every type's model files, the scripts, the CloudWatch agent's) exceed
+    16 KiB: they travel as a bundle, in a bucket only the hosts' role may read."""
+    from components.aws.bootstrap.bundle import bundle_key
+
+    run_program(PROD, stack="prod")
+    bucket = pulumi_mocks.one("aws:s3/bucket:Bucket")
+    assert bucket.inputs["forceDestroy"] is True  # it holds nothing that cannot be rendered
+    physical = "localai-bootstrap-0a1b2c3"
+    private = pulumi_mocks.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    assert private == {
+        "bucket": physical, "blockPublicAcls": True, "blockPublicPolicy": True,
+        "ignorePublicAcls": True, "restrictPublicBuckets": True,
+    }  # fmt: skip
+    https = json.loads(pulumi_mocks.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
+    assert https["Statement"][0]["Effect"] == "Deny"
+    assert https["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    [read] = [
+        json.loads(p.inputs["policy"])["Statement"]
+        for p in pulumi_mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.name.endswith("-bootstrap-read")
+    ]
+    assert read == [{"Sid": "ReadBootstrapBundles", "Effect": "Allow", "Action": "s3:GetObject",
+                     "Resource": f"arn:aws:s3:::{physical}/bootstrap/*"}]  # fmt: skip
+    obj = pulumi_mocks.one("aws:s3/bucketObjectv2:BucketObjectv2")
+    content = base64.b64decode(obj.inputs["contentBase64"])
+    assert (obj.inputs["bucket"], obj.inputs["key"]) == (physical, bundle_key(content))
+    group = pulumi_mocks.one("aws:autoscaling/group:Group")
+    for resource in ("aws:s3/bucketPolicy:BucketPolicy", "aws:s3/bucketObjectv2:BucketObjectv2"):
+        assert pulumi_mocks.one(resource).urn in group.dependencies
+    template = pulumi_mocks.one("aws:ec2/launchTemplate:LaunchTemplate")
+    document = gzip.decompress(base64.b64decode(template.inputs["userData"])).decode()
+    first = yaml.safe_load(document)["runcmd"][1]
+    assert f"--bucket {physical} --key {bundle_key(content)} " in first
+    # The GPU types boot the DLAMI, whose aws CLI is there at first boot: no snap.
+    assert "snap install" not in first
+    files = user_data_files(pulumi_mocks)
+    assert "/usr/local/sbin/localai-metrics-agent" in files
+    assert "nvidia_gpu" in files["/etc/localai/cloudwatch-agent-gpu.json"]
+
+
+def test_a_cpu_fleet_on_plain_ubuntu_installs_the_aws_cli_before_the_bundle(
+    pulumi_mocks: RecordingMocks,
+) -> None:
+    run_program(
+        {**PROD, "accelerator": "cpu", "models": '["phi-3.5-mini-instruct"]',
+         "fleet": json.dumps({"instanceTypes": ["c7a.2xlarge"], "minSize": 1, "maxSize": 2})},
+        stack="prod",
+    )  # fmt: skip
+    template = pulumi_mocks.one("aws:ec2/launchTemplate:LaunchTemplate")
+    document = gzip.decompress(base64.b64decode(template.inputs["userData"])).decode()
+    first = yaml.safe_load(document)["runcmd"][1]
+    assert first.index("snap install aws-cli --classic") < first.index("aws s3api get-object")
+    assert "/etc/localai/cloudwatch-agent-gpu.json" not in user_data_files(pulumi_mocks)

@@ -449,7 +449,7 @@ def test_a_sealed_fleet_has_no_path_out() -> None:
     assert sorted(endpoints) == sorted(
         f"localai-endpoint-{s}"
         for s in ("ssm", "ssmmessages", "ec2messages", "logs", "ecr-api", "ecr-dkr",
-                  "autoscaling", "s3")
+                  "autoscaling", "monitoring", "s3")
     )  # fmt: skip
     for name, inputs in endpoints.items():
         if name.endswith("-s3"):

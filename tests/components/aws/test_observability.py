@@ -114,7 +114,7 @@ def test_the_fleet_alarms_on_the_load_balancers_metrics_and_abandons(
     by_name = alarms(pulumi_mocks)
     assert set(by_name) == {
         "endpoint-down", "5xx-rate", "restarts", "fetchfailures", "gpufallbacks",
-        "lifecycleabandons",
+        "lifecycleabandons", "metricsagentfailures", "weights-disk-full",
     }  # fmt: skip
     down = by_name["endpoint-down"]
     assert (down["namespace"], down["metricName"]) == ("AWS/ApplicationELB", "HealthyHostCount")

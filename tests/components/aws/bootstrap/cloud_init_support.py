@@ -94,8 +94,8 @@ def fleet_spec(
                 4.0, 14336, 2, True, model_set(models, 0), model_set(models, 27)
             ),
         }
-    # A fleet host has no agent yet: its user data has no room left (README "Metrics and
-    # alarms").
+    # Without the CloudWatch agent by default, so the fleet's runcmd and file tests stay
+    # about the fleet; test_metrics_agent_script.py and test_fleet.py cover a fleet's agent.
     overrides.setdefault("metrics_namespace", "")
     base = make_spec(gpu=True, volume_device="", **overrides)
     return dataclasses.replace(base, fleet=FleetBoot(profiles, FLEET_GROUP, FLEET_HOOK))

@@ -246,3 +246,56 @@ def test_the_step_waits_ten_seconds_between_six_tries() -> None:
     assert '[ "$n" -ge 6 ]' in line
     assert line.startswith("n=0; until aws s3api get-object --region eu-west-1 ")
     assert f"{BUNDLE_PATH} >/dev/null && echo " in line
+
+
+SNAP_STANDIN = """#!/bin/sh
+echo "snap $*" >> "$SNAP_LOG"
+case "$*" in
+  "wait system seed.loaded") exit 0 ;;
+  "install aws-cli --classic") [ -n "$SNAP_FAILS" ] && exit 1; ln -s "$REAL_AWS" "$INSTALL_DIR/aws" ;;
+  *) exit 2 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("snap_fails", [False, True])
+def test_plain_ubuntu_installs_the_aws_cli_snap_before_the_fetch(
+    namespace_root, s3_server, snap_fails: bool
+) -> None:
+    """A CPU fleet boots plain Ubuntu, which has no aws CLI at first boot: the step installs
+    the snap first (a stand-in snap that links the real aws CLI), or fails at once."""
+    bucket = f"bundle-snap-{int(snap_fails)}-123456789012"
+    spec = dataclasses.replace(
+        fleet_spec(), bundle_bucket=bucket, region="us-east-1", install_docker=True
+    )
+    bundle = render_bundle(spec)
+    with s3_server.setup():
+        admin = s3_server.client("s3")
+        admin.create_bucket(Bucket=bucket)
+        admin.put_object(Bucket=bucket, Key=bundle_key(bundle), Body=bundle)
+        role = s3_server.role_credentials(bucket)
+    stub, installed = namespace_root / "stub", namespace_root / "installed"
+    stub.mkdir()
+    installed.mkdir()
+    (stub / "snap").write_text(SNAP_STANDIN)
+    (stub / "snap").chmod(0o755)
+    real_aws = shutil.which("aws", path=aws_cli_path())
+    assert real_aws
+    env = {
+        **s3_env(s3_server, role, namespace_root),
+        "PATH": f"{stub}:{installed}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "REAL_AWS": real_aws, "INSTALL_DIR": str(installed),
+        "SNAP_LOG": str(namespace_root / "snap.log"), "SNAP_FAILS": "1" if snap_fails else "",
+    }  # fmt: skip
+    assert shutil.which("aws", path=env["PATH"]) is None, "no aws CLI before the step"
+    line = fast(parse(render_user_data(spec))["runcmd"][1])
+    done = run_step(namespace_root, line, env)
+    log = (namespace_root / "snap.log").read_text()
+    assert log == "snap wait system seed.loaded\nsnap install aws-cli --classic\n"
+    if snap_fails:
+        assert done.returncode == 1
+        assert "localai: no aws CLI for the bootstrap bundle" in done.stderr
+        assert not list((namespace_root / "result").rglob("localai*"))
+    else:
+        assert done.returncode == 0, done.stderr
+        assert (namespace_root / "result/etc/localai/fleet/base.conf").exists()

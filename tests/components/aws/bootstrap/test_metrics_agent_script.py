@@ -19,12 +19,14 @@ from components.aws.bootstrap.cloud_init import (
     METRICS_AGENT_GPU_CONFIG,
     render_user_data,
 )
+from components.aws.observability import HOST_EVENTS
 from tests.components.aws.bootstrap.cloud_init_support import (
     FILES_DIR,
     decoded_files,
     fleet_spec,
     make_spec,
 )
+from tests.support.cloudwatch_patterns import matches
 
 KEY_PATH = "/assets/amazon-cloudwatch-agent.gpg"
 DEB_PATH = "/ubuntu/amd64/latest/amazon-cloudwatch-agent.deb"
@@ -187,6 +189,8 @@ def test_a_signed_package_is_installed_and_the_agent_started_with_the_hosts_conf
     assert host.log("ctl") == f"-a fetch-config -m ec2 -s -c file:{config}\n"
     assert "phase=metrics_agent t=" in result.stderr
     assert f"result=started version={VERSION}" in result.stderr
+    assert agent_events(result.stderr, "MetricsAgentFailures") == 0
+    assert len(timeline_lines(result.stderr)) == 1
 
 
 def test_an_installed_agent_is_only_restarted_with_its_config(host_factory, file_server):
@@ -199,6 +203,16 @@ def test_an_installed_agent_is_only_restarted_with_its_config(host_factory, file
     assert host.log("ctl").count("fetch-config") == 2
 
 
+def timeline_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("localai-boot: ")]
+
+
+def agent_events(stderr: str, metric: str) -> int:
+    """How many of the script's timeline lines the stack's metric filter counts."""
+    pattern = next(e.pattern for e in HOST_EVENTS if e.metric == metric)
+    return sum(matches(pattern, line) for line in timeline_lines(stderr))
+
+
 def test_a_package_signed_by_another_key_is_never_installed(host_factory):
     """The downloaded key file holds both keys, so gpg verifies the signature: only the
     pinned primary fingerprint tells them apart."""
@@ -206,7 +220,7 @@ def test_a_package_signed_by_another_key_is_never_installed(host_factory):
     result = host.run()
     assert result.returncode == 1
     assert "not the agent's key" in result.stderr
-    assert "phase=metrics_agent" in result.stderr and "result=failed" in result.stderr
+    assert agent_events(result.stderr, "MetricsAgentFailures") == 1
     assert host.log("dpkg") == "" and host.log("ctl") == ""
 
 
