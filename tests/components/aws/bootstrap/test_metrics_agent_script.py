@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,12 +55,15 @@ def make_key(home: Path, uid: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+def keys(tmp_path_factory) -> Iterator[dict[str, tuple[Path, str]]]:
     base = tmp_path_factory.mktemp("gpg")
-    return {
+    made = {
         name: (base / name, make_key(base / name, f"{name} <{name}@example.test>"))
         for name in ("agent", "other")
     }
+    yield made
+    for home, _ in made.values():  # key generation and signing started a gpg-agent each
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
 
 
 @pytest.fixture(scope="module")
