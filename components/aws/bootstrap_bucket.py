@@ -16,38 +16,24 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.bootstrap.bundle import BUNDLE_PREFIX
+from components.aws.stores import tls_only_statement
+
+
+def _policy(statement: dict[str, object]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
 def https_only_policy(bucket_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "HttpsOnly",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            ],
-        }
-    )
+    return _policy(tls_only_statement(bucket_arn))
 
 
 def read_bundles_policy(bucket_arn: str) -> str:
-    return json.dumps(
+    return _policy(
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ReadBootstrapBundles",
-                    "Effect": "Allow",
-                    "Action": "s3:GetObject",
-                    "Resource": f"{bucket_arn}/{BUNDLE_PREFIX}/*",
-                }
-            ],
+            "Sid": "ReadBootstrapBundles",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": f"{bucket_arn}/{BUNDLE_PREFIX}/*",
         }
     )
 

@@ -189,17 +189,22 @@ def bucket_policy(stores: MirroredStores, endpoint_id: str, role_name: str) -> s
                         },
                     },
                 },
-                {
-                    "Sid": "TlsOnly",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [stores.bucket_arn, f"{stores.bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
+                tls_only_statement(stores.bucket_arn),
             ],
         }
     )
+
+
+def tls_only_statement(bucket_arn: str) -> dict[str, object]:
+    """A bucket policy statement: nobody reaches the bucket or its objects over plain HTTP."""
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 def store_access(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
-import io
 import json
-import tarfile
 
 import pulumi
 import pytest
@@ -23,6 +21,7 @@ from components.aws_limits import ALB_TLS_POLICY
 from components.errors import ConfigError
 from components.settings import SINGLE_VM_ONLY_KEYS
 from components.sizing.instance_types import lookup
+from tests.components.aws.bootstrap.cloud_init_support import uploaded_bundle_files
 from tests.support.program_run import localai_keys, run_program
 from tests.support.pulumi_mocks import ACCOUNT, DEFAULT_SUBNETS, RecordingMocks, stack_config
 
@@ -42,11 +41,7 @@ def user_data_files(mocks: RecordingMocks) -> dict[str, str]:
     document = gzip.decompress(base64.b64decode(template.inputs["userData"])).decode()
     config = yaml.safe_load(document)
     files = {entry["path"]: decode_write_file(entry) for entry in config["write_files"]}
-    bundle = mocks.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs
-    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(bundle["contentBase64"]))) as tar:
-        for member in tar.getmembers():
-            files["/" + member.name] = tar.extractfile(member).read().decode()
-    return files
+    return {**files, **uploaded_bundle_files(mocks)}
 
 
 # --- the prod stack -------------------------------------------------------------------------

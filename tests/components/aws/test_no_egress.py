@@ -22,6 +22,7 @@ from components.models.facts import load_facts_for
 from components.settings import DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL
 from components.weights.manifest import weights_manifest
 from components.weights.mirror import object_key, parse_manifest
+from tests.components.aws.bootstrap.cloud_init_support import uploaded_bundle_files
 from tests.components.aws.day_two import deploy, touched
 from tests.support.pulumi_mocks import ACCOUNT, DEFAULT_VPC, PRIVATE_SUBNET, RecordingMocks
 
@@ -83,7 +84,7 @@ def files_of(placed) -> dict[str, str]:
     """The single host's files: its user data's, and a sealed host's bundle's."""
     files = {f["path"]: f["content"] for f in user_data(placed.one(INSTANCE))["write_files"]}
     if placed.mocks.of_type("aws:s3/bucketObjectv2:BucketObjectv2"):
-        files.update(bundle_files(placed))
+        files.update(uploaded_bundle_files(placed))
     return files
 
 
@@ -419,16 +420,6 @@ def template_user_data(placed) -> dict:
     return yaml.safe_load(raw)
 
 
-def bundle_files(placed) -> dict[str, str]:
-    """The files of the bundle object the stack uploads, by installed path."""
-    import io
-    import tarfile
-
-    obj = placed.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs
-    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(obj["contentBase64"]))) as tar:
-        return {"/" + m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
-
-
 def test_a_sealed_fleet_has_no_path_out() -> None:
     placed = deploy(SEALED_FLEET, setup=sealed_fleet_network)
     rules = {r.name: r.inputs for r in placed.mocks.of_type(RULE)}
@@ -468,7 +459,7 @@ def test_a_sealed_fleet_has_no_path_out() -> None:
     assert [f["path"] for f in cloud["write_files"]] == [
         "/etc/systemd/system/docker.service.d/10-localai-weights-volume.conf"
     ]
-    files = bundle_files(placed)
+    files = uploaded_bundle_files(placed)
     base = dict(
         line.split("=", 1) for line in files["/etc/localai/fleet/base.conf"].splitlines()
         if "=" in line

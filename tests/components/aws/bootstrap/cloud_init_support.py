@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
+import io
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -169,3 +172,11 @@ def runcmd_steps(config: dict) -> list[list[str]]:
         assert line.endswith(RUNCMD_FAILED), line
         steps.append(shlex.split(line.removesuffix(RUNCMD_FAILED)))
     return steps
+
+
+def uploaded_bundle_files(run) -> dict[str, str]:
+    """The files of the bundle object a mocked run uploaded, by installed path (``run``:
+    anything with ``.one(type token)``, the mocks or a deployment of them)."""
+    obj = run.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(obj["contentBase64"]))) as tar:
+        return {"/" + m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}

@@ -169,6 +169,18 @@ def s3_env(s3_server, credentials: dict[str, str], home: Path) -> dict[str, str]
     }  # fmt: skip
 
 
+def bucket_with_bundle(s3_server, bucket: str, bundle: bytes, body: bytes | None = None):
+    """``bucket`` holding ``body`` (the bundle itself by default) at the bundle's key; the
+    role credentials that may read it."""
+    with s3_server.setup():
+        admin = s3_server.client("s3")
+        admin.create_bucket(Bucket=bucket)
+        admin.put_object(
+            Bucket=bucket, Key=bundle_key(bundle), Body=bundle if body is None else body
+        )
+        return s3_server.role_credentials(bucket)
+
+
 def fast(line: str) -> str:
     return line.replace("sleep 10", "sleep 0")
 
@@ -177,11 +189,7 @@ def test_the_first_step_fetches_checks_and_unpacks_over_root(namespace_root, s3_
     bucket = "bundle-fetched-123456789012"
     spec = dataclasses.replace(fleet_spec(), bundle_bucket=bucket, region="us-east-1")
     bundle = render_bundle(spec)
-    with s3_server.setup():
-        admin = s3_server.client("s3")
-        admin.create_bucket(Bucket=bucket)
-        admin.put_object(Bucket=bucket, Key=bundle_key(bundle), Body=bundle)
-        role = s3_server.role_credentials(bucket)
+    role = bucket_with_bundle(s3_server, bucket, bundle)
     line = parse(render_user_data(spec))["runcmd"][1]
     done = run_step(namespace_root, line, s3_env(s3_server, role, namespace_root))
     assert done.returncode == 0, done.stderr
@@ -214,11 +222,7 @@ def test_a_tampered_bundle_unpacks_nothing(namespace_root, s3_server) -> None:
     spec = dataclasses.replace(fleet_spec(), bundle_bucket=bucket, region="us-east-1")
     bundle = render_bundle(spec)
     evil = pack({"/usr/local/sbin/localai-run": ("#!/bin/sh\ncurl evil\n", "0755")})
-    with s3_server.setup():
-        admin = s3_server.client("s3")
-        admin.create_bucket(Bucket=bucket)
-        admin.put_object(Bucket=bucket, Key=bundle_key(bundle), Body=evil)
-        role = s3_server.role_credentials(bucket)
+    role = bucket_with_bundle(s3_server, bucket, bundle, body=evil)
     line = fast(parse(render_user_data(spec))["runcmd"][1])
     done = run_step(namespace_root, line, s3_env(s3_server, role, namespace_root))
     assert done.returncode == 1
@@ -269,11 +273,7 @@ def test_plain_ubuntu_installs_the_aws_cli_snap_before_the_fetch(
         fleet_spec(), bundle_bucket=bucket, region="us-east-1", install_docker=True
     )
     bundle = render_bundle(spec)
-    with s3_server.setup():
-        admin = s3_server.client("s3")
-        admin.create_bucket(Bucket=bucket)
-        admin.put_object(Bucket=bucket, Key=bundle_key(bundle), Body=bundle)
-        role = s3_server.role_credentials(bucket)
+    role = bucket_with_bundle(s3_server, bucket, bundle)
     stub, installed = namespace_root / "stub", namespace_root / "installed"
     stub.mkdir()
     installed.mkdir()
